@@ -1,0 +1,97 @@
+"""The Lambda entry point: one function for the webhook, the keep-warm ping and the worker.
+
+Only what the webhook needs is imported here; the worker's modules (openai, requests) load
+on its first event.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Any
+
+from . import clients
+from .dispatch import DispatchError, dispatch
+from .events import Inbound, classify, http_request
+from .logs import get_logger, log, log_context
+from .secrets import Secrets, load_secrets
+from .settings import Settings, load_settings
+from .webhook import respond, route
+
+MIN_LEASE = timedelta(seconds=30)
+
+
+class Runtime:
+    """What one container keeps between invocations: settings, secrets, clients."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._secrets: Secrets | None = None
+
+    def secrets(self) -> Secrets:
+        if self._secrets is None:
+            self._secrets = load_secrets(self.settings)
+        return self._secrets
+
+    @functools.cached_property
+    def worker(self) -> Any:
+        from .llm import complete
+        from .messenger import Messenger
+        from .store import Store
+        from .worker import Worker
+
+        secrets = self.secrets()
+        return Worker(
+            settings=self.settings,
+            store=Store(clients.aws("dynamodb"), self.settings.table_name),
+            messenger=Messenger(
+                clients.http_session(), self.settings.graph_api_url, secrets.page_access_token
+            ),
+            ask_model=lambda messages: complete(self.settings, secrets.openai_api_key, messages),
+        )
+
+
+@functools.cache
+def runtime() -> Runtime:
+    settings = load_settings()
+    get_logger(settings.log_level)
+    return Runtime(settings)
+
+
+def reset() -> None:
+    """Start over as a new container would: re-read settings and secrets, new clients."""
+    runtime.cache_clear()
+    clients.reset()
+
+
+def _lease(context: Any) -> timedelta:
+    """How long this attempt may hold an event: until the function's own timeout."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    millis = remaining() if callable(remaining) else 0
+    return max(MIN_LEASE, timedelta(milliseconds=millis))
+
+
+def _http(event: dict[str, Any]) -> dict[str, Any]:
+    request = http_request(event)
+    try:
+        return route(request, runtime().secrets, dispatch)
+    except DispatchError as error:
+        log.error("webhook.handoff_failed", why=str(error))
+        return respond(503, "Service Unavailable")
+
+
+def lambda_handler(event: Any, context: Any) -> Any:
+    kind = classify(event)
+    request_id = getattr(context, "aws_request_id", None)
+    with log_context(request_id=request_id, event_kind=kind):
+        if kind == "http":
+            return _http(event)
+        if kind == "keep_warm":
+            log.info("keep_warm")
+            return {"warm": True}
+        if kind == "work":
+            events = [Inbound.from_dict(e) for e in event.get("events", [])]
+            runtime().worker.run(events, _lease(context))
+            return {"handled": len(events)}
+        log.warning("event.unknown")
+        return None

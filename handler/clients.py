@@ -1,0 +1,41 @@
+"""AWS and HTTP clients, created once per container and reused by every invocation.
+
+boto3 finds its endpoints through its own variables (``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_DYNAMODB``...), which is how local runs and tests redirect it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Short timeouts: the webhook must answer Facebook within seconds, whatever AWS does.
+_AWS_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+
+
+@functools.cache
+def aws(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_AWS_CONFIG)
+
+
+@functools.cache
+def http_session() -> Any:
+    """One ``requests`` session per container, imported only by the worker."""
+    import requests
+
+    session = requests.Session()
+    session.headers["User-Agent"] = "messenger-bridge/1.0"
+    return session
+
+
+def reset() -> None:
+    """Forget every client, so new settings or endpoints take effect (local runs, tests)."""
+    aws.cache_clear()
+    http_session.cache_clear()

@@ -1,0 +1,93 @@
+"""What the bot says on its own behalf (not the model): short, plain, and in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, Usage, describe_reset
+from .store import User
+
+ADMIN_ACTION_PREFIX = "ADMIN:"
+
+APOLOGY = (
+    "Sorry, I couldn't get an answer just now. Please try again in a moment; "
+    "this question was not counted."
+)
+ATTACHMENTS_ONLY = "I can only read text for now. Please type your question."
+RESET_DONE = "Done: I've forgotten our conversation. Ask me anything."
+
+USER_HELP = (
+    "Ask me anything and I'll answer.\n"
+    "/usage: questions left today\n"
+    "/reset: forget our conversation\n"
+    "/help: this message"
+)
+ADMIN_HELP = (
+    "\n\nOwner commands:\n"
+    "/users: recent users\n"
+    "/unlimited <psid>, /default <psid>, /block <psid>\n"
+    "/limit <psid> <n>: a daily limit for one user\n"
+    "/forget <psid>: delete that user's data"
+)
+
+
+def over_limit(limit: int, now: datetime, tz: ZoneInfo) -> str:
+    questions = "question" if limit == 1 else "questions"
+    return (
+        f"You've used your {limit} {questions} for today. "
+        f"Your questions come back {describe_reset(now, tz)}."
+    )
+
+
+def usage(usage: Usage, now: datetime, tz: ZoneInfo) -> str:
+    if usage.limit is None:
+        return f"You have no daily limit. Questions today: {usage.used}."
+    return (
+        f"Today you've asked {usage.used} of {usage.limit} questions; {usage.left} left. "
+        f"The count resets {describe_reset(now, tz)}."
+    )
+
+
+def describe_user(user: User, usage: Usage) -> str:
+    limit = "no limit" if usage.limit is None else f"{usage.used}/{usage.limit} today"
+    if user.status == STATUS_BLOCKED:
+        limit = "blocked"
+    return f"{user.psid}: {user.status}, {limit}"
+
+
+def status_changed(user: User, usage: Usage) -> str:
+    return "Done. " + describe_user(user, usage)
+
+
+def new_user_notice(user: User, default_limit: int) -> dict[str, Any]:
+    """The owner's message about a first-time user: a button template, tappable once each."""
+    status = (
+        "unlimited" if user.status == STATUS_UNLIMITED else f"{user.status}, {default_limit}/day"
+    )
+    return {
+        "attachment": {
+            "type": "template",
+            "payload": {
+                "template_type": "button",
+                "text": f"New user {user.psid} wrote for the first time ({status}).",
+                "buttons": [
+                    {
+                        "type": "postback",
+                        "title": title,
+                        "payload": admin_payload(action, user.psid),
+                    }
+                    for title, action in (
+                        ("Allow unlimited", "unlimited"),
+                        ("Keep default", "default"),
+                        ("Block", "blocked"),
+                    )
+                ],
+            },
+        }
+    }
+
+
+def admin_payload(action: str, psid: str) -> str:
+    return f"{ADMIN_ACTION_PREFIX}{action}:{psid}"

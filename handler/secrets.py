@@ -1,0 +1,52 @@
+"""The four secrets, from SSM SecureString parameters in one call at cold start, then cached.
+
+Where no parameter names are configured (local runs), they come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .clients import aws
+from .logs import register_secrets
+from .settings import SECRET_SOURCES, Settings
+
+
+class SecretsError(RuntimeError):
+    """A secret is missing or unreadable. The message names the secret, never its value."""
+
+
+@dataclass(frozen=True)
+class Secrets:
+    app_secret: str
+    page_access_token: str
+    verify_token: str
+    openai_api_key: str
+
+    def __repr__(self) -> str:  # keep values out of tracebacks and debug prints
+        return "Secrets(<redacted>)"
+
+
+def _from_parameters(names: Mapping[str, str]) -> dict[str, str]:
+    response = aws("ssm").get_parameters(Names=sorted(set(names.values())), WithDecryption=True)
+    if response.get("InvalidParameters"):
+        missing = ", ".join(response["InvalidParameters"])
+        raise SecretsError(f"SSM parameters not found: {missing}")
+    by_name = {p["Name"]: p["Value"] for p in response.get("Parameters", [])}
+    return {secret: by_name.get(name, "") for secret, name in names.items()}
+
+
+def load_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> Secrets:
+    env = os.environ if env is None else env
+    values = _from_parameters(settings.secret_parameters) if settings.secret_parameters else {}
+    for secret, (_param_var, plain_var) in SECRET_SOURCES.items():
+        if secret not in settings.secret_parameters:
+            values[secret] = env.get(plain_var, "")
+    # The model key may be empty for OpenAI-compatible servers that need none.
+    missing = [s for s in ("app_secret", "page_access_token", "verify_token") if not values[s]]
+    if missing:
+        raise SecretsError("secrets not configured: " + ", ".join(missing))
+    register_secrets(*values.values())
+    return Secrets(**values)

@@ -1,0 +1,159 @@
+"""Every setting the handler reads, read once from the environment into one typed object.
+
+The Pulumi program sets these variables (see ``infra/``); ``make local`` sets them for the
+local stack. Secrets are not here: only the names of the SSM parameters that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_GRAPH_API_URL = "https://graph.facebook.com/v24.0"
+DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant chatting through Facebook Messenger. "
+    "Answer clearly and concisely in the language of the question; use plain text, not Markdown."
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed: raised at cold start, with the variable's name."""
+
+
+# Environment variable names: the contract between the Pulumi program and the handler.
+class Env:
+    TABLE_NAME = "TABLE_NAME"
+    OPENAI_MODEL = "OPENAI_MODEL"
+    SYSTEM_PROMPT = "SYSTEM_PROMPT"
+    OPENAI_TEMPERATURE = "OPENAI_TEMPERATURE"
+    OPENAI_MAX_TOKENS = "OPENAI_MAX_TOKENS"
+    OPENAI_TIMEOUT_SECONDS = "OPENAI_TIMEOUT_SECONDS"
+    OPENAI_MAX_RETRIES = "OPENAI_MAX_RETRIES"
+    OPENAI_BASE_URL = "OPENAI_BASE_URL"
+    DAILY_LIMIT = "DAILY_LIMIT"
+    ADMIN_PSIDS = "ADMIN_PSIDS"
+    QUOTA_TIMEZONE = "QUOTA_TIMEZONE"
+    GRAPH_API_URL = "GRAPH_API_URL"
+    HISTORY_TURNS = "HISTORY_TURNS"
+    HISTORY_MAX_CHARS = "HISTORY_MAX_CHARS"
+    HISTORY_TTL_HOURS = "HISTORY_TTL_HOURS"
+    LOG_LEVEL = "LOG_LEVEL"
+    # Names of the SSM SecureString parameters holding the secrets (deployed function).
+    APP_SECRET_PARAMETER = "APP_SECRET_PARAMETER"
+    PAGE_ACCESS_TOKEN_PARAMETER = "PAGE_ACCESS_TOKEN_PARAMETER"
+    VERIFY_TOKEN_PARAMETER = "VERIFY_TOKEN_PARAMETER"
+    OPENAI_API_KEY_PARAMETER = "OPENAI_API_KEY_PARAMETER"
+
+
+# Secret name -> (parameter-name variable, plain variable allowed only when no parameter is named).
+SECRET_SOURCES: dict[str, tuple[str, str]] = {
+    "app_secret": (Env.APP_SECRET_PARAMETER, "APP_SECRET"),
+    "page_access_token": (Env.PAGE_ACCESS_TOKEN_PARAMETER, "PAGE_ACCESS_TOKEN"),
+    "verify_token": (Env.VERIFY_TOKEN_PARAMETER, "VERIFY_TOKEN"),
+    "openai_api_key": (Env.OPENAI_API_KEY_PARAMETER, "OPENAI_API_KEY"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    model: str = DEFAULT_MODEL
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    temperature: float = 0.7
+    max_tokens: int = 800
+    openai_timeout_seconds: float = 25.0
+    openai_max_retries: int = 2
+    openai_base_url: str | None = None
+    daily_limit: int = 10
+    admin_psids: frozenset[str] = field(default_factory=frozenset)
+    timezone: str = "UTC"
+    graph_api_url: str = DEFAULT_GRAPH_API_URL
+    history_turns: int = 6
+    history_max_chars: int = 6000
+    history_ttl_hours: int = 24
+    log_level: str = "INFO"
+    secret_parameters: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def is_admin(self, psid: str) -> bool:
+        return psid in self.admin_psids
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def parse_admin_psids(raw: str) -> frozenset[str]:
+    """Comma- or space-separated page-scoped ids; PSIDs are digits only."""
+    ids = [part for part in raw.replace(",", " ").split() if part]
+    bad = [part for part in ids if not part.isdigit()]
+    if bad:
+        raise SettingsError(f"{Env.ADMIN_PSIDS} holds something that is not a PSID: {bad[0]!r}")
+    return frozenset(ids)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    table = env.get(Env.TABLE_NAME, "").strip()
+    if not table:
+        raise SettingsError(f"{Env.TABLE_NAME} is not set")
+    timezone = env.get(Env.QUOTA_TIMEZONE, "").strip() or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{Env.QUOTA_TIMEZONE} is not a known time zone: {timezone!r}"
+        ) from None
+    graph = (env.get(Env.GRAPH_API_URL, "").strip() or DEFAULT_GRAPH_API_URL).rstrip("/")
+    secret_parameters = {
+        name: env[variable].strip()
+        for name, (variable, _plain) in SECRET_SOURCES.items()
+        if env.get(variable, "").strip()
+    }
+    return Settings(
+        table_name=table,
+        model=env.get(Env.OPENAI_MODEL, "").strip() or DEFAULT_MODEL,
+        system_prompt=env.get(Env.SYSTEM_PROMPT, "").strip() or DEFAULT_SYSTEM_PROMPT,
+        temperature=_float(env, Env.OPENAI_TEMPERATURE, 0.7, 0.0, 2.0),
+        max_tokens=_int(env, Env.OPENAI_MAX_TOKENS, 800, minimum=1),
+        openai_timeout_seconds=_float(env, Env.OPENAI_TIMEOUT_SECONDS, 25.0, 1.0, 900.0),
+        openai_max_retries=_int(env, Env.OPENAI_MAX_RETRIES, 2),
+        openai_base_url=env.get(Env.OPENAI_BASE_URL, "").strip() or None,
+        daily_limit=_int(env, Env.DAILY_LIMIT, 10),
+        admin_psids=parse_admin_psids(env.get(Env.ADMIN_PSIDS, "")),
+        timezone=timezone,
+        graph_api_url=graph,
+        history_turns=_int(env, Env.HISTORY_TURNS, 6),
+        history_max_chars=_int(env, Env.HISTORY_MAX_CHARS, 6000),
+        history_ttl_hours=_int(env, Env.HISTORY_TTL_HOURS, 24, minimum=1),
+        log_level=(env.get(Env.LOG_LEVEL, "").strip() or "INFO").upper(),
+        secret_parameters=secret_parameters,
+    )

@@ -1,0 +1,41 @@
+"""Splitting long answers into Messenger-sized bubbles, at the most natural boundary."""
+
+from __future__ import annotations
+
+import re
+
+MESSENGER_TEXT_LIMIT = 2000
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def _cut(text: str, limit: int) -> int:
+    """Where to end the next chunk: after a paragraph, else a sentence, else a word."""
+    window = text[: limit + 1]
+    paragraph = window.rfind("\n\n", 0, limit)
+    if paragraph > 0:
+        return paragraph
+    sentence_ends = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() <= limit]
+    if sentence_ends:
+        return sentence_ends[-1]
+    spaces = [m.start() for m in _SPACE.finditer(window) if 0 < m.start() <= limit]
+    if spaces:
+        return spaces[-1]
+    return limit
+
+
+def split_message(text: str, limit: int = MESSENGER_TEXT_LIMIT) -> list[str]:
+    """Chunks of at most ``limit`` characters that together keep every word, in order."""
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    text = text.strip()
+    chunks: list[str] = []
+    while len(text) > limit:
+        at = _cut(text, limit)
+        chunk = text[:at].rstrip()
+        if chunk:
+            chunks.append(chunk)
+        text = text[at:].lstrip()
+    if text:
+        chunks.append(text)
+    return chunks

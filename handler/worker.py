@@ -1,0 +1,245 @@
+"""The slow path, run in the asynchronous self-invocation: one webhook event at a time.
+
+For each event: claim it (dedupe), know the user, run a command or count the question,
+ask the model, reply. A question is counted only while an answer is on its way: every path
+that ends without one gives it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from . import commands, replies
+from .commands import Command
+from .conversation import build_messages, remember, trim_history
+from .events import Inbound
+from .llm import ModelError
+from .logs import log, log_context
+from .messenger import Messenger, SendError
+from .quota import (
+    STATUS_BLOCKED,
+    STATUS_UNLIMITED,
+    counter_expiry,
+    day_key,
+    effective_limit,
+)
+from .settings import Settings
+from .store import ClaimState, Store, User
+
+AskModel = Callable[[list[dict[str, str]]], str]
+RECENT_USERS_SHOWN = 20
+
+
+class RetryLater(RuntimeError):
+    """Nothing reached the user and the cause may pass: let Lambda invoke again."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Attempt:
+    """What one attempt at an event has done so far, for undoing it on failure."""
+
+    event: Inbound
+    counted_day: str | None = None
+    replying: bool = False
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    store: Store
+    messenger: Messenger
+    ask_model: AskModel
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def run(self, events: list[Inbound], lease: timedelta) -> None:
+        """Handle every event; raise at the end if any must be retried."""
+        failed = 0
+        for event in events:
+            try:
+                self.handle(event, lease)
+            except Exception:
+                failed += 1
+                log.exception("event.failed", event_id=event.event_id, psid=event.psid)
+        if failed:
+            raise RetryLater(f"{failed} of {len(events)} events failed")
+
+    def handle(self, event: Inbound, lease: timedelta) -> str:
+        with log_context(psid=event.psid, event_id=event.event_id):
+            claim = self.store.claim_event(event.event_id, self.clock(), lease)
+            if claim.state is ClaimState.DUPLICATE:
+                log.info("event.duplicate")
+                return "duplicate"
+            attempt = Attempt(event, counted_day=claim.counted_day)
+            try:
+                outcome = self._answer(attempt)
+            except Exception:
+                self._undo(attempt)
+                raise
+            self.store.mark_event(event.event_id, "done")
+            log.info("event.done", outcome=outcome, kind=event.kind, retaken=claim.state.value)
+            return outcome
+
+    def _undo(self, attempt: Attempt) -> None:
+        """Leave no trace of an attempt that sent nothing, so that a retry starts clean."""
+        if attempt.replying:
+            return  # part of an answer may have arrived: never answer twice
+        if attempt.counted_day:
+            self.store.give_back_question(attempt.event.psid, attempt.counted_day)
+        self.store.release_event(attempt.event.event_id)
+
+    # -- one event ------------------------------------------------------------------------
+
+    def _answer(self, attempt: Attempt) -> str:
+        event = attempt.event
+        now = self.clock()
+        user, created = self.store.touch_user(event.psid, now)
+        is_admin = self.settings.is_admin(event.psid)
+        if created and not is_admin:
+            self._notify_admins(event.psid, user)
+        if user.status == STATUS_BLOCKED and not is_admin:
+            return "blocked"
+
+        if event.kind in ("postback", "quick_reply"):
+            command = commands.parse_payload(event.text, is_admin)
+            if command is None and event.kind == "postback":
+                log.info("postback.unknown")
+                return "ignored"
+        else:
+            command = commands.parse_text(event.text, is_admin)
+        if command is not None:
+            return self._command(event.psid, command, is_admin, now)
+        if event.kind == "attachments":
+            self._say(event.psid, replies.ATTACHMENTS_ONLY)
+            return "attachments_only"
+        return self._question(attempt, user.status, user.daily_limit, is_admin, now)
+
+    def _question(
+        self, attempt: Attempt, status: str, own_limit: int | None, is_admin: bool, now: datetime
+    ) -> str:
+        event, settings, tz = attempt.event, self.settings, self.settings.tz
+        limit = None if is_admin else effective_limit(status, own_limit, settings.daily_limit)
+        if attempt.counted_day is None:
+            day = day_key(now, tz)
+            if not self.store.take_question(event.psid, day, limit, counter_expiry(now, tz)):
+                self._say(event.psid, replies.over_limit(limit or 0, now, tz))
+                return "over_limit"
+            attempt.counted_day = day
+            self.store.note_counted(event.event_id, day)
+
+        try:
+            self.messenger.sender_action(event.psid, "mark_seen")
+            self.messenger.sender_action(event.psid, "typing_on")
+        except SendError as error:
+            if error.permanent:  # nobody to answer: spare the model call
+                return self._uncount(attempt, "unreachable")
+
+        remembering = settings.history_turns > 0
+        history = self.store.load_history(event.psid) if remembering else []
+        history = trim_history(history, settings.history_turns, settings.history_max_chars)
+        try:
+            answer = self.ask_model(build_messages(settings.system_prompt, history, event.text))
+        except ModelError as error:
+            log.warning("model.failed", reason=error.reason)
+            self._uncount(attempt, "model_failed")
+            self._say(event.psid, replies.APOLOGY)
+            return "model_failed"
+
+        self.store.mark_event(event.event_id, "replying")
+        attempt.replying = True
+        try:
+            bubbles = self.messenger.send_text(event.psid, answer)
+        except SendError as error:
+            if error.delivered:
+                log.warning("reply.partial", delivered=error.delivered)
+                return "partly_sent"
+            attempt.replying = False
+            if not error.permanent:
+                raise RetryLater(error.reason) from None
+            return self._uncount(attempt, "send_failed")
+        if remembering:
+            turns = remember(
+                history, event.text, answer, settings.history_turns, settings.history_max_chars
+            )
+            expires = int((now + timedelta(hours=settings.history_ttl_hours)).timestamp())
+            self.store.save_history(event.psid, turns, expires)
+        log.info("reply.sent", bubbles=bubbles, answer_chars=len(answer))
+        return "answered"
+
+    def _uncount(self, attempt: Attempt, outcome: str) -> str:
+        if attempt.counted_day:
+            self.store.give_back_question(attempt.event.psid, attempt.counted_day)
+            attempt.counted_day = None
+        return outcome
+
+    def _say(self, psid: str, text: str) -> bool:
+        """A best-effort message of the bot's own: its failures are logged by the client."""
+        try:
+            self.messenger.send_text(psid, text)
+        except SendError:
+            return False
+        return True
+
+    def _notify_admins(self, psid: str, user: User) -> None:
+        notice = replies.new_user_notice(user, self.settings.daily_limit)
+        for admin in sorted(self.settings.admin_psids):
+            try:
+                self.messenger.send_message(admin, notice)
+            except SendError:
+                continue
+        log.info("user.new", admins_told=len(self.settings.admin_psids))
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _command(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
+        if command.name == "ignored":
+            log.warning("payload.ignored", why=command.error)
+            return "ignored"
+        if command.error:
+            self._say(psid, command.error)
+            return f"command_error:{command.name}"
+        self._say(psid, self._command_reply(psid, command, is_admin, now))
+        return f"command:{command.name}"
+
+    def _command_reply(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
+        store, settings = self.store, self.settings
+        day = day_key(now, settings.tz)
+        if command.name == "help":
+            return replies.USER_HELP + (replies.ADMIN_HELP if is_admin else "")
+        if command.name == "reset":
+            store.clear_history(psid)
+            return replies.RESET_DONE
+        if command.name == "usage":
+            user = store.get_user(psid)
+            assert user is not None  # touched at the start of this event
+            if is_admin:
+                user = User(psid, STATUS_UNLIMITED)
+            return replies.usage(store.usage(user, day, settings.daily_limit), now, settings.tz)
+        if command.name == "users":
+            users = store.recent_users(RECENT_USERS_SHOWN)
+            if not users:
+                return "No users yet."
+            lines = [
+                replies.describe_user(u, store.usage(u, day, settings.daily_limit)) for u in users
+            ]
+            return f"Recent users ({len(users)}):\n" + "\n".join(lines)
+        if command.name == "forget":
+            deleted = store.forget_user(command.psid)
+            if not deleted:
+                return f"Nothing is stored for {command.psid}."
+            return f"Forgot {command.psid}: {deleted} records deleted."
+        if command.name == "limit":
+            assert command.number is not None
+            current = store.get_user(command.psid)
+            user = store.set_limit(command.psid, command.number, now)
+            if current is not None and current.status == STATUS_UNLIMITED:
+                user = store.set_status(command.psid, "default", now)
+        else:
+            status = commands.ADMIN_STATUS_COMMANDS[command.name]
+            user = store.set_status(command.psid, status, now)
+        return replies.status_changed(user, store.usage(user, day, settings.daily_limit))

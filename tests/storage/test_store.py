@@ -1,0 +1,141 @@
+"""The storage layer against moto and against DynamoDB Local, AWS's own engine."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from handler.store import ClaimState, Store
+from tests.conftest import new_table
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=2)
+ALICE = "1000000000000001"
+BOB = "1000000000000002"
+
+
+@pytest.fixture(params=["moto_server", "dynamodb_local"])
+def store(request: pytest.FixtureRequest) -> Store:
+    server = request.getfixturevalue(request.param)
+    client, table = new_table(server.url)
+    return Store(client, table)
+
+
+def test_an_event_is_claimed_once(store: Store):
+    assert store.claim_event("m1", NOW, LEASE).state is ClaimState.NEW
+    assert store.claim_event("m1", NOW, LEASE).state is ClaimState.DUPLICATE
+
+
+def test_concurrent_claims_of_one_event_admit_exactly_one(store: Store):
+    with ThreadPoolExecutor(8) as pool:
+        states = list(pool.map(lambda _: store.claim_event("m2", NOW, LEASE).state, range(16)))
+    assert states.count(ClaimState.NEW) == 1
+
+
+def test_a_claim_whose_lease_ran_out_is_retaken_with_what_it_counted(store: Store):
+    store.claim_event("m3", NOW, LEASE)
+    store.note_counted("m3", "2026-11-25")
+    assert store.claim_event("m3", NOW + LEASE / 2, LEASE).state is ClaimState.DUPLICATE
+    later = store.claim_event("m3", NOW + LEASE * 2, LEASE)
+    assert later.state is ClaimState.RETAKEN
+    assert later.counted_day == "2026-11-25"
+
+
+def test_replying_and_done_events_are_never_retaken(store: Store):
+    for state in ("replying", "done"):
+        event = f"m-{state}"
+        store.claim_event(event, NOW, LEASE)
+        store.mark_event(event, state)
+        assert store.claim_event(event, NOW + timedelta(days=1), LEASE).state is ClaimState.DUPLICATE
+
+
+def test_a_released_event_can_be_claimed_again(store: Store):
+    store.claim_event("m4", NOW, LEASE)
+    store.release_event("m4")
+    assert store.claim_event("m4", NOW, LEASE).state is ClaimState.NEW
+
+
+def test_a_user_is_created_on_first_sight_only(store: Store):
+    user, created = store.touch_user(ALICE, NOW)
+    assert created and user.status == "default" and user.first_seen == NOW.isoformat()
+    again, created_again = store.touch_user(ALICE, NOW + timedelta(seconds=1))
+    assert not created_again
+    assert again.first_seen == NOW.isoformat()
+    assert again.active_at == (NOW + timedelta(seconds=1)).isoformat()
+
+
+def test_status_and_limit_changes_persist(store: Store):
+    store.touch_user(ALICE, NOW)
+    assert store.set_status(ALICE, "blocked", NOW).status == "blocked"
+    assert store.touch_user(ALICE, NOW)[0].status == "blocked"
+    assert store.set_limit(ALICE, 3, NOW).daily_limit == 3
+    assert store.set_limit(ALICE, None, NOW).daily_limit is None
+    with pytest.raises(ValueError):
+        store.set_status(ALICE, "royalty", NOW)
+
+
+def test_an_owner_can_set_a_status_before_the_user_ever_writes(store: Store):
+    user = store.set_status(BOB, "unlimited", NOW)
+    assert user.status == "unlimited"
+    _, created = store.touch_user(BOB, NOW)
+    assert not created  # the owner already knows this user
+
+
+def test_the_daily_counter_stops_at_the_limit(store: Store):
+    taken = [store.take_question(ALICE, "2026-11-25", 3, 2_000_000_000) for _ in range(5)]
+    assert taken == [True, True, True, False, False]
+    assert store.questions_used(ALICE, "2026-11-25") == 3
+    assert store.take_question(ALICE, "2026-11-26", 3, 2_000_000_000)
+
+
+def test_concurrent_questions_never_exceed_the_limit(store: Store):
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(
+            pool.map(lambda _: store.take_question(BOB, "2026-11-25", 5, 2_000_000_000), range(20))
+        )
+    assert taken.count(True) == 5
+    assert store.questions_used(BOB, "2026-11-25") == 5
+
+
+def test_a_zero_limit_allows_nothing_and_unlimited_still_counts(store: Store):
+    assert not store.take_question(ALICE, "2026-11-25", 0, 2_000_000_000)
+    assert store.questions_used(ALICE, "2026-11-25") == 0
+    assert all(store.take_question(BOB, "2026-11-25", None, 2_000_000_000) for _ in range(12))
+    assert store.questions_used(BOB, "2026-11-25") == 12
+
+
+def test_a_question_given_back_is_available_again_and_never_below_zero(store: Store):
+    store.take_question(ALICE, "2026-11-25", 1, 2_000_000_000)
+    store.give_back_question(ALICE, "2026-11-25")
+    store.give_back_question(ALICE, "2026-11-25")
+    assert store.questions_used(ALICE, "2026-11-25") == 0
+    assert store.take_question(ALICE, "2026-11-25", 1, 2_000_000_000)
+
+
+def test_recent_users_are_listed_newest_first(store: Store):
+    store.touch_user(ALICE, NOW)
+    store.touch_user(BOB, NOW + timedelta(minutes=1))
+    assert [u.psid for u in store.recent_users()] == [BOB, ALICE]
+
+
+def test_history_round_trips_and_expired_history_is_ignored(store: Store):
+    turns = [{"role": "user", "content": "héllo"}, {"role": "assistant", "content": "hi"}]
+    store.save_history(ALICE, turns, int((datetime.now(UTC) + timedelta(hours=1)).timestamp()))
+    assert store.load_history(ALICE) == turns
+    store.save_history(BOB, turns, int((datetime.now(UTC) - timedelta(hours=1)).timestamp()))
+    assert store.load_history(BOB) == []
+    store.clear_history(ALICE)
+    assert store.load_history(ALICE) == []
+
+
+def test_forgetting_a_user_deletes_all_their_items_and_nobody_elses(store: Store):
+    store.touch_user(ALICE, NOW)
+    store.take_question(ALICE, "2026-11-25", 5, 2_000_000_000)
+    store.save_history(ALICE, [], 2_000_000_000)
+    store.touch_user(BOB, NOW)
+    assert store.forget_user(ALICE) == 3
+    assert store.get_user(ALICE) is None
+    assert store.get_user(BOB) is not None
+    assert store.forget_user(ALICE) == 0
