@@ -76,7 +76,9 @@ class Messenger:
         import requests
 
         last: SendError | None = None
+        made = 0
         for attempt in range(attempts):
+            made += 1
             if attempt:
                 time.sleep(self._backoff * 2 ** (attempt - 1))
             try:
@@ -109,7 +111,7 @@ class Messenger:
                 code=last.code,
                 subcode=last.subcode,
                 permanent=last.permanent,
-                attempts=attempts,
+                attempts=made,
             )
         raise last
 

@@ -48,7 +48,9 @@ def test_replying_and_done_events_are_never_retaken(store: Store):
         event = f"m-{state}"
         store.claim_event(event, NOW, LEASE)
         store.mark_event(event, state)
-        assert store.claim_event(event, NOW + timedelta(days=1), LEASE).state is ClaimState.DUPLICATE
+        assert (
+            store.claim_event(event, NOW + timedelta(days=1), LEASE).state is ClaimState.DUPLICATE
+        )
 
 
 def test_a_released_event_can_be_claimed_again(store: Store):

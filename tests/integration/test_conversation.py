@@ -1,0 +1,261 @@
+"""A person's message, end to end: dedupe, user record, quota, model, reply."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from local.model import fixed_responder
+from tests.support.bridge import (
+    ADMIN,
+    Bridge,
+    messaging_postback,
+    messaging_text,
+    webhook_body,
+)
+
+ALICE = "1000000000000001"
+BOB = "1000000000000002"
+CAROL = "1000000000000003"
+
+
+def test_a_question_is_answered_through_the_send_api(bridge: Bridge):
+    assert bridge.say(ALICE, "What is the meaning of life?")["statusCode"] == 200
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    [request] = bridge.model.requests
+    assert request["model"] == "gpt-4.1-mini"
+    assert request["messages"][0]["role"] == "system"
+    assert request["messages"][-1] == {"role": "user", "content": "What is the meaning of life?"}
+    assert request["temperature"] == 0.7
+    assert request["max_completion_tokens"] == 800
+
+
+def test_the_model_settings_come_from_the_environment(make_bridge):
+    bridge = make_bridge(
+        OPENAI_MODEL="gpt-local",
+        SYSTEM_PROMPT="Answer like a pirate.",
+        OPENAI_TEMPERATURE="0.1",
+        OPENAI_MAX_TOKENS="99",
+    )
+    bridge.say(ALICE, "hi")
+    [request] = bridge.model.requests
+    assert request["model"] == "gpt-local"
+    assert request["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
+    assert (request["temperature"], request["max_completion_tokens"]) == (0.1, 99)
+
+
+def test_seen_and_typing_come_before_the_model_is_asked(bridge: Bridge):
+    asked_at: list[float] = []
+
+    def answer(body: dict) -> str:
+        asked_at.append(time.monotonic())
+        return "ok"
+
+    bridge.model.responder = answer
+    bridge.say(ALICE, "hi")
+    calls = [c for c in bridge.graph.calls if c.psid == ALICE]
+    assert [c.body.get("sender_action") for c in calls[:2]] == ["mark_seen", "typing_on"]
+    assert calls[1].at <= asked_at[0] <= calls[2].at
+
+
+def test_a_new_user_is_recorded_by_psid_only_and_the_owner_is_told(bridge: Bridge):
+    bridge.say(ALICE, "hi")
+    profile = next(i for i in bridge.items() if i["sk"]["S"] == "PROFILE")
+    assert profile["pk"]["S"] == f"USER#{ALICE}"
+    assert profile["status"]["S"] == "default"
+    assert not {"name", "first_name", "profile_pic"} & profile.keys()
+    [notice] = bridge.graph.messages_to(ADMIN)
+    payload = notice["attachment"]["payload"]
+    assert ALICE in payload["text"]
+    assert [b["title"] for b in payload["buttons"]] == ["Allow unlimited", "Keep default", "Block"]
+    bridge.say(ALICE, "again")
+    assert len(bridge.graph.messages_to(ADMIN)) == 1  # only on first sight
+
+
+def test_a_retried_delivery_is_answered_once(bridge: Bridge):
+    body = webhook_body(messaging_text(ALICE, "hello", mid="m_same"))
+    for _ in range(3):
+        assert bridge.deliver(body)["statusCode"] == 200
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert len(bridge.model.requests) == 1
+    assert bridge.used_today(ALICE) == 1
+
+
+def test_a_batched_delivery_answers_every_user(bridge: Bridge):
+    body = webhook_body(
+        messaging_text(ALICE, "one"),
+        messaging_text(BOB, "two"),
+        messaging_text(CAROL, "three"),
+        messaging_text(ALICE, "four"),
+        entries=2,
+    )
+    assert bridge.deliver(body)["statusCode"] == 200
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["The answer is 42."] * 2
+    assert bridge.texts_to(BOB) == bridge.texts_to(CAROL) == ["The answer is 42."]
+
+
+def test_the_question_over_the_limit_gets_a_polite_no_and_no_model_call(bridge: Bridge):
+    for n in range(3):
+        bridge.say(ALICE, f"question {n}")
+    bridge.say(ALICE, "question 4")
+    texts = bridge.texts_to(ALICE)
+    assert texts[:3] == ["The answer is 42."] * 3
+    assert "used your 3 questions for today" in texts[3]
+    assert "(00:00 UTC)" in texts[3]
+    assert len(bridge.model.requests) == 3
+    assert bridge.used_today(ALICE) == 3
+
+
+def test_a_blocked_user_gets_nothing_and_costs_nothing(bridge: Bridge):
+    bridge.say(ALICE, "hi")
+    bridge.tap(ADMIN, f"ADMIN:blocked:{ALICE}")
+    before = len(bridge.graph.calls)
+    bridge.say(ALICE, "hello?")
+    bridge.say(ALICE, "/help")
+    assert len(bridge.model.requests) == 1
+    assert [c for c in bridge.graph.calls[before:] if c.psid == ALICE] == []
+
+
+def test_a_long_answer_arrives_as_ordered_bubbles(make_bridge):
+    bridge = make_bridge(OPENAI_MAX_TOKENS="4000")
+    paragraph = ("All work and no play makes a dull answer. " * 12).strip()
+    answer = "\n\n".join(f"{n}. {paragraph}" for n in range(10))
+    assert len(answer) >= 5000
+    bridge.model.responder = fixed_responder(answer)
+    bridge.say(ALICE, "tell me a lot")
+    bubbles = bridge.texts_to(ALICE)
+    assert len(bubbles) == 4  # three 506-character paragraphs fit a bubble, four do not
+    assert all(len(b) <= 2000 for b in bubbles)
+    assert "\n\n".join(bubbles) == answer
+
+
+def test_a_failing_model_gets_an_apology_and_the_question_is_not_counted(bridge: Bridge):
+    bridge.model.fail_next(500, times=5)
+    bridge.say(ALICE, "hello")
+    [apology] = bridge.texts_to(ALICE)
+    assert apology.startswith("Sorry") and "not counted" in apology
+    assert bridge.used_today(ALICE) == 0
+    assert bridge.logs.named("model.failed")[0]["reason"] == "status_500"
+
+
+def test_a_model_timeout_is_an_apology_too(make_bridge):
+    bridge = make_bridge(OPENAI_TIMEOUT_SECONDS="1")
+    bridge.model.delay_next(3)
+    bridge.say(ALICE, "slow?")
+    assert bridge.texts_to(ALICE)[0].startswith("Sorry")
+    assert bridge.used_today(ALICE) == 0
+
+
+def test_a_transient_send_failure_is_retried_and_delivered_once(bridge: Bridge):
+    bridge.graph.fail_next(500, code=2, times=2, only="message")
+    bridge.say(ALICE, "hi")
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert bridge.used_today(ALICE) == 1
+
+
+def test_rate_limited_sends_are_retried(bridge: Bridge):
+    bridge.graph.fail_next(400, code=613, times=1, only="message")
+    bridge.say(ALICE, "hi")
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+
+
+@pytest.mark.parametrize(
+    ("code", "subcode", "level"),
+    [(551, 1545041, "WARNING"), (10, 2018278, "WARNING"), (190, None, "ERROR")],
+)
+def test_permanent_send_failures_are_not_retried_and_logged_once(
+    bridge: Bridge, code: int, subcode: int | None, level: str
+):
+    bridge.say(ALICE, "hi")  # known user: the owner's notice is not in the way
+    bridge.graph.fail_next(400, code=code, subcode=subcode, times=10, only="message")
+    bridge.say(ALICE, "hi again")
+    attempts = [c for c in bridge.graph.calls if c.psid == ALICE and c.kind == "message"]
+    assert len(attempts) == 2  # one answered, one refused and not retried
+    [failure] = bridge.logs.named("send.failed")
+    assert failure["level"] == level and failure["code"] == code
+    assert bridge.used_today(ALICE) == 1  # the refused answer was not counted
+
+
+def test_a_lost_send_connection_is_retried(bridge: Bridge):
+    bridge.graph.reset_connection_next(times=1, only="message")
+    bridge.say(ALICE, "hi")
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+
+
+def test_a_send_api_down_for_good_leaves_the_event_to_lambdas_retries(bridge: Bridge):
+    bridge.graph.fail_next(503, code=2, times=100, only="message")
+    bridge.say(ALICE, "hi")
+    assert bridge.texts_to(ALICE) == []
+    assert len(bridge.invoke.failures) == 1  # the on-failure destination has it
+    assert bridge.used_today(ALICE) == 0
+    assert len(bridge.model.requests) == 3  # first try and Lambda's two retries
+
+
+def crash_once(monkeypatch, obj: object, method: str) -> dict[str, int]:
+    """Make ``obj.method`` raise on its first call only, as a dying dependency would."""
+    real = getattr(obj, method)
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("DynamoDB went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(obj, method, flaky)
+    return calls
+
+
+def test_a_worker_that_dies_before_replying_answers_once_on_lambdas_retry(bridge, monkeypatch):
+    from handler import app
+
+    calls = crash_once(monkeypatch, app.runtime().worker.store, "load_history")
+    bridge.say(ALICE, "hi")
+    assert calls["n"] == 2
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert bridge.used_today(ALICE) == 1  # counted once, not once per attempt
+
+
+def test_a_worker_that_dies_after_replying_does_not_reply_again(bridge, monkeypatch):
+    from handler import app
+
+    crash_once(monkeypatch, app.runtime().worker.store, "save_history")
+    bridge.say(ALICE, "hi")
+    assert len(bridge.invoke.invocations[0].errors) == 1  # it did fail and was retried
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert bridge.used_today(ALICE) == 1
+
+
+def test_follow_up_questions_see_the_conversation(bridge: Bridge):
+    bridge.say(ALICE, "My name is Alice.")
+    bridge.say(ALICE, "What is my name?")
+    second = bridge.model.requests[1]["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[1]["content"] == "My name is Alice."
+
+
+def test_history_off_means_every_question_stands_alone(make_bridge):
+    bridge = make_bridge(HISTORY_TURNS="0")
+    bridge.say(ALICE, "one")
+    bridge.say(ALICE, "two")
+    assert [m["role"] for m in bridge.model.requests[1]["messages"]] == ["system", "user"]
+
+
+def test_attachments_get_a_hint_and_cost_nothing(bridge: Bridge):
+    image = {
+        "sender": {"id": ALICE},
+        "message": {"mid": "m_img", "attachments": [{"type": "image", "payload": {"url": "x"}}]},
+    }
+    bridge.deliver(webhook_body(image))
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["I can only read text for now. Please type your question."]
+    assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
+
+
+def test_an_unknown_postback_is_ignored(bridge: Bridge):
+    bridge.deliver(webhook_body(messaging_postback(ALICE, "SOMETHING_ELSE")))
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == [] and bridge.model.requests == []
