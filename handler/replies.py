@@ -51,9 +51,9 @@ def usage(usage: Usage, now: datetime, tz: ZoneInfo) -> str:
 
 
 def describe_user(user: User, usage: Usage) -> str:
-    limit = "no limit" if usage.limit is None else f"{usage.used}/{usage.limit} today"
     if user.status == STATUS_BLOCKED:
-        limit = "blocked"
+        return f"{user.psid}: blocked"
+    limit = "no limit" if usage.limit is None else f"{usage.used}/{usage.limit} today"
     return f"{user.psid}: {user.status}, {limit}"
 
 
