@@ -64,7 +64,9 @@ def test_tapping_a_new_user_button_applies_it_and_confirms(
     bridge.say(ALICE, "/usage")  # keep the counter at 1 for the checks below
     [notice] = bridge.graph.messages_to(ADMIN)
     tapped = next(
-        b for b in notice["attachment"]["payload"]["buttons"] if b["payload"].split(":")[1] == button
+        b
+        for b in notice["attachment"]["payload"]["buttons"]
+        if b["payload"].split(":")[1] == button
     )
     bridge.tap(ADMIN, tapped["payload"])
     assert last_text(bridge, ADMIN).startswith(f"Done. {ALICE}: {status}")
@@ -136,9 +138,7 @@ def test_a_non_admin_cannot_use_owner_commands_or_buttons(bridge: Bridge):
     bridge.tap(ALICE, f"ADMIN:blocked:{BOB}")  # a forged button: ignored
     bridge.say(ALICE, "/users")
     assert bridge.texts_to(ALICE) == ["The answer is 42."] * 2
-    profiles = {
-        i["pk"]["S"]: i["status"]["S"] for i in bridge.items() if i["sk"]["S"] == "PROFILE"
-    }
+    profiles = {i["pk"]["S"]: i["status"]["S"] for i in bridge.items() if i["sk"]["S"] == "PROFILE"}
     assert profiles == {f"USER#{ALICE}": "default", f"USER#{BOB}": "default"}
     assert bridge.logs.named("payload.ignored")
 

@@ -1,0 +1,38 @@
+"""The Pulumi program: read this stack's settings, build the code, create one bridge.
+
+Everything else lives in ``infra/``; see docs/DEPLOY.md for the settings and secrets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from infra.bridge import MessengerBridge, MessengerBridgeArgs
+from infra.config import load_secrets, load_settings
+from infra.naming import names_for
+from infra.packaging import build_lambda_archive
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+settings = load_settings()
+secrets = load_secrets()
+names = names_for(pulumi.get_project(), pulumi.get_stack())
+archive = build_lambda_archive(PROJECT_ROOT, settings.architecture)
+
+bridge = MessengerBridge(
+    "bridge",
+    MessengerBridgeArgs(
+        settings=settings,
+        secrets=secrets,
+        names=names,
+        code=pulumi.FileArchive(str(archive)),
+    ),
+)
+
+pulumi.export("webhookUrl", bridge.webhook_url)
+pulumi.export("verifyToken", bridge.verify_token)
+pulumi.export("tableName", bridge.table_name)
+pulumi.export("functionName", bridge.function_name)
+pulumi.export("failureQueueUrl", bridge.failure_queue_url)

@@ -1,0 +1,326 @@
+"""The stack's settings, read once from Pulumi config into typed, validated objects.
+
+Every config key is the camelCase form of a field name below (``memory_mb`` ->
+``memoryMb``), so the Pulumi.yaml schema, the dataclass and the tests share one rule.
+Defaults the handler also has are imported from ``handler.settings``, never copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import pulumi
+
+from handler.settings import (
+    DEFAULT_GRAPH_API_URL,
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM_PROMPT,
+    SECRET_SOURCES,
+    Settings,
+    SettingsError,
+    parse_admin_psids,
+)
+
+# The handler's own defaults, by field name: what it would use if a variable were unset.
+HANDLER_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING
+}
+
+GRAPH_API_HOST, DEFAULT_GRAPH_API_VERSION = DEFAULT_GRAPH_API_URL.rsplit("/", 1)
+
+ARCHITECTURES = ("arm64", "x86_64")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The values CloudWatch Logs accepts for retention_in_days; 0 keeps logs forever.
+LOG_RETENTION_DAYS = (
+    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+PROTECTED_STACKS = frozenset({"prod"})
+# Secrets the stack can make up itself when none is configured.
+GENERATED_SECRETS = frozenset({"verify_token"})
+
+# How long one model call may take, retries included: the function must outlive it.
+OPENAI_TIMEOUT_SECONDS: float = HANDLER_DEFAULTS["openai_timeout_seconds"]
+OPENAI_MAX_RETRIES: int = HANDLER_DEFAULTS["openai_max_retries"]
+MODEL_CALL_BUDGET_SECONDS = OPENAI_TIMEOUT_SECONDS * (OPENAI_MAX_RETRIES + 1)
+
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/[A-Za-z0-9-]+$")
+_GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
+
+
+class ConfigError(ValueError):
+    """One or more settings are invalid; the message lists every problem with its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def config_key(field_name: str) -> str:
+    """``log_retention_days`` -> ``logRetentionDays``: the one naming rule for config keys."""
+    head, *rest = field_name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """Every non-secret setting of one bridge, validated."""
+
+    model: str = DEFAULT_MODEL
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    temperature: float = HANDLER_DEFAULTS["temperature"]
+    max_tokens: int = HANDLER_DEFAULTS["max_tokens"]
+    daily_limit: int = HANDLER_DEFAULTS["daily_limit"]
+    admin_psids: tuple[str, ...] = ()
+    keep_warm_minutes: int = 20
+    memory_mb: int = 512
+    timeout_seconds: int = 120
+    architecture: str = "arm64"
+    log_retention_days: int = 14
+    reserved_concurrency: int | None = None
+    graph_api_version: str = DEFAULT_GRAPH_API_VERSION
+    openai_base_url: str | None = None
+    quota_timezone: str = HANDLER_DEFAULTS["timezone"]
+    history_turns: int = HANDLER_DEFAULTS["history_turns"]
+    history_max_chars: int = HANDLER_DEFAULTS["history_max_chars"]
+    history_ttl_hours: int = HANDLER_DEFAULTS["history_ttl_hours"]
+    protect_table: bool = False
+    kms_key_arn: str | None = None
+    log_level: str = HANDLER_DEFAULTS["log_level"]
+
+    @property
+    def graph_api_url(self) -> str:
+        return f"{GRAPH_API_HOST}/{self.graph_api_version}"
+
+
+SETTING_KEYS: tuple[str, ...] = tuple(
+    config_key(f.name) for f in dataclasses.fields(BridgeSettings)
+)
+SECRET_KEYS: tuple[str, ...] = tuple(config_key(name) for name in SECRET_SOURCES)
+REQUIRED_SECRET_KEYS: tuple[str, ...] = tuple(
+    config_key(name) for name in SECRET_SOURCES if name not in GENERATED_SECRETS
+)
+
+
+@dataclass
+class _Reader:
+    """Turns raw config strings into typed values, collecting problems instead of stopping."""
+
+    raw: Mapping[str, str | None]
+    problems: list[str] = field(default_factory=list)
+
+    def text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        return value.strip() if value is not None and value.strip() else None
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def integer(self, key: str, default: int, low: int, high: int | None = None) -> int:
+        value = self.text(key)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(key, f"must be a whole number, got {value!r}")
+            return default
+        if number < low or (high is not None and number > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.fail(key, f"must be {bounds}, got {number}")
+        return number
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = self.text(key)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(key, f"must be a number, got {value!r}")
+            return default
+        if not low <= number <= high:
+            self.fail(key, f"must be between {low} and {high}, got {number}")
+        return number
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...], upper: bool = False) -> str:
+        value = self.text(key)
+        if value is None:
+            return default
+        value = value.upper() if upper else value
+        if value not in choices:
+            self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+
+def _admin_psids(reader: _Reader, key: str) -> tuple[str, ...]:
+    value = reader.text(key)
+    if value is None:
+        return ()
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
+        reader.fail(key, f"must be a list of PSIDs, e.g. `pulumi config set --path '{key}[0]' 123`")
+        return ()
+    try:
+        valid = parse_admin_psids(",".join(str(i) for i in items))
+    except SettingsError:
+        reader.fail(key, f"a PSID is digits only, got {items!r}")
+        return ()
+    return tuple(sorted(valid))
+
+
+def _timezone(reader: _Reader, key: str, default: str) -> str:
+    value = reader.text(key) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A machine without a time-zone database cannot judge; the handler checks at start.
+        if available_timezones():
+            reader.fail(key, f"is not a known IANA time zone, got {value!r}")
+    return value
+
+
+def _openai_base_url(reader: _Reader, key: str) -> str | None:
+    value = reader.text(key)
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc:
+        reader.fail(key, f"must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _kms_key_arn(reader: _Reader, key: str, region: str | None) -> str | None:
+    value = reader.text(key)
+    if value is None:
+        return None
+    if ":alias/" in value:
+        reader.fail(key, "must be a key ARN, not an alias: IAM grants kms:Decrypt on the key ARN")
+        return value
+    match = _KMS_KEY_ARN.match(value)
+    if match is None:
+        reader.fail(key, f"must look like arn:aws:kms:<region>:<account>:key/<id>, got {value!r}")
+    elif region and match["region"] != region:
+        reader.fail(key, f"the key is in {match['region']} but the stack deploys to {region}")
+    return value
+
+
+def _protect_table(reader: _Reader, key: str, stack: str) -> bool:
+    value = (reader.text(key) or "auto").lower()
+    if value == "auto":
+        return stack in PROTECTED_STACKS
+    if value in ("true", "false"):
+        return value == "true"
+    reader.fail(key, f"must be true, false or auto, got {value!r}")
+    return True
+
+
+def parse_settings(
+    raw: Mapping[str, str | None], *, stack: str, region: str | None = None
+) -> BridgeSettings:
+    """Validate raw config strings (keyed by config key) into settings, or raise ConfigError."""
+    d = BridgeSettings()
+    r = _Reader(raw)
+    reserved = r.integer("reservedConcurrency", -1, -1)
+    settings = BridgeSettings(
+        model=r.text("model") or d.model,
+        system_prompt=r.text("systemPrompt") or d.system_prompt,
+        temperature=r.number("temperature", d.temperature, 0.0, 2.0),
+        max_tokens=r.integer("maxTokens", d.max_tokens, 1),
+        daily_limit=r.integer("dailyLimit", d.daily_limit, 0),
+        admin_psids=_admin_psids(r, "adminPsids"),
+        keep_warm_minutes=r.integer("keepWarmMinutes", d.keep_warm_minutes, 0, 1440),
+        memory_mb=r.integer("memoryMb", d.memory_mb, 128, 10240),
+        timeout_seconds=r.integer("timeoutSeconds", d.timeout_seconds, 1, 900),
+        architecture=r.choice("architecture", d.architecture, ARCHITECTURES),
+        log_retention_days=r.integer("logRetentionDays", d.log_retention_days, 0),
+        reserved_concurrency=None if reserved == -1 else reserved,
+        graph_api_version=r.text("graphApiVersion") or d.graph_api_version,
+        openai_base_url=_openai_base_url(r, "openaiBaseUrl"),
+        quota_timezone=_timezone(r, "quotaTimezone", d.quota_timezone),
+        history_turns=r.integer("historyTurns", d.history_turns, 0),
+        history_max_chars=r.integer("historyMaxChars", d.history_max_chars, 0),
+        history_ttl_hours=r.integer("historyTtlHours", d.history_ttl_hours, 1),
+        protect_table=_protect_table(r, "protectTable", stack),
+        kms_key_arn=_kms_key_arn(r, "kmsKeyArn", region),
+        log_level=r.choice("logLevel", d.log_level, LOG_LEVELS, upper=True),
+    )
+    if settings.timeout_seconds <= MODEL_CALL_BUDGET_SECONDS:
+        r.fail(
+            "timeoutSeconds",
+            f"must be more than {MODEL_CALL_BUDGET_SECONDS:g}s, what one model call may take "
+            f"({OPENAI_TIMEOUT_SECONDS:g}s x {OPENAI_MAX_RETRIES + 1} attempts), "
+            f"got {settings.timeout_seconds}",
+        )
+    if settings.log_retention_days not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+        r.fail("logRetentionDays", f"must be one of {allowed}, got {settings.log_retention_days}")
+    if settings.reserved_concurrency == 0:
+        r.fail("reservedConcurrency", "0 would throttle every request; leave it unset (-1)")
+    if not _GRAPH_VERSION.match(settings.graph_api_version):
+        r.fail("graphApiVersion", f"must look like v24.0, got {settings.graph_api_version!r}")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+@dataclass(frozen=True)
+class BridgeSecrets:
+    """The secrets by handler name; verify_token None means the stack generates one."""
+
+    app_secret: pulumi.Input[str]
+    page_access_token: pulumi.Input[str]
+    openai_api_key: pulumi.Input[str]
+    verify_token: pulumi.Input[str] | None = None
+
+
+def unknown_keys(full_keys: Iterable[str], namespace: str) -> list[str]:
+    """Keys set in the project's namespace that no setting reads: most likely typos."""
+    known = {f"{namespace}:{key}" for key in (*SETTING_KEYS, *SECRET_KEYS)}
+    prefix = f"{namespace}:"
+    return sorted(k[len(prefix) :] for k in full_keys if k.startswith(prefix) and k not in known)
+
+
+def _configured_keys() -> list[str]:
+    """Every config key the engine passed to the program (best effort: internal API)."""
+    store = getattr(pulumi.runtime.config, "CONFIG", None)
+    return list(store.get()) if store is not None else []
+
+
+def load_settings(config: pulumi.Config | None = None) -> BridgeSettings:
+    """Read this stack's settings from Pulumi config (project namespace and aws:region)."""
+    config = config or pulumi.Config()
+    for key in unknown_keys(_configured_keys(), config.name):
+        pulumi.log.warn(f"config key {key!r} is not a setting of this project; is it a typo?")
+    raw = {key: config.get(key) for key in SETTING_KEYS}
+    return parse_settings(raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
+
+
+def load_secrets(config: pulumi.Config | None = None) -> BridgeSecrets:
+    """Read the secrets as secret Outputs; a missing one fails with the command that sets it.
+
+    An empty value counts as unset: Pulumi.yaml gives the optional ``verifyToken`` an empty
+    default (a secret key cannot have a default), which means "generate one".
+    """
+    config = config or pulumi.Config()
+    raw = {key: config.get(key) or None for key in SECRET_KEYS}
+    missing = [key for key in REQUIRED_SECRET_KEYS if raw[key] is None]
+    if missing:
+        raise ConfigError(
+            [f"{key}: not set; run `pulumi config set --secret {key}`" for key in missing]
+        )
+    for key, value in raw.items():
+        if value is not None and not pulumi.runtime.is_config_secret(config.full_key(key)):
+            pulumi.log.warn(f"{key} is stored in plain text; set it again with `--secret`")
+    values = {key: None if v is None else pulumi.Output.secret(v) for key, v in raw.items()}
+    return BridgeSecrets(**{name: values[config_key(name)] for name in SECRET_SOURCES})

@@ -1,0 +1,58 @@
+"""The Lambda's environment: every variable ``handler.settings`` reads, and no secret value.
+
+Secrets travel as the *names* of their SSM parameters; the handler fetches the values itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from handler.settings import SECRET_SOURCES, Env
+
+from .config import OPENAI_MAX_RETRIES, OPENAI_TIMEOUT_SECONDS, BridgeSettings, ConfigError
+
+# Lambda refuses an environment whose names and values exceed 4 KB in total.
+MAX_ENVIRONMENT_BYTES = 4096
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def function_environment(
+    settings: BridgeSettings, table_name: str, secret_parameters: Mapping[str, str]
+) -> dict[str, str]:
+    """Variables for the function; ``secret_parameters`` maps secret name -> parameter name."""
+    if set(secret_parameters) != set(SECRET_SOURCES):
+        raise ValueError(f"need a parameter for each of {sorted(SECRET_SOURCES)}")
+    variables = {
+        Env.TABLE_NAME: table_name,
+        Env.OPENAI_MODEL: settings.model,
+        Env.SYSTEM_PROMPT: settings.system_prompt,
+        Env.OPENAI_TEMPERATURE: _number(settings.temperature),
+        Env.OPENAI_MAX_TOKENS: str(settings.max_tokens),
+        # Fixed here so the timeout check in config and the running function agree.
+        Env.OPENAI_TIMEOUT_SECONDS: _number(OPENAI_TIMEOUT_SECONDS),
+        Env.OPENAI_MAX_RETRIES: str(OPENAI_MAX_RETRIES),
+        Env.DAILY_LIMIT: str(settings.daily_limit),
+        Env.ADMIN_PSIDS: ",".join(settings.admin_psids),
+        Env.QUOTA_TIMEZONE: settings.quota_timezone,
+        Env.GRAPH_API_URL: settings.graph_api_url,
+        Env.HISTORY_TURNS: str(settings.history_turns),
+        Env.HISTORY_MAX_CHARS: str(settings.history_max_chars),
+        Env.HISTORY_TTL_HOURS: str(settings.history_ttl_hours),
+        Env.LOG_LEVEL: settings.log_level,
+    }
+    if settings.openai_base_url:
+        variables[Env.OPENAI_BASE_URL] = settings.openai_base_url
+    for secret, (variable, _plain) in SECRET_SOURCES.items():
+        variables[variable] = secret_parameters[secret]
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+    if size > MAX_ENVIRONMENT_BYTES:
+        raise ConfigError(
+            [
+                f"systemPrompt: the function's environment would be {size} bytes, over Lambda's "
+                f"{MAX_ENVIRONMENT_BYTES}; shorten the prompt"
+            ]
+        )
+    return variables

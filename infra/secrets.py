@@ -1,0 +1,68 @@
+"""The four secrets as SSM SecureString parameters, encrypted with the stack's KMS key.
+
+The function gets only the parameter names; it reads the values with one
+``ssm:GetParameters`` call at cold start (see ``handler/secrets.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from .naming import Names
+
+
+@dataclass(frozen=True)
+class SecretStore:
+    key_arn: pulumi.Output[str]
+    parameters: dict[str, aws.ssm.Parameter]  # by handler secret name
+
+    @property
+    def parameter_names(self) -> dict[str, pulumi.Output[str]]:
+        return {secret: p.name for secret, p in self.parameters.items()}
+
+
+def create_key(resource_name: str, names: Names, parent: pulumi.Resource) -> aws.kms.Key:
+    """A customer-managed key, rotated yearly, that only this stack's secrets use."""
+    key = aws.kms.Key(
+        resource_name,
+        description=f"Encrypts the secrets of {names.prefix}",
+        enable_key_rotation=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.kms.Alias(
+        f"{resource_name}-alias",
+        name=names.key_alias,
+        target_key_id=key.key_id,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return key
+
+
+def create_secret_store(
+    resource_name: str,
+    names: Names,
+    values: Mapping[str, pulumi.Input[str]],
+    key_arn: pulumi.Input[str] | None,
+    parent: pulumi.Resource,
+) -> SecretStore:
+    """One SecureString per secret; ``key_arn`` None creates the stack's own key."""
+    if key_arn is None:
+        key_arn = create_key(f"{resource_name}-key", names, parent).arn
+    arn = pulumi.Output.from_input(key_arn)
+    parameters = {
+        secret: aws.ssm.Parameter(
+            f"{resource_name}-{secret.replace('_', '-')}",
+            name=names.parameter(secret),
+            type="SecureString",
+            key_id=arn,
+            value=pulumi.Output.secret(value),
+            description=f"{secret} of {names.prefix}",
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for secret, value in values.items()
+    }
+    return SecretStore(key_arn=arn, parameters=parameters)

@@ -1,0 +1,230 @@
+"""Settings parsing (pure) and its agreement with Pulumi.yaml and the handler's defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from handler.settings import DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT, SECRET_SOURCES, Settings
+from infra.config import (
+    MODEL_CALL_BUDGET_SECONDS,
+    REQUIRED_SECRET_KEYS,
+    SECRET_KEYS,
+    SETTING_KEYS,
+    BridgeSecrets,
+    BridgeSettings,
+    ConfigError,
+    config_key,
+    parse_settings,
+    unknown_keys,
+)
+from tests.infra.capture import PROJECT_ROOT, config_text, project_defaults
+
+PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
+DEV_STACK_FILE = PROJECT_ROOT / "Pulumi.dev.yaml"
+
+
+def parse(stack: str = "dev", region: str | None = "us-east-1", **raw: str) -> BridgeSettings:
+    return parse_settings(raw, stack=stack, region=region)
+
+
+def problems(**raw: str) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        parse(**raw)
+    return error.value.problems
+
+
+# --- defaults -------------------------------------------------------------------------------
+
+
+def test_defaults_from_the_brief_and_the_handler() -> None:
+    settings = parse()
+    handler = Settings(table_name="t")
+    assert settings.model == DEFAULT_MODEL
+    assert settings.system_prompt == DEFAULT_SYSTEM_PROMPT
+    assert settings.temperature == handler.temperature == 0.7
+    assert settings.max_tokens == handler.max_tokens == 800
+    assert settings.daily_limit == handler.daily_limit == 10
+    assert settings.quota_timezone == handler.timezone == "UTC"
+    assert settings.history_turns == handler.history_turns == 6
+    assert settings.history_max_chars == handler.history_max_chars == 6000
+    assert settings.history_ttl_hours == handler.history_ttl_hours == 24
+    assert settings.graph_api_url == handler.graph_api_url
+    assert settings.log_level == handler.log_level
+    assert settings.admin_psids == ()
+    assert settings.keep_warm_minutes == 20
+    assert settings.memory_mb == 512
+    assert settings.timeout_seconds == 120
+    assert settings.architecture == "arm64"
+    assert settings.log_retention_days == 14
+    assert settings.reserved_concurrency is None
+    assert settings.graph_api_version == "v24.0"
+    assert settings.openai_base_url is None
+    assert settings.kms_key_arn is None
+    assert settings.protect_table is False
+
+
+def test_default_timeout_outlives_a_model_call_with_retries() -> None:
+    handler = Settings(table_name="t")
+    budget = handler.openai_timeout_seconds * (handler.openai_max_retries + 1)
+    assert MODEL_CALL_BUDGET_SECONDS == budget == 75
+    assert parse().timeout_seconds > budget
+
+
+@pytest.mark.parametrize(("stack", "protected"), [("prod", True), ("dev", False), ("test", False)])
+def test_table_protection_defaults_to_prod_only(stack: str, protected: bool) -> None:
+    assert parse(stack=stack).protect_table is protected
+    assert parse(stack=stack, protectTable="auto").protect_table is protected
+
+
+def test_empty_values_mean_the_default() -> None:
+    assert parse(systemPrompt="", openaiBaseUrl="", kmsKeyArn="", adminPsids="") == parse()
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def test_values_are_parsed() -> None:
+    settings = parse(
+        temperature="1.25",
+        maxTokens="100",
+        adminPsids='["42", 7]',
+        reservedConcurrency="3",
+        logLevel="warning",
+        protectTable="true",
+        openaiBaseUrl="http://localhost:8080/v1/",
+        kmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/abcd-1234",
+        quotaTimezone="Europe/Paris",
+        logRetentionDays="0",
+    )
+    assert settings.temperature == 1.25
+    assert settings.max_tokens == 100
+    assert settings.admin_psids == ("42", "7")
+    assert settings.reserved_concurrency == 3
+    assert settings.log_level == "WARNING"
+    assert settings.protect_table is True
+    assert settings.openai_base_url == "http://localhost:8080/v1"
+    assert settings.kms_key_arn == "arn:aws:kms:us-east-1:123456789012:key/abcd-1234"
+    assert settings.quota_timezone == "Europe/Paris"
+    assert settings.log_retention_days == 0
+
+
+def test_reserved_concurrency_minus_one_means_none() -> None:
+    assert parse(reservedConcurrency="-1").reserved_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"temperature": "hot"}, "temperature: must be a number"),
+        ({"temperature": "2.5"}, "temperature: must be between 0.0 and 2.0"),
+        ({"maxTokens": "0"}, "maxTokens: must be at least 1"),
+        ({"maxTokens": "many"}, "maxTokens: must be a whole number"),
+        ({"dailyLimit": "-1"}, "dailyLimit"),
+        ({"keepWarmMinutes": "1441"}, "keepWarmMinutes: must be between 0 and 1440"),
+        ({"memoryMb": "64"}, "memoryMb: must be between 128 and 10240"),
+        ({"timeoutSeconds": "75"}, "timeoutSeconds: must be more than 75s"),
+        ({"timeoutSeconds": "901"}, "timeoutSeconds: must be between 1 and 900"),
+        ({"architecture": "arm"}, "architecture: must be one of arm64, x86_64"),
+        ({"logRetentionDays": "10"}, "logRetentionDays: must be one of"),
+        ({"reservedConcurrency": "0"}, "reservedConcurrency: 0 would throttle"),
+        ({"reservedConcurrency": "-2"}, "reservedConcurrency: must be at least -1"),
+        ({"graphApiVersion": "24"}, "graphApiVersion: must look like v24.0"),
+        ({"openaiBaseUrl": "llm.local"}, "openaiBaseUrl: must be an http(s) URL"),
+        ({"quotaTimezone": "Mars/Olympus"}, "quotaTimezone: is not a known IANA time zone"),
+        ({"historyTtlHours": "0"}, "historyTtlHours: must be at least 1"),
+        ({"historyTurns": "-1"}, "historyTurns"),
+        ({"logLevel": "loud"}, "logLevel: must be one of"),
+        ({"protectTable": "yes"}, "protectTable: must be true, false or auto"),
+        ({"adminPsids": "123"}, "adminPsids: must be a list of PSIDs"),
+        ({"adminPsids": '["12a"]'}, "adminPsids: a PSID is digits only"),
+        ({"kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:alias/x"}, "not an alias"),
+        ({"kmsKeyArn": "my-key"}, "kmsKeyArn: must look like"),
+        ({"kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/abc"}, "key is in eu-west-1"),
+    ],
+)
+def test_invalid_values_are_reported_with_their_key(raw: dict[str, str], fragment: str) -> None:
+    reported = problems(**raw)
+    assert any(fragment in p for p in reported), reported
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    reported = problems(architecture="z80", memoryMb="1", logLevel="noisy")
+    assert [p.split(":")[0] for p in reported] == ["memoryMb", "architecture", "logLevel"]
+
+
+def test_unknown_keys_are_found_in_the_project_namespace_only() -> None:
+    keys = ["messenger-bridge:memoryMB", "messenger-bridge:memoryMb", "aws:region", "other:x"]
+    assert unknown_keys(keys, "messenger-bridge") == ["memoryMB"]
+
+
+# --- one naming rule, one schema ------------------------------------------------------------
+
+
+def test_config_keys_are_camel_case_field_names() -> None:
+    assert config_key("log_retention_days") == "logRetentionDays"
+    assert config_key("model") == "model"
+    assert SECRET_KEYS == ("appSecret", "pageAccessToken", "verifyToken", "openaiApiKey")
+    assert set(REQUIRED_SECRET_KEYS) == {"appSecret", "pageAccessToken", "openaiApiKey"}
+
+
+def test_secret_fields_are_the_handlers_secrets() -> None:
+    assert {f.name for f in dataclasses.fields(BridgeSecrets)} == set(SECRET_SOURCES)
+
+
+def test_pulumi_yaml_declares_every_key_and_nothing_else() -> None:
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    assert set(schema) == set(SETTING_KEYS) | set(SECRET_KEYS)
+    for key, spec in schema.items():
+        assert spec.get("type") in {"string", "integer", "boolean", "array"}, key
+        assert spec.get("description"), key
+
+
+def test_pulumi_yaml_secrets_are_secret_without_default() -> None:
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    for key in REQUIRED_SECRET_KEYS:
+        assert schema[key].get("secret") is True and "default" not in schema[key], key
+    # A secret key cannot have a default (the CLI would insert it unencrypted and then
+    # refuse it), so the optional verifyToken is a plain key whose empty default means
+    # "generate one".
+    assert schema["verifyToken"]["default"] == ""
+
+
+def test_pulumi_yaml_defaults_are_the_programs_defaults() -> None:
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    for key in SETTING_KEYS:
+        assert "default" in schema[key], key
+    defaults = {k: v for k, v in project_defaults().items() if k in SETTING_KEYS}
+    raw = {k: config_text(v) for k, v in defaults.items()}  # as the CLI passes them
+    for stack in ("dev", "prod"):
+        assert parse_settings(raw, stack=stack) == parse_settings({}, stack=stack)
+
+
+def test_pulumi_yaml_runs_python_from_the_project_venv() -> None:
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    assert project["name"] == "messenger-bridge"
+    assert project["runtime"] == {
+        "name": "python",
+        "options": {"toolchain": "pip", "virtualenv": ".venv"},
+    }
+
+
+def test_dev_stack_file_is_valid_and_holds_no_secret() -> None:
+    config = yaml.safe_load(DEV_STACK_FILE.read_text())["config"]
+    assert config["aws:region"] == "us-east-1"
+    own = {
+        k.split(":", 1)[1]: str(v) for k, v in config.items() if k.startswith("messenger-bridge:")
+    }
+    assert not set(own) & set(SECRET_KEYS)
+    assert set(own) <= set(SETTING_KEYS)
+    parse_settings(own, stack="dev", region=config["aws:region"])
+
+
+def test_deploy_guide_lists_every_setting() -> None:
+    guide = (PROJECT_ROOT / "docs" / "DEPLOY.md").read_text()
+    for key in (*SETTING_KEYS, *SECRET_KEYS):
+        assert f"| `{key}` |" in guide, key
+    for key in REQUIRED_SECRET_KEYS:
+        assert f"pulumi config set --secret {key}" in guide, key

@@ -1,0 +1,193 @@
+"""The IAM documents, names, schedule and environment as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from handler.permissions import HANDLER_ACTIONS
+from handler.settings import SECRET_SOURCES, Env, load_settings
+from infra.config import BridgeSettings, ConfigError
+from infra.environment import MAX_ENVIRONMENT_BYTES, function_environment
+from infra.keep_warm import rate_expression
+from infra.naming import NamingError, names_for
+from infra.policies import function_arn, handler_policy, handler_resources, lambda_trust_policy
+
+TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/t"
+RESOURCES = handler_resources(
+    table_arn=TABLE,
+    function_arn="arn:aws:lambda:eu-west-1:111122223333:function:f",
+    parameter_arns=[
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/p/b",
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/p/a",
+    ],
+    key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
+    log_group_arn="arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/f",
+    queue_arn="arn:aws:sqs:eu-west-1:111122223333:q",
+)
+
+
+def test_trust_policy_names_only_lambda() -> None:
+    (statement,) = lambda_trust_policy()["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+
+
+def test_function_arn_is_built_from_its_parts() -> None:
+    assert function_arn("aws-cn", "cn-north-1", "111122223333", "f") == (
+        "arn:aws-cn:lambda:cn-north-1:111122223333:function:f"
+    )
+
+
+def test_resources_cover_every_handler_group() -> None:
+    assert set(RESOURCES) == set(HANDLER_ACTIONS)
+    assert RESOURCES["table_indexes"] == (f"{TABLE}/index/*",)
+    assert RESOURCES["log_group"] == (
+        "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/f:*",
+    )
+    assert RESOURCES["secret_parameters"] == (
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/p/a",
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/p/b",
+    )
+
+
+def test_policy_has_exactly_the_handlers_actions_on_exactly_its_resources() -> None:
+    policy = handler_policy(RESOURCES)
+    assert policy["Version"] == "2012-10-17"
+    assert len(policy["Statement"]) == len(HANDLER_ACTIONS)
+    for statement, (group, actions) in zip(
+        policy["Statement"], HANDLER_ACTIONS.items(), strict=True
+    ):
+        assert statement["Effect"] == "Allow"
+        assert sorted(statement["Action"]) == sorted(actions)
+        assert statement["Resource"] == list(RESOURCES[group])
+
+
+def test_policy_sids_are_unique_and_alphanumeric() -> None:
+    sids = [s["Sid"] for s in handler_policy(RESOURCES)["Statement"]]
+    assert len(set(sids)) == len(sids)
+    assert all(sid.isalnum() for sid in sids)
+
+
+def test_policy_refuses_a_missing_group() -> None:
+    partial = {k: v for k, v in RESOURCES.items() if k != "failure_queue"}
+    with pytest.raises(ValueError, match="failure_queue"):
+        handler_policy(partial)
+
+
+def test_policy_refuses_a_group_the_handler_does_not_have() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        handler_policy({**RESOURCES, "bucket": ("arn:aws:s3:::b",)})
+
+
+@pytest.mark.parametrize(
+    ("actions", "resources"),
+    [
+        ({**HANDLER_ACTIONS, "table": ("dynamodb:*",)}, RESOURCES),
+        ({**HANDLER_ACTIONS, "table": ("*",)}, RESOURCES),
+        (HANDLER_ACTIONS, {**RESOURCES, "table": ("*",)}),
+        (HANDLER_ACTIONS, {**RESOURCES, "table": ()}),
+    ],
+)
+def test_policy_refuses_wildcards(actions: dict, resources: dict) -> None:
+    with pytest.raises(ValueError):
+        handler_policy(resources, actions)
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def test_names_derive_from_project_and_stack() -> None:
+    names = names_for("messenger-bridge", "dev")
+    assert names.function == names.table == "messenger-bridge-dev"
+    assert names.role == "messenger-bridge-dev-function"
+    assert names.log_group == "/aws/lambda/messenger-bridge-dev"
+    assert names.failure_queue == "messenger-bridge-dev-failures"
+    assert names.keep_warm_rule == "messenger-bridge-dev-keep-warm"
+    assert names.key_alias == "alias/messenger-bridge-dev-secrets"
+    assert names.parameter("app_secret") == "/messenger-bridge/dev/app-secret"
+
+
+def test_several_bots_in_one_stack_get_their_own_names() -> None:
+    a, b = (
+        names_for("messenger-bridge", "prod", "page-a"),
+        names_for("messenger-bridge", "prod", "page-b"),
+    )
+    assert a.function == "messenger-bridge-prod-page-a" != b.function
+    assert a.parameter("verify_token") == "/messenger-bridge/prod/page-a/verify-token"
+
+
+@pytest.mark.parametrize("stack", ["my.stack", "a b", ""])
+def test_names_refuse_characters_aws_refuses(stack: str) -> None:
+    with pytest.raises(NamingError):
+        names_for("messenger-bridge", stack)
+
+
+def test_names_refuse_what_is_too_long() -> None:
+    with pytest.raises(NamingError, match="longer than 64 characters"):
+        names_for("messenger-bridge", "s" * 40)
+
+
+# --- schedule -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expression"),
+    [(1, "rate(1 minute)"), (2, "rate(2 minutes)"), (20, "rate(20 minutes)")],
+)
+def test_rate_expression(minutes: int, expression: str) -> None:
+    assert rate_expression(minutes) == expression
+
+
+def test_rate_expression_needs_a_minute() -> None:
+    with pytest.raises(ValueError):
+        rate_expression(0)
+
+
+# --- environment ----------------------------------------------------------------------------
+
+
+def parameters() -> dict[str, str]:
+    return {secret: f"/p/{secret}" for secret in SECRET_SOURCES}
+
+
+def test_the_handler_reads_back_what_the_environment_says() -> None:
+    settings = BridgeSettings(
+        model="m",
+        temperature=0.3,
+        admin_psids=("1", "2"),
+        openai_base_url="https://x.test/v1",
+        quota_timezone="Asia/Tokyo",
+        log_level="DEBUG",
+        history_turns=2,
+    )
+    env = function_environment(settings, "table-x", parameters())
+    loaded = load_settings(env)
+    assert loaded.table_name == "table-x"
+    assert loaded.model == "m"
+    assert loaded.temperature == 0.3
+    assert loaded.admin_psids == frozenset({"1", "2"})
+    assert loaded.openai_base_url == "https://x.test/v1"
+    assert loaded.timezone == "Asia/Tokyo"
+    assert loaded.log_level == "DEBUG"
+    assert loaded.history_turns == 2
+    assert loaded.graph_api_url == settings.graph_api_url
+    assert dict(loaded.secret_parameters) == parameters()
+
+
+def test_environment_needs_every_secret_parameter() -> None:
+    partial = {k: v for k, v in parameters().items() if k != "verify_token"}
+    with pytest.raises(ValueError):
+        function_environment(BridgeSettings(), "t", partial)
+
+
+def test_environment_over_lambdas_limit_is_a_config_error() -> None:
+    env = function_environment(BridgeSettings(), "t", parameters())
+    used = sum(len(k) + len(v) for k, v in env.items()) - len(env[Env.SYSTEM_PROMPT])
+    fits = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used))
+    function_environment(fits, "t", parameters())
+    too_long = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used + 1))
+    with pytest.raises(ConfigError, match="systemPrompt"):
+        function_environment(too_long, "t", parameters())

@@ -1,0 +1,520 @@
+"""The real Pulumi program under mocks: each property the bridge depends on, one by one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from handler import schema
+from handler.permissions import HANDLER_ACTIONS
+from handler.settings import DEFAULT_MODEL, SECRET_SOURCES, Env
+from infra.config import ConfigError
+from tests.infra.capture import (
+    ACCOUNT_ID,
+    PROJECT_ROOT,
+    REGION,
+    CapturedResource,
+    CapturedStack,
+    is_secret,
+    plain_strings,
+)
+from tests.infra.conftest import SECRETS, VERIFY_TOKEN
+
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
+PARAMETER = "aws:ssm/parameter:Parameter"
+TABLE = "aws:dynamodb/table:Table"
+RULE = "aws:cloudwatch/eventRule:EventRule"
+TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+KEY = "aws:kms/key:Key"
+ALIAS = "aws:kms/alias:Alias"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+QUEUE = "aws:sqs/queue:Queue"
+ASYNC_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+
+ALL_ENV_NAMES = {value for key, value in vars(Env).items() if not key.startswith("_")}
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:messenger-bridge-test"
+BYO_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0000aaaa-bbbb-cccc-dddd-eeeeffff0000"
+
+Capture = Callable[..., CapturedStack]
+
+
+def env_of(stack: CapturedStack) -> dict[str, str]:
+    return stack.one(FUNCTION).inputs["environment"]["variables"]
+
+
+def policy_of(stack: CapturedStack) -> dict:
+    return json.loads(stack.one(ROLE_POLICY).inputs["policy"])
+
+
+def statements_by_sid(stack: CapturedStack) -> dict[str, dict]:
+    return {s["Sid"]: s for s in policy_of(stack)["Statement"]}
+
+
+def sid(group: str) -> str:
+    return "".join(part.capitalize() for part in group.split("_"))
+
+
+def permission(stack: CapturedStack, action: str, principal: str) -> CapturedResource:
+    found = [
+        p
+        for p in stack.of_type(PERMISSION)
+        if p.inputs["action"] == action and p.inputs["principal"] == principal
+    ]
+    assert len(found) == 1, [p.inputs for p in stack.of_type(PERMISSION)]
+    return found[0]
+
+
+# --- the function --------------------------------------------------------------------------
+
+
+def test_function_runs_the_handler_on_python_313(stack: CapturedStack) -> None:
+    function = stack.one(FUNCTION).inputs
+    assert function["runtime"] == "python3.13"
+    assert function["handler"] == "handler.app.lambda_handler"
+    assert function["name"] == "messenger-bridge-test"
+
+
+def test_function_memory_timeout_and_architecture_defaults(stack: CapturedStack) -> None:
+    function = stack.one(FUNCTION).inputs
+    assert function["architectures"] == ["arm64"]
+    assert function["memorySize"] == 512
+    assert function["timeout"] == 120
+    assert "reservedConcurrentExecutions" not in function
+
+
+def test_function_settings_follow_config(capture: Capture) -> None:
+    config = {"architecture": "x86_64", "memoryMb": 1024, "timeoutSeconds": 200}
+    function = capture({**config, "reservedConcurrency": 5}).one(FUNCTION).inputs
+    assert function["architectures"] == ["x86_64"]
+    assert function["memorySize"] == 1024
+    assert function["timeout"] == 200
+    assert function["reservedConcurrentExecutions"] == 5
+
+
+@pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
+def test_function_code_is_the_built_archive_for_its_architecture(
+    capture: Capture, architecture: str
+) -> None:
+    code = capture({"architecture": architecture}).one(FUNCTION).inputs["code"]
+    path = Path(code.path)
+    assert path == PROJECT_ROOT / ".cache" / "build" / f"lambda-{architecture}.zip"
+    assert path.is_file()
+
+
+def test_function_logs_json_to_its_own_log_group(stack: CapturedStack) -> None:
+    logging = stack.one(FUNCTION).inputs["loggingConfig"]
+    assert logging == {"logFormat": "JSON", "logGroup": "/aws/lambda/messenger-bridge-test"}
+
+
+def test_environment_sets_every_variable_the_handler_reads(stack: CapturedStack) -> None:
+    # OPENAI_BASE_URL is the one optional variable: unset means OpenAI's own API.
+    assert set(env_of(stack)) == ALL_ENV_NAMES - {Env.OPENAI_BASE_URL}
+
+
+def test_environment_values(stack: CapturedStack) -> None:
+    env = env_of(stack)
+    assert env[Env.TABLE_NAME] == stack.one(TABLE).inputs["name"]
+    assert env[Env.OPENAI_MODEL] == DEFAULT_MODEL
+    assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v24.0"
+    assert env[Env.OPENAI_TEMPERATURE] == "0.7"
+    assert env[Env.DAILY_LIMIT] == "10"
+    assert env[Env.QUOTA_TIMEZONE] == "UTC"
+    assert env[Env.ADMIN_PSIDS] == ""
+
+
+def test_environment_follows_config(capture: Capture) -> None:
+    config = {
+        "openaiBaseUrl": "https://llm.example.com/v1",
+        "graphApiVersion": "v25.0",
+        "adminPsids": ["123", "456"],
+        "temperature": "0.2",
+        "logLevel": "debug",
+    }
+    env = env_of(capture(config))
+    assert set(env) == ALL_ENV_NAMES
+    assert env[Env.OPENAI_BASE_URL] == "https://llm.example.com/v1"
+    assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v25.0"
+    assert env[Env.ADMIN_PSIDS] == "123,456"
+    assert env[Env.OPENAI_TEMPERATURE] == "0.2"
+    assert env[Env.LOG_LEVEL] == "DEBUG"
+
+
+def test_environment_names_the_secret_parameters(stack: CapturedStack) -> None:
+    env = env_of(stack)
+    parameters = {p.inputs["name"] for p in stack.of_type(PARAMETER)}
+    named = {env[variable] for variable, _plain in SECRET_SOURCES.values()}
+    assert named == parameters
+    for _variable, plain in SECRET_SOURCES.values():
+        assert plain not in env
+
+
+def test_no_secret_value_travels_in_plain_text(capture: Capture) -> None:
+    stack = capture({"verifyToken": VERIFY_TOKEN}, secrets={**SECRETS, "verifyToken": VERIFY_TOKEN})
+    secrets = {*SECRETS.values(), VERIFY_TOKEN}
+    for resource in stack.resources:
+        leaked = secrets.intersection(plain_strings(resource.raw_inputs))
+        assert not leaked, f"{resource.name} has {leaked} outside a secret"
+    for name, output in stack.outputs.items():
+        if not output.secret:
+            assert not secrets.intersection(plain_strings(output.value)), name
+
+
+def test_generated_verify_token_stays_secret(stack: CapturedStack) -> None:
+    generated = stack.one(PASSWORD).state["result"]
+    for resource in stack.resources:
+        if resource.typ != PASSWORD:
+            assert generated not in plain_strings(resource.raw_inputs), resource.name
+
+
+# --- the public URL -------------------------------------------------------------------------
+
+
+def test_function_url_is_public(stack: CapturedStack) -> None:
+    url = stack.one("aws:lambda/functionUrl:FunctionUrl").inputs
+    assert url["authorizationType"] == "NONE"
+    assert url["functionName"] == "messenger-bridge-test"
+
+
+def test_url_grants_invoke_function_url_with_auth_type_none(stack: CapturedStack) -> None:
+    grant = permission(stack, "lambda:InvokeFunctionUrl", "*").inputs
+    assert grant["functionUrlAuthType"] == "NONE"
+    assert grant["function"] == "messenger-bridge-test"
+    assert "invokedViaFunctionUrl" not in grant
+
+
+def test_url_grants_invoke_function_only_through_the_url(stack: CapturedStack) -> None:
+    grant = permission(stack, "lambda:InvokeFunction", "*").inputs
+    assert grant["invokedViaFunctionUrl"] is True
+    assert grant["function"] == "messenger-bridge-test"
+    assert "functionUrlAuthType" not in grant  # AWS refuses it with this action
+
+
+def test_permissions_have_their_own_statement_ids(stack: CapturedStack) -> None:
+    ids = [p.inputs["statementId"] for p in stack.of_type(PERMISSION)]
+    assert len(ids) == len(set(ids)) == 3
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def test_table_is_on_demand_encrypted_recoverable(stack: CapturedStack) -> None:
+    table = stack.one(TABLE).inputs
+    assert table["billingMode"] == "PAY_PER_REQUEST"
+    assert table["pointInTimeRecovery"] == {"enabled": True}
+    assert table["serverSideEncryption"] == {"enabled": True}
+    assert table["ttl"] == {"attributeName": schema.TTL_ATTRIBUTE, "enabled": True}
+
+
+def test_table_keys_and_index_come_from_the_schema(stack: CapturedStack) -> None:
+    table = stack.one(TABLE).inputs
+    assert table["hashKey"] == schema.PARTITION_KEY
+    assert table["rangeKey"] == schema.SORT_KEY
+    attributes = {(a["name"], a["type"]) for a in table["attributes"]}
+    assert attributes == {
+        (a["AttributeName"], a["AttributeType"]) for a in schema.ATTRIBUTE_DEFINITIONS
+    }
+    (index,) = table["globalSecondaryIndexes"]
+    assert index["name"] == schema.USERS_INDEX
+    assert index["projectionType"] == "ALL"
+    assert index["keySchemas"] == [
+        {"attributeName": schema.USERS_INDEX_PARTITION_KEY, "keyType": "HASH"},
+        {"attributeName": schema.USERS_INDEX_SORT_KEY, "keyType": "RANGE"},
+    ]
+
+
+def test_table_is_unprotected_outside_prod(stack: CapturedStack) -> None:
+    table = stack.one(TABLE)
+    assert table.inputs["deletionProtectionEnabled"] is False
+    assert table.protect is False
+
+
+def test_prod_table_is_protected(capture: Capture) -> None:
+    table = capture(stack="prod").one(TABLE)
+    assert table.inputs["deletionProtectionEnabled"] is True
+    assert table.protect is True
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "value", "protected"), [("prod", "false", False), ("dev", "true", True)]
+)
+def test_protect_table_setting_overrides_the_stack_rule(
+    capture: Capture, stack_name: str, value: str, protected: bool
+) -> None:
+    table = capture({"protectTable": value}, stack=stack_name).one(TABLE)
+    assert table.inputs["deletionProtectionEnabled"] is protected
+    assert table.protect is protected
+
+
+# --- keep-warm ------------------------------------------------------------------------------
+
+
+def test_keep_warm_rule_targets_the_function(stack: CapturedStack) -> None:
+    rule = stack.one(RULE)
+    assert rule.inputs["scheduleExpression"] == "rate(20 minutes)"
+    target = stack.one(TARGET).inputs
+    assert target["rule"] == rule.inputs["name"]
+    assert target["arn"] == stack.one(FUNCTION).arn
+    assert "input" not in target  # the handler recognises the scheduled-event payload
+
+
+def test_keep_warm_permission_is_limited_to_the_rule(stack: CapturedStack) -> None:
+    grant = permission(stack, "lambda:InvokeFunction", "events.amazonaws.com").inputs
+    assert grant["sourceArn"] == stack.one(RULE).arn
+    assert grant["function"] == "messenger-bridge-test"
+
+
+def test_keep_warm_of_one_minute_is_singular(capture: Capture) -> None:
+    assert (
+        capture({"keepWarmMinutes": 1}).one(RULE).inputs["scheduleExpression"] == "rate(1 minute)"
+    )
+
+
+def test_keep_warm_zero_creates_nothing(capture: Capture) -> None:
+    stack = capture({"keepWarmMinutes": 0})
+    assert stack.of_type(RULE) == []
+    assert stack.of_type(TARGET) == []
+    assert [p.inputs["principal"] for p in stack.of_type(PERMISSION)] == ["*", "*"]
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def test_four_secure_string_parameters_under_the_stack_path(stack: CapturedStack) -> None:
+    parameters = {p.inputs["name"]: p for p in stack.of_type(PARAMETER)}
+    assert set(parameters) == {
+        "/messenger-bridge/test/app-secret",
+        "/messenger-bridge/test/page-access-token",
+        "/messenger-bridge/test/verify-token",
+        "/messenger-bridge/test/openai-api-key",
+    }
+    for parameter in parameters.values():
+        assert parameter.inputs["type"] == "SecureString"
+        assert is_secret(parameter.raw_inputs["value"])
+
+
+def test_parameters_hold_the_configured_secrets(stack: CapturedStack) -> None:
+    values = {
+        p.inputs["name"].rsplit("/", 1)[1]: p.inputs["value"] for p in stack.of_type(PARAMETER)
+    }
+    assert values["app-secret"] == SECRETS["appSecret"]
+    assert values["page-access-token"] == SECRETS["pageAccessToken"]
+    assert values["openai-api-key"] == SECRETS["openaiApiKey"]
+    assert values["verify-token"] == stack.one(PASSWORD).state["result"]
+
+
+def test_parameters_are_encrypted_with_the_stacks_rotating_key(stack: CapturedStack) -> None:
+    key = stack.one(KEY)
+    assert key.inputs["enableKeyRotation"] is True
+    assert stack.one(ALIAS).inputs == {
+        "name": "alias/messenger-bridge-test-secrets",
+        "targetKeyId": key.state["keyId"],
+    }
+    assert {p.inputs["keyId"] for p in stack.of_type(PARAMETER)} == {key.arn}
+
+
+def test_verify_token_is_generated_without_special_characters(stack: CapturedStack) -> None:
+    password = stack.one(PASSWORD).inputs
+    assert password["length"] == 32
+    assert password["special"] is False
+
+
+def test_configured_verify_token_is_used_instead_of_a_generated_one(capture: Capture) -> None:
+    stack = capture(secrets={**SECRETS, "verifyToken": VERIFY_TOKEN})
+    assert stack.of_type(PASSWORD) == []
+    (parameter,) = [
+        p for p in stack.of_type(PARAMETER) if p.inputs["name"].endswith("verify-token")
+    ]
+    assert parameter.inputs["value"] == VERIFY_TOKEN
+    assert stack.outputs["verifyToken"].value == VERIFY_TOKEN
+    assert stack.outputs["verifyToken"].secret
+
+
+def test_own_kms_key_replaces_the_stack_key(capture: Capture) -> None:
+    stack = capture({"kmsKeyArn": BYO_KEY})
+    assert stack.of_type(KEY) == [] and stack.of_type(ALIAS) == []
+    assert {p.inputs["keyId"] for p in stack.of_type(PARAMETER)} == {BYO_KEY}
+    assert statements_by_sid(stack)["SecretsKey"]["Resource"] == [BYO_KEY]
+
+
+# --- IAM ------------------------------------------------------------------------------------
+
+
+def test_role_is_trusted_by_lambda_only(stack: CapturedStack) -> None:
+    role = stack.one(ROLE).inputs
+    assert json.loads(role["assumeRolePolicy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    assert not role.get("managedPolicyArns")
+    assert stack.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
+
+
+def test_inline_policy_is_attached_to_the_role(stack: CapturedStack) -> None:
+    assert stack.one(ROLE_POLICY).inputs["role"] == stack.one(ROLE).inputs["name"]
+
+
+def test_policy_has_one_statement_per_handler_resource_group(stack: CapturedStack) -> None:
+    statements = statements_by_sid(stack)
+    assert set(statements) == {sid(group) for group in HANDLER_ACTIONS}
+    for group, actions in HANDLER_ACTIONS.items():
+        statement = statements[sid(group)]
+        assert statement["Effect"] == "Allow"
+        assert set(statement["Action"]) == set(actions), group
+
+
+def test_policy_resources_are_exactly_each_groups_arns(stack: CapturedStack) -> None:
+    table_arn = stack.one(TABLE).arn
+    expected = {
+        "table": [table_arn],
+        "table_indexes": [f"{table_arn}/index/*"],
+        "function": [FUNCTION_ARN],
+        "secret_parameters": sorted(p.arn for p in stack.of_type(PARAMETER)),
+        "secrets_key": [stack.one(KEY).arn],
+        "log_group": [f"{stack.one(LOG_GROUP).arn}:*"],
+        "failure_queue": [stack.one(QUEUE).arn],
+    }
+    assert set(expected) == set(HANDLER_ACTIONS)
+    statements = statements_by_sid(stack)
+    for group, resources in expected.items():
+        assert statements[sid(group)]["Resource"] == resources, group
+
+
+def test_policy_self_invocation_arn_is_the_functions_own(stack: CapturedStack) -> None:
+    assert stack.one(FUNCTION).arn == FUNCTION_ARN
+    assert {
+        "aws:index/getCallerIdentity:getCallerIdentity",
+        "aws:index/getPartition:getPartition",
+        "aws:index/getRegion:getRegion",
+    } <= set(stack.calls)
+
+
+def test_no_wildcard_action_or_resource(stack: CapturedStack) -> None:
+    for statement in policy_of(stack)["Statement"]:
+        assert all("*" not in action for action in statement["Action"])
+        assert "*" not in statement["Resource"]
+        assert all(arn.startswith("arn:aws:") for arn in statement["Resource"])
+
+
+# --- logs, failures, dependencies ------------------------------------------------------------
+
+
+def test_log_group_name_and_retention(stack: CapturedStack, capture: Capture) -> None:
+    group = stack.one(LOG_GROUP).inputs
+    assert group["name"] == "/aws/lambda/messenger-bridge-test"
+    assert group["retentionInDays"] == 14
+    assert capture({"logRetentionDays": 30}).one(LOG_GROUP).inputs["retentionInDays"] == 30
+
+
+def test_function_is_created_after_its_log_group_and_policy(stack: CapturedStack) -> None:
+    dependencies = stack.one(FUNCTION).dependencies
+    assert stack.one(LOG_GROUP).urn in dependencies
+    assert stack.one(ROLE_POLICY).urn in dependencies
+
+
+def test_async_invocations_retry_then_go_to_the_failure_queue(stack: CapturedStack) -> None:
+    config = stack.one(ASYNC_CONFIG)
+    assert config.inputs["functionName"] == "messenger-bridge-test"
+    assert config.inputs["maximumRetryAttempts"] == 2
+    assert config.inputs["maximumEventAgeInSeconds"] == 3600
+    assert config.inputs["destinationConfig"] == {
+        "onFailure": {"destination": stack.one(QUEUE).arn}
+    }
+    assert stack.one(ROLE_POLICY).urn in config.dependencies  # AWS checks sqs:SendMessage
+
+
+def test_failure_queue_is_encrypted_and_keeps_two_weeks(stack: CapturedStack) -> None:
+    queue = stack.one(QUEUE).inputs
+    assert queue["name"] == "messenger-bridge-test-failures"
+    assert queue["sqsManagedSseEnabled"] is True
+    assert queue["messageRetentionSeconds"] == 14 * 24 * 3600
+
+
+# --- outputs and names ----------------------------------------------------------------------
+
+
+def test_outputs(stack: CapturedStack) -> None:
+    assert set(stack.outputs) == {
+        "webhookUrl",
+        "verifyToken",
+        "tableName",
+        "functionName",
+        "failureQueueUrl",
+    }
+    assert (
+        stack.output("webhookUrl")
+        == stack.one("aws:lambda/functionUrl:FunctionUrl").state["functionUrl"]
+    )
+    assert stack.output("tableName") == "messenger-bridge-test"
+    assert stack.output("functionName") == "messenger-bridge-test"
+    assert stack.output("failureQueueUrl") == stack.one(QUEUE).state["url"]
+    assert stack.output("verifyToken") == stack.one(PASSWORD).state["result"]
+    secret = {name for name, output in stack.outputs.items() if output.secret}
+    assert secret == {"verifyToken"}
+
+
+def physical_names(stack: CapturedStack) -> set[str]:
+    return {r.inputs["name"] for r in stack.resources if isinstance(r.inputs.get("name"), str)}
+
+
+def test_every_physical_name_carries_the_stack_name(stack: CapturedStack) -> None:
+    names = physical_names(stack) - {"handler"}  # the role's inline policy is scoped to the role
+    assert names
+    for name in names:
+        assert "messenger-bridge" in name and "test" in name, name
+
+
+def test_two_stacks_have_no_name_in_common(stack: CapturedStack, capture: Capture) -> None:
+    other = capture(stack="staging")
+    assert physical_names(stack) & physical_names(other) == {"handler"}
+
+
+# --- configuration errors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"architecture": "sparc"}, "architecture"),
+        ({"timeoutSeconds": 60}, "timeoutSeconds: must be more than 75s"),
+        ({"keepWarmMinutes": -1}, "keepWarmMinutes"),
+        ({"logRetentionDays": 13}, "logRetentionDays"),
+        ({"kmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:alias/mine"}, "not an alias"),
+        ({"adminPsids": ["12a"]}, "adminPsids"),
+        ({"systemPrompt": "x" * 5000}, "systemPrompt"),
+    ],
+)
+def test_invalid_settings_fail_with_the_key(capture: Capture, config: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        capture(config)
+
+
+def test_missing_secrets_fail_with_the_command_that_sets_them(capture: Capture) -> None:
+    with pytest.raises(ConfigError) as error:
+        capture(secrets={"appSecret": "only-this-one"})
+    assert "pulumi config set --secret pageAccessToken" in str(error.value)
+    assert "pulumi config set --secret openaiApiKey" in str(error.value)
+    assert "verifyToken" not in str(error.value)
+
+
+# --- the capture helpers themselves ----------------------------------------------------------
+
+
+def test_plain_strings_sees_through_everything_but_secret_wrappers() -> None:
+    wrapped = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "s"}
+    value = {"a": ["x", {"b": wrapped}], "c": wrapped}
+    assert is_secret(wrapped) and not is_secret({"value": "s"})
+    assert sorted(plain_strings(value)) == ["a", "b", "c", "x"]
+    assert plain_strings({"a": ["s"]}) == ["a", "s"]
