@@ -72,8 +72,8 @@ class Inbound:
     page_id: str
     timestamp: int
     kind: InboundKind
-    text: str = ""  # message text, or the postback's payload
-    title: str = ""  # a postback's button title
+    text: str = ""  # what the person typed, or the title of the button they tapped
+    payload: str = ""  # a postback's or quick reply's payload
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,10 +103,13 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
             return None
         mid = message.get("mid")
         event_id = mid if isinstance(mid, str) and mid else f"{psid}:{timestamp}:m"
+        text = message.get("text")
         quick = message.get("quick_reply")
         if isinstance(quick, dict) and isinstance(quick.get("payload"), str):
-            return Inbound(event_id, psid, page_id, timestamp, "quick_reply", quick["payload"])
-        text = message.get("text")
+            shown = text if isinstance(text, str) else ""
+            return Inbound(
+                event_id, psid, page_id, timestamp, "quick_reply", shown, quick["payload"]
+            )
         if isinstance(text, str) and text.strip():
             return Inbound(event_id, psid, page_id, timestamp, "text", text)
         if message.get("attachments") or message.get("sticker_id"):
@@ -120,7 +123,7 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
         mid = postback.get("mid")
         event_id = mid if isinstance(mid, str) and mid else f"{psid}:{timestamp}:p"
         title = postback.get("title") if isinstance(postback.get("title"), str) else ""
-        return Inbound(event_id, psid, page_id, timestamp, "postback", payload, title)
+        return Inbound(event_id, psid, page_id, timestamp, "postback", title, payload)
     return None  # delivery, read, reaction, optin, referral...
 
 

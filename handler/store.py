@@ -7,6 +7,7 @@ the limit) is a conditional write here, so DynamoDB itself enforces it.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -325,7 +326,7 @@ class Store:
         if not item:
             return []
         expires = int(item.get(schema.TTL_ATTRIBUTE, {}).get("N", "0"))
-        if expires and expires < datetime.now().timestamp():
+        if expires and expires < time.time():
             return []  # TTL deletes late; an expired conversation is already forgotten
         try:
             turns = json.loads(item["turns"]["S"])

@@ -14,7 +14,7 @@ from .events import HttpRequest, Inbound, MalformedBody, parse_webhook
 from .logs import log
 
 MAX_BODY_BYTES = 256 * 1024  # far above any real delivery; also the async payload limit
-WEBHOOK_PATHS = {"/", "/webhook"}
+WEBHOOK_PATHS = {"", "/webhook"}  # compared without a trailing slash
 
 Response = dict[str, Any]
 
@@ -60,7 +60,7 @@ def route(
     secrets: Callable[[], Any],
     hand_off: Callable[[list[Inbound]], None],
 ) -> Response:
-    if request.path.rstrip("/") + "/" not in {p.rstrip("/") + "/" for p in WEBHOOK_PATHS}:
+    if request.path.rstrip("/") not in WEBHOOK_PATHS:
         return respond(404, "Not Found")
     if request.method == "GET":
         return verify_challenge(request, secrets().verify_token)

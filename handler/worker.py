@@ -105,10 +105,10 @@ class Worker:
         if user.status == STATUS_BLOCKED and not is_admin:
             return "blocked"
 
-        if event.kind in ("postback", "quick_reply"):
-            command = commands.parse_payload(event.text, is_admin)
-            if command is None and event.kind == "postback":
-                log.info("postback.unknown")
+        if event.payload:
+            command = commands.parse_payload(event.payload, is_admin)
+            if command is None and (event.kind == "postback" or not event.text.strip()):
+                log.info("payload.unknown", kind=event.kind)
                 return "ignored"
         else:
             command = commands.parse_text(event.text, is_admin)

@@ -259,3 +259,20 @@ def test_an_unknown_postback_is_ignored(bridge: Bridge):
     bridge.deliver(webhook_body(messaging_postback(ALICE, "SOMETHING_ELSE")))
     bridge.settle()
     assert bridge.texts_to(ALICE) == [] and bridge.model.requests == []
+
+
+def test_a_quick_reply_that_is_no_command_is_asked_as_the_text_shown(bridge: Bridge):
+    quick = messaging_text(ALICE, "Tell me more")
+    quick["message"]["quick_reply"] = {"payload": "MORE"}
+    bridge.deliver(webhook_body(quick))
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert bridge.model.requests[0]["messages"][-1]["content"] == "Tell me more"
+
+
+def test_a_quick_reply_command_runs_the_command(bridge: Bridge):
+    quick = messaging_text(ALICE, "Usage")
+    quick["message"]["quick_reply"] = {"payload": "USAGE"}
+    bridge.deliver(webhook_body(quick))
+    bridge.settle()
+    assert "questions" in bridge.texts_to(ALICE)[0] and bridge.model.requests == []

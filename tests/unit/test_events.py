@@ -91,10 +91,10 @@ def test_postbacks_and_quick_replies_carry_their_payload():
     quick = text(ALICE, "m5", "Keep default")
     quick["message"]["quick_reply"] = {"payload": "ADMIN:default:1"}
     events = parse_webhook(body(entry(postback, no_mid, quick)))
-    assert [(e.kind, e.text, e.event_id) for e in events] == [
-        ("postback", "HELP", "pb1"),
-        ("postback", "USAGE", f"{BOB}:7:p"),
-        ("quick_reply", "ADMIN:default:1", "m5"),
+    assert [(e.kind, e.payload, e.text, e.event_id) for e in events] == [
+        ("postback", "HELP", "Help", "pb1"),
+        ("postback", "USAGE", "", f"{BOB}:7:p"),
+        ("quick_reply", "ADMIN:default:1", "Keep default", "m5"),
     ]
 
 
