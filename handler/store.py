@@ -63,7 +63,7 @@ class User:
     active_at: str = ""
 
 
-def _user_from_item(psid: str, item: dict[str, Any]) -> User:
+def user_from_item(psid: str, item: dict[str, Any]) -> User:
     limit = item.get("daily_limit", {}).get("N")
     status = item.get("status", {}).get("S", STATUS_DEFAULT)
     return User(
@@ -158,7 +158,7 @@ class Store:
             ReturnValues="ALL_OLD",
         )
         old = response.get("Attributes") or {}
-        user = _user_from_item(psid, old)
+        user = user_from_item(psid, old)
         first_seen = user.first_seen or stamp
         return replace(user, first_seen=first_seen, active_at=stamp), "first_seen" not in old
 
@@ -166,7 +166,7 @@ class Store:
         item = self._db.get_item(
             TableName=self._table, Key=_key(psid, "PROFILE"), ConsistentRead=True
         ).get("Item")
-        return _user_from_item(psid, item) if item else None
+        return user_from_item(psid, item) if item else None
 
     def set_status(self, psid: str, status: str, now: datetime) -> User:
         if status not in STATUSES:
@@ -222,7 +222,7 @@ class Store:
             },
             ReturnValues="ALL_NEW",
         )
-        return _user_from_item(psid, response["Attributes"])
+        return user_from_item(psid, response["Attributes"])
 
     def recent_users(self, limit: int = 20) -> list[User]:
         """Users by last activity, newest first, from the sparse index."""
@@ -238,7 +238,7 @@ class Store:
         users = []
         for item in response.get("Items", []):
             psid = item[schema.PARTITION_KEY]["S"].removeprefix("USER#")
-            users.append(_user_from_item(psid, item))
+            users.append(user_from_item(psid, item))
         return users
 
     def forget_user(self, psid: str) -> int:

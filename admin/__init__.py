@@ -1,0 +1,5 @@
+"""The owner's command line for a deployed bridge: users, limits, usage reports, forgetting.
+
+It talks to the stack's DynamoDB table directly (``python -m admin --help``); see
+docs/ADMIN.md. Writes go through ``handler.store.Store`` so they match what the bot writes.
+"""

@@ -1,0 +1,178 @@
+"""Which table the CLI works on, in which account and region, with which quota settings.
+
+The CLI cannot read the Lambda's environment unless asked (``--function``), so each setting
+comes from the first of: its option, the function's environment, a local variable, a default.
+The table name may also come from the Pulumi stack that created it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import boto3
+from botocore.config import Config
+
+from handler.settings import Env
+
+from .errors import AdminError, UsageError
+
+TABLE_VARIABLE = "BRIDGE_TABLE"
+DEFAULT_DAILY_LIMIT = 10
+DEFAULT_TIMEZONE = "UTC"
+PULUMI_TIMEOUT_SECONDS = 120
+# Where Pulumi.yaml lives: pulumi must run there to find the project, wherever we were started.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# An interactive tool may wait a little longer than the webhook, and retries throttling.
+AWS_CONFIG = Config(
+    connect_timeout=5, read_timeout=30, retries={"max_attempts": 4, "mode": "standard"}
+)
+NO_TABLE = "no table given: pass --table or set BRIDGE_TABLE"
+
+
+@dataclass(frozen=True)
+class Target:
+    table: str
+    table_source: str  # --table, BRIDGE_TABLE, --function or pulumi
+    region: str | None
+    daily_limit: int
+    timezone: ZoneInfo
+
+
+def _pulumi(args: list[str], stack: str | None) -> str:
+    """Run the pulumi CLI in the project; its stdout, or an error that says what to do."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        hint = " (--stack needs the pulumi CLI)" if stack else ""
+        raise AdminError(f"{NO_TABLE}{hint}")
+    command = [pulumi, *args, "--non-interactive", *(["--stack", stack] if stack else [])]
+    cwd = PROJECT_ROOT if (PROJECT_ROOT / "Pulumi.yaml").exists() else None
+    try:
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=PULUMI_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise AdminError(f"`pulumi {' '.join(args)}` failed ({error}); {NO_TABLE}") from None
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        raise AdminError(f"`pulumi {' '.join(args)}` failed: {reason}; {NO_TABLE}")
+    return done.stdout.strip()
+
+
+def pulumi_table(stack: str | None) -> str:
+    name = _pulumi(["stack", "output", "tableName"], stack)
+    if not name:
+        raise AdminError(f"the Pulumi stack has no tableName output (deployed yet?); {NO_TABLE}")
+    return name
+
+
+def pulumi_region(stack: str | None) -> str | None:
+    """The stack's ``aws:region``, for owners whose shell names no region of its own."""
+    try:
+        return _pulumi(["config", "get", "aws:region"], stack) or None
+    except AdminError:
+        return None
+
+
+def aws_session(
+    profile: str | None, region: str | None, env: Mapping[str, str]
+) -> boto3.session.Session:
+    """A boto3 session; ``AWS_ENDPOINT_URL`` and the usual variables apply as for any tool.
+
+    boto3 reads only ``AWS_DEFAULT_REGION``; the AWS CLI and other SDKs also read
+    ``AWS_REGION``, so an owner who set only that one gets it here too.
+    """
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    if session.region_name is None and env.get("AWS_REGION", "").strip():
+        session = boto3.session.Session(profile_name=profile, region_name=env["AWS_REGION"].strip())
+    return session
+
+
+def function_environment(session: boto3.session.Session, function: str) -> dict[str, str]:
+    """The deployed function's variables: the settings the bot really runs with."""
+    client: Any = session.client("lambda", config=AWS_CONFIG)
+    config = client.get_function_configuration(FunctionName=function)
+    return dict(config.get("Environment", {}).get("Variables", {}))
+
+
+def choose_table(
+    option: str | None,
+    env: Mapping[str, str],
+    function_env: Mapping[str, str],
+    stack: str | None,
+) -> tuple[str, str]:
+    """The table name and where it came from: option, variable, function, then Pulumi."""
+    if option:
+        return option, "--table"
+    if env.get(TABLE_VARIABLE, "").strip():
+        return env[TABLE_VARIABLE].strip(), TABLE_VARIABLE
+    if function_env.get(Env.TABLE_NAME, "").strip():
+        return function_env[Env.TABLE_NAME].strip(), "--function"
+    return pulumi_table(stack), "pulumi"
+
+
+def parse_limit(raw: str, source: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise UsageError(f"{source} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise UsageError(f"{source} must not be negative, got {value}")
+    return value
+
+
+def choose_daily_limit(
+    option: int | None, env: Mapping[str, str], function_env: Mapping[str, str]
+) -> int:
+    """The configured default limit, only for display: the bot applies its own."""
+    if option is not None:
+        return option
+    for source, variables in (("the function's DAILY_LIMIT", function_env), ("DAILY_LIMIT", env)):
+        raw = variables.get(Env.DAILY_LIMIT, "").strip()
+        if raw:
+            return parse_limit(raw, source)
+    return DEFAULT_DAILY_LIMIT
+
+
+def choose_timezone(
+    option: str | None, env: Mapping[str, str], function_env: Mapping[str, str]
+) -> ZoneInfo:
+    """The zone whose midnight starts a quota day: "today" must mean what it means to the bot."""
+    name = (
+        option
+        or function_env.get(Env.QUOTA_TIMEZONE, "").strip()
+        or env.get(Env.QUOTA_TIMEZONE, "").strip()
+        or DEFAULT_TIMEZONE
+    )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r} (e.g. UTC, Europe/Paris)") from None
+
+
+def resolve(args: Any, session: boto3.session.Session, env: Mapping[str, str]) -> Target:
+    """Everything a command needs to know before it reads the table."""
+    function_env = function_environment(session, args.function) if args.function else {}
+    table, source = choose_table(args.table, env, function_env, args.stack)
+    region = session.region_name
+    if region is None and source == "pulumi":
+        region = pulumi_region(args.stack)
+    return Target(
+        table=table,
+        table_source=source,
+        region=region,
+        daily_limit=choose_daily_limit(args.daily_limit, env, function_env),
+        timezone=choose_timezone(args.timezone, env, function_env),
+    )
