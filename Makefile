@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
 local: $(STAMP)
-	$(BIN)/python -m local
+	$(BIN)/python -m local $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
