@@ -1,0 +1,434 @@
+"""The data plane in a moto server, made from the declaration, and the wire to it.
+
+``materialize`` creates, with an operator identity, each declared resource that moto can
+hold, from the declared inputs alone; then it assumes the declared role to get the
+function's credentials, and switches moto's IAM enforcement on. Values only a real deploy
+knows (the KMS key's id) are taken from moto and substituted wherever the declaration
+used the mocks' placeholder, as the engine would resolve the output.
+
+``RecordingProxy`` sits between every AWS client and moto and records each call: the
+static IAM audit needs the calls the function really made, read on the wire rather than
+from inside the process (which runs the archive unchanged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.client
+import json
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import boto3
+from botocore.config import Config
+
+from local._http import LocalServer, Request, Response
+from tests.deploy import iam
+from tests.deploy.stack import (
+    ALIAS,
+    ASYNC_CONFIG,
+    FUNCTION,
+    FUNCTION_URL,
+    KEY,
+    LOG_GROUP,
+    PARAMETER,
+    PASSWORD,
+    PERMISSION,
+    QUEUE,
+    ROLE,
+    ROLE_POLICY,
+    RULE,
+    TABLE,
+    TARGET,
+    Declaration,
+    Declared,
+)
+from tests.support.processes import ChildServer, free_port
+
+# Declared types that are not data in moto, and what stands in for them instead.
+STOOD_IN_FOR = {
+    FUNCTION: "the execution environment: the archive in a Python 3.13 process",
+    FUNCTION_URL: "the Function URL front door (lambda_service.FunctionUrl)",
+    PERMISSION: "checked by the front door, the Invoke stand-in and the scheduler",
+    ASYNC_CONFIG: "the Invoke stand-in's retries and on-failure destination",
+    RULE: "the EventBridge scheduler stand-in",
+    TARGET: "the EventBridge scheduler stand-in",
+    PASSWORD: "provider-side only: its result is in the captured parameter value",
+}
+# Creation order: what a resource's inputs refer to is created before it.
+MATERIALIZED = (KEY, ALIAS, PARAMETER, TABLE, QUEUE, LOG_GROUP, ROLE, ROLE_POLICY)
+
+_FAST = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30)
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str
+    session_token: str | None = None
+
+    def client(self, service: str, endpoint: str, region: str) -> Any:
+        return _client(service, endpoint, region, self)
+
+
+@functools.lru_cache(maxsize=256)
+def _client(service: str, endpoint: str, region: str, credentials: Credentials) -> Any:
+    """One client per service, endpoint and identity: creating boto3 clients is slow."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.session_token,
+        config=_FAST,
+    )
+
+
+# --- moto ----------------------------------------------------------------------------------
+
+
+def start_moto(workdir: Path) -> ChildServer:
+    """A moto server of our own (not the session's shared one): the simulation switches its
+    IAM enforcement on, which would lock every other test out."""
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return ChildServer(command, workdir, port, timeout=30)
+
+
+def reset_moto(url: str) -> None:
+    """Empty the server and switch IAM enforcement off, for the next stand-up."""
+    _moto_api(url, "reset-auth", b"inf")
+    if _moto_api(url, "reset").get("status") != "ok":
+        raise RuntimeError("moto did not reset")
+
+
+def _moto_api(url: str, path: str, body: bytes = b"") -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{url}/moto-api/{path}", data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def enforce_iam(url: str) -> None:
+    """From now on every request needs a known, allowed principal (moto's reset-auth:
+    the body is how many more requests go unchecked)."""
+    answer = _moto_api(url, "reset-auth", b"0")
+    if answer.get("status") != "ok":
+        raise RuntimeError(f"moto did not switch IAM enforcement on: {answer}")
+
+
+# --- the proxy -----------------------------------------------------------------------------
+
+
+class RecordingProxy(LocalServer):
+    """Forwards AWS requests to moto byte for byte (Host included, so SigV4 still holds)
+    and records each one with its answer in ``log``."""
+
+    name = "aws-proxy"
+
+    def __init__(self, upstream: str, log: iam.CallLog) -> None:
+        super().__init__()
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.log = log
+
+    def handle(self, request: Request) -> Response:
+        path = request.path + (f"?{urlencode(request.query)}" if request.query else "")
+        connection = http.client.HTTPConnection(*self._upstream, timeout=60)
+        try:
+            connection.putrequest(request.method, path, skip_host=True, skip_accept_encoding=True)
+            for name, value in request.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(request.body)))
+            connection.endheaders(request.body)
+            answer = connection.getresponse()
+            body = answer.read()
+            headers = {k: v for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP}
+        finally:
+            connection.close()
+        self._record(request, answer.status, body)
+        return Response(answer.status, body, headers)
+
+    def _record(self, request: Request, status: int, answer: bytes) -> None:
+        scope = iam.credential_scope(request.header("Authorization"))
+        if scope is None:
+            return
+        key, region, service = scope
+        target = request.header("X-Amz-Target")
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            body = {}
+        action = target.rsplit(".", 1)[-1] if target else str(body.get("Action", ""))
+        self.log.add(
+            iam.AwsCall(service, action, key, region, body, status, iam.error_code(status, answer))
+        )
+
+
+# --- materializing the declaration ---------------------------------------------------------
+
+
+@dataclass
+class DataPlane:
+    """What exists in moto, and how to reach it."""
+
+    moto_url: str
+    region: str
+    account: iam.Account
+    operator: Credentials  # stands in for whoever runs `pulumi up`: may do anything
+    function: Credentials  # the declared role's session: what the Lambda runtime hands out
+    role_arn: str
+    # Placeholder the mocks reported -> the value moto assigned (the key's id and ARN).
+    resolved: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL
+    parameter_keys: dict[str, str] = field(default_factory=dict)  # parameter -> key ARN
+    policy: dict[str, Any] = field(default_factory=dict)  # the declared policy, resolved
+
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        return (credentials or self.operator).client(service, self.moto_url, self.region)
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every placeholder replaced by what moto assigned, recursively."""
+        if isinstance(value, str):
+            for placeholder, actual in self.resolved.items():
+                value = value.replace(placeholder, actual)
+            return value
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def key_of(self, parameter: str) -> str | None:
+        return self.parameter_keys.get(parameter)
+
+
+def _check_types(declaration: Declaration) -> None:
+    unknown = sorted({r.typ for r in declaration.resources} - set(MATERIALIZED) - set(STOOD_IN_FOR))
+    if unknown:
+        raise AssertionError(
+            f"the program declares {unknown}: the deploy simulation neither creates nor stands "
+            "in for them; teach tests/deploy/aws.py about them"
+        )
+
+
+def _same_arn(declared: Declared, actual: str, plane: DataPlane) -> None:
+    """Names decide these ARNs: moto's must be the one the mocks predicted."""
+    expected = plane.resolve(declared.arn)
+    if expected != actual:
+        raise AssertionError(f"{declared.name}: declared ARN {expected}, moto made {actual}")
+
+
+def _create_key(r: Declared, plane: DataPlane) -> None:
+    kms = plane.client("kms")
+    meta = kms.create_key(Description=r.inputs.get("description", ""))["KeyMetadata"]
+    if r.inputs.get("enableKeyRotation"):
+        kms.enable_key_rotation(KeyId=meta["KeyId"])
+    plane.resolved[r.state["arn"]] = meta["Arn"]
+    plane.resolved[r.state["keyId"]] = meta["KeyId"]
+
+
+def _create_alias(r: Declared, plane: DataPlane) -> None:
+    plane.client("kms").create_alias(
+        AliasName=r.inputs["name"], TargetKeyId=plane.resolve(r.inputs["targetKeyId"])
+    )
+
+
+def _create_parameter(r: Declared, plane: DataPlane) -> None:
+    ssm = plane.client("ssm")
+    inputs = plane.resolve(r.inputs)
+    arguments = {
+        "Name": inputs["name"],
+        "Value": r.inputs["value"],  # never "resolved": the secret goes in as declared
+        "Type": inputs["type"],
+        "Description": inputs.get("description", ""),
+    }
+    if inputs.get("keyId"):
+        arguments["KeyId"] = inputs["keyId"]
+        plane.parameter_keys[inputs["name"]] = inputs["keyId"]
+    ssm.put_parameter(**arguments)
+    stored = ssm.get_parameter(Name=inputs["name"])["Parameter"]
+    _same_arn(r, stored["ARN"], plane)
+
+
+def _create_table(r: Declared, plane: DataPlane) -> None:
+    i = r.inputs
+    ddb = plane.client("dynamodb")
+    keys = [{"AttributeName": i["hashKey"], "KeyType": "HASH"}]
+    if i.get("rangeKey"):
+        keys.append({"AttributeName": i["rangeKey"], "KeyType": "RANGE"})
+    request: dict[str, Any] = {
+        "TableName": i["name"],
+        "AttributeDefinitions": [
+            {"AttributeName": a["name"], "AttributeType": a["type"]} for a in i["attributes"]
+        ],
+        "KeySchema": keys,
+        "BillingMode": i.get("billingMode", "PROVISIONED"),
+        "SSESpecification": {"Enabled": bool(i.get("serverSideEncryption", {}).get("enabled"))},
+        "DeletionProtectionEnabled": bool(i.get("deletionProtectionEnabled")),
+    }
+    indexes = []
+    for index in i.get("globalSecondaryIndexes") or []:
+        projection: dict[str, Any] = {"ProjectionType": index["projectionType"]}
+        if index.get("nonKeyAttributes"):
+            projection["NonKeyAttributes"] = index["nonKeyAttributes"]
+        indexes.append(
+            {
+                "IndexName": index["name"],
+                "KeySchema": [
+                    {"AttributeName": k["attributeName"], "KeyType": k["keyType"]}
+                    for k in index["keySchemas"]
+                ],
+                "Projection": projection,
+            }
+        )
+    if indexes:
+        request["GlobalSecondaryIndexes"] = indexes
+    description = ddb.create_table(**request)["TableDescription"]
+    _same_arn(r, description["TableArn"], plane)
+    ttl = i.get("ttl") or {}
+    if ttl.get("enabled"):
+        ddb.update_time_to_live(
+            TableName=i["name"],
+            TimeToLiveSpecification={"AttributeName": ttl["attributeName"], "Enabled": True},
+        )
+    if (i.get("pointInTimeRecovery") or {}).get("enabled"):
+        ddb.update_continuous_backups(
+            TableName=i["name"],
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+
+
+def _create_queue(r: Declared, plane: DataPlane) -> None:
+    i = r.inputs
+    attributes = {}
+    if i.get("messageRetentionSeconds") is not None:
+        attributes["MessageRetentionPeriod"] = str(int(i["messageRetentionSeconds"]))
+    if i.get("sqsManagedSseEnabled") is not None:
+        attributes["SqsManagedSseEnabled"] = str(bool(i["sqsManagedSseEnabled"])).lower()
+    sqs = plane.client("sqs")
+    url = sqs.create_queue(QueueName=i["name"], Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    _same_arn(r, arn, plane)
+    plane.queue_urls[arn] = url
+
+
+def _create_log_group(r: Declared, plane: DataPlane) -> None:
+    logs = plane.client("logs")
+    name = r.inputs["name"]
+    logs.create_log_group(logGroupName=name)
+    if r.inputs.get("retentionInDays"):
+        logs.put_retention_policy(
+            logGroupName=name, retentionInDays=int(r.inputs["retentionInDays"])
+        )
+    (group,) = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]]
+    _same_arn(r, group["arn"].removesuffix(":*"), plane)
+
+
+def _create_role(r: Declared, plane: DataPlane) -> None:
+    role = plane.client("iam").create_role(
+        RoleName=r.inputs["name"],
+        AssumeRolePolicyDocument=r.inputs["assumeRolePolicy"],
+        Description=r.inputs.get("description", ""),
+    )["Role"]
+    _same_arn(r, role["Arn"], plane)
+    plane.role_arn = role["Arn"]
+
+
+def _put_role_policy(r: Declared, plane: DataPlane) -> None:
+    plane.policy = plane.resolve(json.loads(r.inputs["policy"]))
+    plane.client("iam").put_role_policy(
+        RoleName=r.inputs["role"],
+        PolicyName=r.inputs["name"],
+        PolicyDocument=json.dumps(iam.moto_enforceable(plane.policy)),
+    )
+
+
+_CREATE = {
+    KEY: _create_key,
+    ALIAS: _create_alias,
+    PARAMETER: _create_parameter,
+    TABLE: _create_table,
+    QUEUE: _create_queue,
+    LOG_GROUP: _create_log_group,
+    ROLE: _create_role,
+    ROLE_POLICY: _put_role_policy,
+}
+
+
+def materialize(declaration: Declaration, moto_url: str, session_name: str) -> DataPlane:
+    """Create the declared data plane in a fresh moto server and turn IAM enforcement on."""
+    _check_types(declaration)
+    bootstrap = Credentials("bootstrap", "bootstrap")  # moto checks nothing until enforce_iam
+    region = declaration.function.arn.split(":")[3]
+    iam_client = bootstrap.client("iam", moto_url, region)
+    iam_client.create_user(UserName="deployer")
+    iam_client.put_user_policy(
+        UserName="deployer",
+        PolicyName="deploy-anything",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam_client.create_access_key(UserName="deployer")["AccessKey"]
+    operator = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    identity = operator.client("sts", moto_url, region).get_caller_identity()
+    partition = identity["Arn"].split(":")[1]
+    plane = DataPlane(
+        moto_url=moto_url,
+        region=region,
+        account=iam.Account(partition, region, identity["Account"]),
+        operator=operator,
+        function=operator,  # replaced below
+        role_arn="",
+    )
+    for typ in MATERIALIZED:
+        for resource in declaration.of_type(typ):
+            _CREATE[typ](resource, plane)
+    # What Lambda does for each execution environment: assume the function's role.
+    role = declaration.function_role_arn()
+    if plane.resolve(role) != plane.role_arn:
+        raise AssertionError(f"the function runs as {role}, not the declared role {plane.role_arn}")
+    session = plane.client("sts").assume_role(RoleArn=plane.role_arn, RoleSessionName=session_name)
+    creds = session["Credentials"]
+    plane.function = Credentials(
+        creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
+    )
+    enforce_iam(moto_url)
+    return plane
+
+
+@contextlib.contextmanager
+def moto_data_plane(
+    declaration: Declaration, moto_url: str, session_name: str
+) -> Iterator[DataPlane]:
+    """The declared data plane in the (reset) moto server at ``moto_url``; reset afterwards."""
+    reset_moto(moto_url)
+    try:
+        yield materialize(declaration, moto_url, session_name)
+    finally:
+        reset_moto(moto_url)

@@ -1,0 +1,126 @@
+"""One captured test stack, one extracted archive and one full run, shared by the session."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.aws import start_moto
+from tests.deploy.scenarios import Outcome, run
+from tests.deploy.simulation import HOST_ARCHITECTURE, Operator, RuntimeFiles
+from tests.deploy.stack import Declaration
+from tests.infra.capture import PROJECT_ROOT, capture_stack
+
+ADMIN = "1000000000009999"
+SECRETS = {
+    "appSecret": "deploy-app-secret-31c9d7",
+    "pageAccessToken": "EAADeployPageToken-7e02aa",
+    "openaiApiKey": "sk-deploy-openai-4b8f1c",
+}
+
+
+def far_timezone(now: datetime) -> str:
+    """A zone whose date differs from UTC's right now, so a quota day counted in UTC shows."""
+    return "Pacific/Kiritimati" if now.hour >= 10 else "Etc/GMT+12"  # UTC+14 / UTC-12
+
+
+# Every setting differs from the handler's default, so a setting that does not arrive shows.
+CONFIG = {
+    "architecture": HOST_ARCHITECTURE,  # the archive runs on this machine
+    "adminPsids": [ADMIN],
+    "model": "deploy-sim-model",
+    "systemPrompt": "You answer for the deploy simulation.",
+    "temperature": "0.3",
+    "maxTokens": 321,
+    "dailyLimit": 4,
+    "historyTtlHours": 5,
+    "logLevel": "WARNING",
+    "graphApiVersion": "v23.0",
+    "quotaTimezone": far_timezone(datetime.now(UTC)),
+}
+
+
+@pytest.fixture(scope="session")
+def operator() -> Operator:
+    return Operator(
+        config=CONFIG,
+        app_secret=SECRETS["appSecret"],
+        page_token=SECRETS["pageAccessToken"],
+        openai_key=SECRETS["openaiApiKey"],
+    )
+
+
+@pytest.fixture(scope="session")
+def declaration() -> Declaration:
+    """The real ``__main__.py`` under Pulumi mocks, as stack ``deploy`` with CONFIG."""
+    stack = capture_stack({**SECRETS, **CONFIG}, secret_keys=list(SECRETS), stack="deploy")
+    return Declaration.from_capture(stack)
+
+
+def python313() -> str:
+    """Lambda's interpreter: the archive holds cp313 wheels, so no other Python will do."""
+    if sys.version_info[:2] == (3, 13):
+        return sys.executable
+    found = subprocess.run(
+        [str(PROJECT_ROOT / "scripts" / "find-python")], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    check = "import sys; print(sys.version_info[:2] == (3, 13))"
+    answer = subprocess.run(
+        [found or "python3.13", "-c", check], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    assert answer == "True", "Python 3.13 is needed to run the Lambda archive"
+    return found
+
+
+def runtime_boto3(python: str) -> Path:
+    """boto3 and its dependencies alone, standing in for what the Lambda runtime provides
+    (the same cache as tests/infra/test_packaging.py)."""
+    target = PROJECT_ROOT / ".cache" / "test-runtime" / "boto3-cp313"
+    if not (target / "boto3").is_dir():
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--only-binary=:all:", "--target", str(target), "boto3"],
+            check=True,
+        )  # fmt: skip
+    return target
+
+
+@pytest.fixture(scope="session")
+def runtime_files(
+    declaration: Declaration, tmp_path_factory: pytest.TempPathFactory
+) -> RuntimeFiles:
+    """The archive the program built, extracted once into a clean directory."""
+    archive = declaration.function.archive
+    task_root = tmp_path_factory.mktemp("task")
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(task_root)
+    python = python313()
+    return RuntimeFiles(
+        python=python,
+        runtime_dir=runtime_boto3(python),
+        archive=archive,
+        task_root=task_root,
+        pycache=tmp_path_factory.mktemp("pycache"),
+    )
+
+
+@pytest.fixture(scope="session")
+def deploy_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The simulation's own moto server, reset between stand-ups (IAM enforced during)."""
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def baseline(
+    declaration: Declaration, runtime_files: RuntimeFiles, operator: Operator, deploy_moto: str
+) -> Outcome:
+    """The declared stack, stood up once, through every step."""
+    return run(declaration, runtime_files, operator, deploy_moto, fail_fast=False)
