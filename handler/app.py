@@ -47,7 +47,9 @@ class Runtime:
             messenger=Messenger(
                 clients.http_session(), self.settings.graph_api_url, secrets.page_access_token
             ),
-            ask_model=lambda messages: complete(self.settings, secrets.openai_api_key, messages),
+            ask_model=lambda messages, deadline: complete(
+                self.settings, secrets.openai_api_key, messages, deadline
+            ),
         )
 
 
@@ -91,7 +93,7 @@ def lambda_handler(event: Any, context: Any) -> Any:
             return {"warm": True}
         if kind == "work":
             events = [Inbound.from_dict(e) for e in event.get("events", [])]
-            runtime().worker.run(events, _lease(context))
+            runtime().worker.run(events, _lease(context), request_id or "")
             return {"handled": len(events)}
         log.warning("event.unknown")
         return None

@@ -145,7 +145,8 @@ def parse_webhook(body: bytes) -> list[Inbound]:
         if not isinstance(entry, dict):
             continue
         page_id = _str_id(entry.get("id"))
-        for item in entry.get("messaging") or []:
+        messaging = entry.get("messaging")
+        for item in messaging if isinstance(messaging, list) else []:
             if isinstance(item, dict):
                 inbound = _one(item, page_id or _str_id(item.get("recipient")))
                 if inbound is not None:

@@ -1,15 +1,23 @@
-"""The model call, through the openai SDK, imported only here so the webhook path stays light."""
+"""The model call, through the openai SDK, imported only here so the webhook path stays light.
+
+Retries are ours, not the SDK's: each one must fit in the time the invocation has left, so
+a long ``Retry-After`` or a slow provider ends in an apology, never in a Lambda timeout.
+"""
 
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 from .settings import Settings
 
+REPLY_MARGIN_SECONDS = 10.0  # kept back for sending the answer after the model call
+MIN_ATTEMPT_SECONDS = 2.0  # an attempt with less time than this is not worth starting
+
 
 class ModelError(RuntimeError):
-    """The model gave no usable answer after the SDK's own retries. ``reason`` is loggable."""
+    """The model gave no usable answer in the time there was. ``reason`` is loggable."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -17,52 +25,84 @@ class ModelError(RuntimeError):
 
 
 @functools.cache
-def _client(api_key: str, base_url: str | None, timeout: float, retries: int) -> Any:
+def _client(api_key: str, base_url: str | None) -> Any:
     import openai  # about half a second of imports: paid by the worker, never the webhook
 
     return openai.OpenAI(
         api_key=api_key or "unused",
         base_url=base_url,  # None lets the SDK read OPENAI_BASE_URL, else api.openai.com
-        timeout=timeout,
-        max_retries=retries,
+        max_retries=0,
     )
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: Exception) -> tuple[str, bool]:
+    """A loggable name for the failure, and whether another attempt may succeed."""
     import openai
 
     if isinstance(error, openai.APITimeoutError):
-        return "timeout"
+        return "timeout", True
     if isinstance(error, openai.APIConnectionError):
-        return "connection"
+        return "connection", True
     if isinstance(error, openai.RateLimitError):
-        return "rate_limited"
+        return "rate_limited", True
     if isinstance(error, openai.AuthenticationError):
-        return "authentication"
+        return "authentication", False
     if isinstance(error, openai.APIStatusError):
-        return f"status_{error.status_code}"
-    return f"bad_response:{type(error).__name__}"
+        return f"status_{error.status_code}", error.status_code >= 500 or error.status_code == 409
+    return f"bad_response:{type(error).__name__}", False
 
 
-def complete(settings: Settings, api_key: str, messages: list[dict[str, str]]) -> str:
-    """The assistant's answer to ``messages`` (system prompt first), or ``ModelError``."""
-    client = _client(
-        api_key,
-        settings.openai_base_url,
-        settings.openai_timeout_seconds,
-        settings.openai_max_retries,
-    )
-    try:
-        response = client.chat.completions.create(
-            model=settings.model,
-            messages=messages,
-            temperature=settings.temperature,
-            max_completion_tokens=settings.max_tokens,
-        )
-        choice = response.choices[0]
-        answer = choice.message.content or getattr(choice.message, "refusal", None) or ""
-    except Exception as error:  # the SDK raises many types; all mean "no answer"
-        raise ModelError(_reason(error)) from None
+def retry_delay(error: Exception, attempt: int) -> float:
+    """The provider's ``Retry-After`` when it gives one, else exponential backoff."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    for name in ("retry-after-ms", "retry-after"):
+        raw = headers.get(name)
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            value = None
+        if value is not None and value >= 0:
+            return value / 1000 if name == "retry-after-ms" else value
+    return min(8.0, 0.5 * 2**attempt)
+
+
+def _answer_of(response: Any) -> str:
+    choice = response.choices[0]
+    answer = choice.message.content or getattr(choice.message, "refusal", None) or ""
     if not isinstance(answer, str) or not answer.strip():
         raise ModelError("empty_answer")
     return answer.strip()
+
+
+def complete(
+    settings: Settings, api_key: str, messages: list[dict[str, str]], deadline: float
+) -> str:
+    """The assistant's answer to ``messages`` before ``deadline`` (``time.monotonic()``)."""
+    client = _client(api_key, settings.openai_base_url)
+    attempt = 0
+    while True:
+        budget = deadline - REPLY_MARGIN_SECONDS - time.monotonic()
+        if budget < MIN_ATTEMPT_SECONDS:
+            raise ModelError("no_time_left")
+        try:
+            response = client.chat.completions.create(
+                model=settings.model,
+                messages=messages,
+                temperature=settings.temperature,
+                max_completion_tokens=settings.max_tokens,
+                timeout=min(settings.openai_timeout_seconds, budget),
+            )
+            return _answer_of(response)
+        except ModelError:
+            raise
+        except Exception as error:  # the SDK raises many types; all mean "no answer"
+            reason, retryable = _reason(error)
+            if not retryable or attempt >= settings.openai_max_retries:
+                raise ModelError(reason) from None
+            wait = retry_delay(error, attempt)
+            left = deadline - REPLY_MARGIN_SECONDS - time.monotonic()
+            if wait + MIN_ATTEMPT_SECONDS > left:
+                raise ModelError(f"{reason}:retry_after_too_long") from None
+            time.sleep(wait)
+            attempt += 1

@@ -82,23 +82,34 @@ class Store:
 
     # -- dedupe ---------------------------------------------------------------------------
 
-    def claim_event(self, event_id: str, now: datetime, lease: timedelta) -> Claim:
-        """Take the right to answer one webhook event, or learn that someone has it."""
+    def claim_event(self, event_id: str, now: datetime, lease: timedelta, owner: str = "") -> Claim:
+        """Take the right to answer one webhook event, or learn that someone has it.
+
+        A claim still ``working`` is taken over when its lease ran out, or when ``owner`` (the
+        Lambda request id, which Lambda keeps on its retries of an asynchronous event) is the
+        same: then the earlier attempt died, however early, and this is its retry.
+        """
         try:
             response = self._db.put_item(
                 TableName=self._table,
                 Item={
                     **_event_key(event_id),
                     "state": {"S": "working"},
+                    "owner": {"S": owner or "-"},  # "-": nobody's retry may take it over
                     "lease_until": {"N": str(int((now + lease).timestamp()))},
                     schema.TTL_ATTRIBUTE: {"N": str(int((now + EVENT_RETENTION).timestamp()))},
                 },
-                ConditionExpression="attribute_not_exists(#pk) OR (#state = :working "
-                "AND lease_until < :now)",
-                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#state": "state"},
+                ConditionExpression="attribute_not_exists(#pk) OR (#state = :working AND "
+                + ("(lease_until < :now OR #owner = :owner))" if owner else "lease_until < :now)"),
+                ExpressionAttributeNames={
+                    "#pk": schema.PARTITION_KEY,
+                    "#state": "state",
+                    **({"#owner": "owner"} if owner else {}),
+                },
                 ExpressionAttributeValues={
                     ":working": {"S": "working"},
                     ":now": {"N": str(int(now.timestamp()))},
+                    **({":owner": {"S": owner}} if owner else {}),
                 },
                 ReturnValues="ALL_OLD",
             )

@@ -7,6 +7,7 @@ that ends without one gives it back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from .conversation import build_messages, remember, trim_history
 from .events import Inbound
 from .llm import ModelError
 from .logs import log, log_context
-from .messenger import Messenger, SendError
+from .messenger import TOKEN_INVALID, Messenger, SendError
 from .quota import (
     STATUS_BLOCKED,
     STATUS_UNLIMITED,
@@ -28,7 +29,7 @@ from .quota import (
 from .settings import Settings
 from .store import ClaimState, Store, User
 
-AskModel = Callable[[list[dict[str, str]]], str]
+AskModel = Callable[[list[dict[str, str]], float], str]  # (messages, monotonic deadline)
 RECENT_USERS_SHOWN = 20
 
 
@@ -40,11 +41,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def must_retry(error: SendError) -> bool:
+    """Worth Lambda's retries (and then the failure queue): it may pass, or the owner can fix it."""
+    return not error.permanent or error.code == TOKEN_INVALID
+
+
 @dataclass
 class Attempt:
     """What one attempt at an event has done so far, for undoing it on failure."""
 
     event: Inbound
+    deadline: float  # time.monotonic() by which the invocation must be done
     counted_day: str | None = None
     replying: bool = False
 
@@ -57,25 +64,30 @@ class Worker:
     ask_model: AskModel
     clock: Callable[[], datetime] = field(default=utcnow)
 
-    def run(self, events: list[Inbound], lease: timedelta) -> None:
+    def run(self, events: list[Inbound], lease: timedelta, request_id: str = "") -> None:
         """Handle every event; raise at the end if any must be retried."""
+        deadline = time.monotonic() + lease.total_seconds()
         failed = 0
         for event in events:
             try:
-                self.handle(event, lease)
+                self.handle(event, lease, request_id, deadline)
             except Exception:
                 failed += 1
                 log.exception("event.failed", event_id=event.event_id, psid=event.psid)
         if failed:
             raise RetryLater(f"{failed} of {len(events)} events failed")
 
-    def handle(self, event: Inbound, lease: timedelta) -> str:
+    def handle(
+        self, event: Inbound, lease: timedelta, request_id: str = "", deadline: float | None = None
+    ) -> str:
         with log_context(psid=event.psid, event_id=event.event_id):
-            claim = self.store.claim_event(event.event_id, self.clock(), lease)
+            claim = self.store.claim_event(event.event_id, self.clock(), lease, request_id)
             if claim.state is ClaimState.DUPLICATE:
                 log.info("event.duplicate")
                 return "duplicate"
-            attempt = Attempt(event, counted_day=claim.counted_day)
+            if deadline is None:
+                deadline = time.monotonic() + lease.total_seconds()
+            attempt = Attempt(event, deadline, counted_day=claim.counted_day)
             try:
                 outcome = self._answer(attempt)
             except Exception:
@@ -136,6 +148,8 @@ class Worker:
             self.messenger.sender_action(event.psid, "mark_seen")
             self.messenger.sender_action(event.psid, "typing_on")
         except SendError as error:
+            if error.code == TOKEN_INVALID:
+                raise RetryLater(error.reason) from None  # to the failure queue, for the owner
             if error.permanent:  # nobody to answer: spare the model call
                 return self._uncount(attempt, "unreachable")
 
@@ -143,7 +157,8 @@ class Worker:
         history = self.store.load_history(event.psid) if remembering else []
         history = trim_history(history, settings.history_turns, settings.history_max_chars)
         try:
-            answer = self.ask_model(build_messages(settings.system_prompt, history, event.text))
+            messages = build_messages(settings.system_prompt, history, event.text)
+            answer = self.ask_model(messages, attempt.deadline)
         except ModelError as error:
             log.warning("model.failed", reason=error.reason)
             self._uncount(attempt, "model_failed")
@@ -159,7 +174,7 @@ class Worker:
                 log.warning("reply.partial", delivered=error.delivered)
                 return "partly_sent"
             attempt.replying = False
-            if not error.permanent:
+            if must_retry(error):
                 raise RetryLater(error.reason) from None
             return self._uncount(attempt, "send_failed")
         if remembering:
@@ -177,13 +192,14 @@ class Worker:
             attempt.counted_day = None
         return outcome
 
-    def _say(self, psid: str, text: str) -> bool:
-        """A best-effort message of the bot's own: its failures are logged by the client."""
+    def _say(self, psid: str, text: str) -> None:
+        """A message of the bot's own. Failures are logged by the client; those that may pass
+        (or that the owner can fix) fail the event so that Lambda tries it again."""
         try:
             self.messenger.send_text(psid, text)
-        except SendError:
-            return False
-        return True
+        except SendError as error:
+            if must_retry(error):
+                raise RetryLater(error.reason) from None
 
     def _notify_admins(self, psid: str, user: User) -> None:
         notice = replies.new_user_notice(user, self.settings.daily_limit)

@@ -164,7 +164,7 @@ def test_rate_limited_sends_are_retried(bridge: Bridge):
 
 @pytest.mark.parametrize(
     ("code", "subcode", "level"),
-    [(551, 1545041, "WARNING"), (10, 2018278, "WARNING"), (190, None, "ERROR")],
+    [(551, 1545041, "WARNING"), (10, 2018278, "WARNING")],
 )
 def test_permanent_send_failures_are_not_retried_and_logged_once(
     bridge: Bridge, code: int, subcode: int | None, level: str
@@ -177,6 +177,17 @@ def test_permanent_send_failures_are_not_retried_and_logged_once(
     [failure] = bridge.logs.named("send.failed")
     assert failure["level"] == level and failure["code"] == code
     assert bridge.used_today(ALICE) == 1  # the refused answer was not counted
+
+
+def test_an_invalid_page_token_is_logged_as_an_error_and_parked_for_the_owner(bridge: Bridge):
+    bridge.say(ALICE, "hi")
+    bridge.graph.fail_next(400, code=190, times=10, only="message")
+    bridge.say(ALICE, "hi again")
+    failures = bridge.logs.named("send.failed")
+    assert failures and all(f["level"] == "ERROR" and f["code"] == 190 for f in failures)
+    assert len(failures) == 3  # once per Lambda attempt, never retried within one
+    assert len(bridge.invoke.failures) == 1  # on the failure queue, to replay once fixed
+    assert bridge.used_today(ALICE) == 1  # only the first, answered question
 
 
 def test_a_lost_send_connection_is_retried(bridge: Bridge):

@@ -43,6 +43,15 @@ def test_a_claim_whose_lease_ran_out_is_retaken_with_what_it_counted(store: Stor
     assert later.counted_day == "2026-11-25"
 
 
+def test_a_working_claim_is_retaken_at_once_by_a_retry_of_the_same_request(store: Store):
+    store.claim_event("m5", NOW, LEASE, owner="req-1")
+    assert store.claim_event("m5", NOW, LEASE, owner="req-2").state is ClaimState.DUPLICATE
+    assert store.claim_event("m5", NOW, LEASE).state is ClaimState.DUPLICATE
+    assert store.claim_event("m5", NOW, LEASE, owner="req-1").state is ClaimState.RETAKEN
+    store.mark_event("m5", "replying")
+    assert store.claim_event("m5", NOW, LEASE, owner="req-1").state is ClaimState.DUPLICATE
+
+
 def test_replying_and_done_events_are_never_retaken(store: Store):
     for state in ("replying", "done"):
         event = f"m-{state}"
