@@ -274,45 +274,72 @@ class Store:
 
     # -- quota ----------------------------------------------------------------------------
 
-    def take_question(self, psid: str, day: str, limit: int | None, expires_at: int) -> bool:
-        """Count one question if the user has one left today; atomic under concurrency."""
+    def take_question(
+        self, psid: str, day: str, limit: int | None, expires_at: int, event_id: str
+    ) -> bool:
+        """Count one question if the user has one left today; atomic under concurrency.
+
+        Idempotent per event: the counter remembers which events it counted, so a write
+        sent again (a lost response, a retried attempt) never counts the same one twice.
+        """
         if limit is not None and limit <= 0:
             return False
-        names = {"#count": "count", "#ttl": schema.TTL_ATTRIBUTE}
         values: dict[str, Any] = {
             ":one": {"N": "1"},
             ":zero": {"N": "0"},
             ":ttl": {"N": str(expires_at)},
+            ":event": {"S": event_id},
+            ":events": {"SS": [event_id]},
         }
-        condition = None
+        condition = "NOT contains(#events, :event)"
         if limit is not None:
-            condition = "attribute_not_exists(#count) OR #count < :limit"
+            condition += " AND (attribute_not_exists(#count) OR #count < :limit)"
             values[":limit"] = {"N": str(limit)}
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(psid, f"DAY#{day}"),
-                UpdateExpression="SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl",
-                ExpressionAttributeNames=names,
+                UpdateExpression="SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl "
+                "ADD #events :events",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={
+                    "#count": "count",
+                    "#ttl": schema.TTL_ATTRIBUTE,
+                    "#events": "events",
+                },
                 ExpressionAttributeValues=values,
-                **({"ConditionExpression": condition} if condition else {}),
             )
         except ClientError as error:
             if _is_condition_failure(error):
-                return False
+                return event_id in self._counted_events(psid, day)
             raise
         return True
 
-    def give_back_question(self, psid: str, day: str) -> None:
-        """Undo ``take_question`` when the user got no answer."""
+    def _counted_events(self, psid: str, day: str) -> set[str]:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key=_key(psid, f"DAY#{day}"),
+            ConsistentRead=True,
+            ProjectionExpression="#events",
+            ExpressionAttributeNames={"#events": "events"},
+        ).get("Item", {})
+        return set(item.get("events", {}).get("SS", []))
+
+    def give_back_question(self, psid: str, day: str, event_id: str) -> None:
+        """Undo ``take_question`` when the user got no answer; idempotent too."""
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(psid, f"DAY#{day}"),
-                UpdateExpression="SET #count = #count - :one",
-                ConditionExpression="#count > :zero",
-                ExpressionAttributeNames={"#count": "count"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
+                UpdateExpression="SET #count = #count - :one DELETE #events :events",
+                ConditionExpression="contains(#events, :event) AND #count > :zero",
+                ExpressionAttributeNames={"#count": "count", "#events": "events"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":event": {"S": event_id},
+                    ":events": {"SS": [event_id]},
+                },
             )
         except ClientError as error:
             if not _is_condition_failure(error):

@@ -102,7 +102,9 @@ class Worker:
         if attempt.replying:
             return  # part of an answer may have arrived: never answer twice
         if attempt.counted_day:
-            self.store.give_back_question(attempt.event.psid, attempt.counted_day)
+            self.store.give_back_question(
+                attempt.event.psid, attempt.counted_day, attempt.event.event_id
+            )
         self.store.release_event(attempt.event.event_id)
 
     # -- one event ------------------------------------------------------------------------
@@ -138,7 +140,8 @@ class Worker:
         limit = None if is_admin else effective_limit(status, own_limit, settings.daily_limit)
         if attempt.counted_day is None:
             day = day_key(now, tz)
-            if not self.store.take_question(event.psid, day, limit, counter_expiry(now, tz)):
+            expiry = counter_expiry(now, tz)
+            if not self.store.take_question(event.psid, day, limit, expiry, event.event_id):
                 self._say(event.psid, replies.over_limit(limit or 0, now, tz))
                 return "over_limit"
             attempt.counted_day = day
@@ -188,7 +191,9 @@ class Worker:
 
     def _uncount(self, attempt: Attempt, outcome: str) -> str:
         if attempt.counted_day:
-            self.store.give_back_question(attempt.event.psid, attempt.counted_day)
+            self.store.give_back_question(
+                attempt.event.psid, attempt.counted_day, attempt.event.event_id
+            )
             attempt.counted_day = None
         return outcome
 

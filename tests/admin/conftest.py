@@ -68,8 +68,8 @@ def seed(store: Store) -> None:
     store.touch_user(ALICE, NOW - timedelta(minutes=5))
     for psid, days in COUNTS.items():
         for day, count in days.items():
-            for _ in range(count):
-                assert store.take_question(psid, day, None, FAR_FUTURE)
+            for n in range(count):
+                assert store.take_question(psid, day, None, FAR_FUTURE, f"m_{psid}_{day}_{n}")
 
 
 @pytest.fixture

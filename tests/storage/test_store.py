@@ -14,6 +14,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
 ALICE = "1000000000000001"
 BOB = "1000000000000002"
+FAR = 2_000_000_000  # an expiry far in the future
 
 
 @pytest.fixture(params=["moto_server", "dynamodb_local"])
@@ -95,34 +96,45 @@ def test_an_owner_can_set_a_status_before_the_user_ever_writes(store: Store):
 
 
 def test_the_daily_counter_stops_at_the_limit(store: Store):
-    taken = [store.take_question(ALICE, "2026-11-25", 3, 2_000_000_000) for _ in range(5)]
+    taken = [store.take_question(ALICE, "2026-11-25", 3, FAR, f"m{n}") for n in range(5)]
     assert taken == [True, True, True, False, False]
     assert store.questions_used(ALICE, "2026-11-25") == 3
-    assert store.take_question(ALICE, "2026-11-26", 3, 2_000_000_000)
+    assert store.take_question(ALICE, "2026-11-26", 3, FAR, "m9")
+
+
+def test_one_event_is_counted_once_however_often_its_write_is_sent(store: Store):
+    assert store.take_question(ALICE, "2026-11-25", 3, FAR, "m1")
+    assert store.take_question(ALICE, "2026-11-25", 3, FAR, "m1")  # a resent write
+    assert store.questions_used(ALICE, "2026-11-25") == 1
+    for n in (2, 3):
+        store.take_question(ALICE, "2026-11-25", 3, FAR, f"m{n}")
+    assert store.take_question(ALICE, "2026-11-25", 3, FAR, "m3")  # counted, even at the limit
+    assert not store.take_question(ALICE, "2026-11-25", 3, FAR, "m4")
 
 
 def test_concurrent_questions_never_exceed_the_limit(store: Store):
     with ThreadPoolExecutor(8) as pool:
         taken = list(
-            pool.map(lambda _: store.take_question(BOB, "2026-11-25", 5, 2_000_000_000), range(20))
+            pool.map(lambda n: store.take_question(BOB, "2026-11-25", 5, FAR, f"m{n}"), range(20))
         )
     assert taken.count(True) == 5
     assert store.questions_used(BOB, "2026-11-25") == 5
 
 
 def test_a_zero_limit_allows_nothing_and_unlimited_still_counts(store: Store):
-    assert not store.take_question(ALICE, "2026-11-25", 0, 2_000_000_000)
+    assert not store.take_question(ALICE, "2026-11-25", 0, FAR, "m1")
     assert store.questions_used(ALICE, "2026-11-25") == 0
-    assert all(store.take_question(BOB, "2026-11-25", None, 2_000_000_000) for _ in range(12))
+    assert all(store.take_question(BOB, "2026-11-25", None, FAR, f"m{n}") for n in range(12))
     assert store.questions_used(BOB, "2026-11-25") == 12
 
 
 def test_a_question_given_back_is_available_again_and_never_below_zero(store: Store):
-    store.take_question(ALICE, "2026-11-25", 1, 2_000_000_000)
-    store.give_back_question(ALICE, "2026-11-25")
-    store.give_back_question(ALICE, "2026-11-25")
+    store.take_question(ALICE, "2026-11-25", 1, FAR, "m1")
+    store.give_back_question(ALICE, "2026-11-25", "m1")
+    store.give_back_question(ALICE, "2026-11-25", "m1")
+    store.give_back_question(ALICE, "2026-11-25", "m-never-counted")
     assert store.questions_used(ALICE, "2026-11-25") == 0
-    assert store.take_question(ALICE, "2026-11-25", 1, 2_000_000_000)
+    assert store.take_question(ALICE, "2026-11-25", 1, FAR, "m2")
 
 
 def test_recent_users_are_listed_newest_first(store: Store):
@@ -143,7 +155,7 @@ def test_history_round_trips_and_expired_history_is_ignored(store: Store):
 
 def test_forgetting_a_user_deletes_all_their_items_and_nobody_elses(store: Store):
     store.touch_user(ALICE, NOW)
-    store.take_question(ALICE, "2026-11-25", 5, 2_000_000_000)
+    store.take_question(ALICE, "2026-11-25", 5, FAR, "m1")
     store.save_history(ALICE, [], 2_000_000_000)
     store.touch_user(BOB, NOW)
     assert store.forget_user(ALICE) == 3
