@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -83,11 +84,19 @@ class Inbound:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """JSON may escape lone UTF-16 surrogates; they cannot be stored or sent: mark them."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _str_id(value: Any) -> str:
     if isinstance(value, dict):
         value = value.get("id")
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-        return str(value)
+        return _clean(str(value))
     return ""
 
 
@@ -102,15 +111,13 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
         if message.get("is_echo"):
             return None
         mid = message.get("mid")
-        event_id = mid if isinstance(mid, str) and mid else f"{psid}:{timestamp}:m"
-        text = message.get("text")
+        event_id = _clean(mid) if isinstance(mid, str) and mid else f"{psid}:{timestamp}:m"
+        text = _clean(message["text"]) if isinstance(message.get("text"), str) else None
         quick = message.get("quick_reply")
         if isinstance(quick, dict) and isinstance(quick.get("payload"), str):
-            shown = text if isinstance(text, str) else ""
-            return Inbound(
-                event_id, psid, page_id, timestamp, "quick_reply", shown, quick["payload"]
-            )
-        if isinstance(text, str) and text.strip():
+            payload = _clean(quick["payload"])
+            return Inbound(event_id, psid, page_id, timestamp, "quick_reply", text or "", payload)
+        if text and text.strip():
             return Inbound(event_id, psid, page_id, timestamp, "text", text)
         if message.get("attachments") or message.get("sticker_id"):
             return Inbound(event_id, psid, page_id, timestamp, "attachments")
@@ -121,9 +128,9 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
         if not isinstance(payload, str):
             return None
         mid = postback.get("mid")
-        event_id = mid if isinstance(mid, str) and mid else f"{psid}:{timestamp}:p"
-        title = postback.get("title") if isinstance(postback.get("title"), str) else ""
-        return Inbound(event_id, psid, page_id, timestamp, "postback", title, payload)
+        event_id = _clean(mid) if isinstance(mid, str) and mid else f"{psid}:{timestamp}:p"
+        title = _clean(postback["title"]) if isinstance(postback.get("title"), str) else ""
+        return Inbound(event_id, psid, page_id, timestamp, "postback", title, _clean(payload))
     return None  # delivery, read, reaction, optin, referral...
 
 

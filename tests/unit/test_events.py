@@ -127,3 +127,14 @@ def test_malformed_bodies_are_named_as_such(raw: bytes):
 def test_junk_inside_a_valid_envelope_is_skipped_not_fatal():
     junk = {"object": "page", "entry": [1, "x", {"messaging": [None, 3, {"sender": 5}]}]}
     assert parse_webhook(json.dumps(junk).encode()) == []
+
+
+def test_lone_surrogates_are_replaced_so_the_text_can_be_stored_and_sent():
+    raw = (
+        b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},'
+        b'"message":{"mid":"m\\ud800","text":"a\\ud800b \\ud83d\\ude00"}}]}]}'
+    )
+    [event] = parse_webhook(raw)
+    assert event.text == "a\ufffdb \U0001f600"
+    assert event.event_id == "m\ufffd"
+    event.text.encode("utf-8")
