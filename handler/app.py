@@ -18,7 +18,7 @@ from .secrets import Secrets, load_secrets
 from .settings import Settings, load_settings
 from .webhook import respond, route
 
-MIN_LEASE = timedelta(seconds=30)
+MIN_REMAINING = timedelta(seconds=30)
 
 
 class Runtime:
@@ -66,11 +66,11 @@ def reset() -> None:
     clients.reset()
 
 
-def _lease(context: Any) -> timedelta:
-    """How long this attempt may hold an event: until the function's own timeout."""
+def _remaining(context: Any) -> timedelta:
+    """How long this invocation has until the function's own timeout."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     millis = remaining() if callable(remaining) else 0
-    return max(MIN_LEASE, timedelta(milliseconds=millis))
+    return max(MIN_REMAINING, timedelta(milliseconds=millis))
 
 
 def _http(event: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def lambda_handler(event: Any, context: Any) -> Any:
             return {"warm": True}
         if kind == "work":
             events = [Inbound.from_dict(e) for e in event.get("events", [])]
-            runtime().worker.run(events, _lease(context), request_id or "")
+            runtime().worker.run(events, _remaining(context))
             return {"handled": len(events)}
         log.warning("event.unknown")
         return None

@@ -82,12 +82,13 @@ class Store:
 
     # -- dedupe ---------------------------------------------------------------------------
 
-    def claim_event(self, event_id: str, now: datetime, lease: timedelta, owner: str = "") -> Claim:
+    def claim_event(self, event_id: str, now: datetime, lease: timedelta, owner: str) -> Claim:
         """Take the right to answer one webhook event, or learn that someone has it.
 
-        A claim still ``working`` is taken over when its lease ran out, or when ``owner`` (the
-        Lambda request id, which Lambda keeps on its retries of an asynchronous event) is the
-        same: then the earlier attempt died, however early, and this is its retry.
+        A claim still ``working`` is taken over only once its lease ran out. The holder keeps
+        the lease short and renews it while it works (``renew_claim``), so a second delivery
+        of the same event at the same time finds it held, while the retry of an attempt that
+        died (Lambda waits a minute or more) finds it free.
         """
         try:
             response = self._db.put_item(
@@ -95,21 +96,16 @@ class Store:
                 Item={
                     **_event_key(event_id),
                     "state": {"S": "working"},
-                    "owner": {"S": owner or "-"},  # "-": nobody's retry may take it over
+                    "owner": {"S": owner},
                     "lease_until": {"N": str(int((now + lease).timestamp()))},
                     schema.TTL_ATTRIBUTE: {"N": str(int((now + EVENT_RETENTION).timestamp()))},
                 },
-                ConditionExpression="attribute_not_exists(#pk) OR (#state = :working AND "
-                + ("(lease_until < :now OR #owner = :owner))" if owner else "lease_until < :now)"),
-                ExpressionAttributeNames={
-                    "#pk": schema.PARTITION_KEY,
-                    "#state": "state",
-                    **({"#owner": "owner"} if owner else {}),
-                },
+                ConditionExpression="attribute_not_exists(#pk) OR (#state = :working "
+                "AND lease_until < :now)",
+                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#state": "state"},
                 ExpressionAttributeValues={
                     ":working": {"S": "working"},
                     ":now": {"N": str(int(now.timestamp()))},
-                    **({":owner": {"S": owner}} if owner else {}),
                 },
                 ReturnValues="ALL_OLD",
             )
@@ -121,6 +117,27 @@ class Store:
         if not old:
             return Claim(ClaimState.NEW)
         return Claim(ClaimState.RETAKEN, old.get("counted_day", {}).get("S"))
+
+    def renew_claim(self, event_id: str, owner: str, until: datetime) -> bool:
+        """Extend a working claim that ``owner`` still holds; False if it no longer does."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_event_key(event_id),
+                UpdateExpression="SET lease_until = :until",
+                ConditionExpression="#state = :working AND #owner = :owner",
+                ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":until": {"N": str(int(until.timestamp()))},
+                    ":working": {"S": "working"},
+                    ":owner": {"S": owner},
+                },
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def note_counted(self, event_id: str, day: str) -> None:
         """Remember that this event's question was counted, so a retry does not count it again."""

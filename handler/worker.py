@@ -7,8 +7,12 @@ that ends without one gives it back.
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +35,11 @@ from .store import ClaimState, Store, User
 
 AskModel = Callable[[list[dict[str, str]], float], str]  # (messages, monotonic deadline)
 RECENT_USERS_SHOWN = 20
+# An attempt holds its event with a short lease that it renews while it works: a second
+# delivery meanwhile finds the event held, a retry of an attempt that died (Lambda retries
+# after a minute or more) finds the lease run out.
+CLAIM_LEASE = timedelta(seconds=30)
+CLAIM_RENEW_EVERY = timedelta(seconds=10)
 
 
 class RetryLater(RuntimeError):
@@ -64,38 +73,57 @@ class Worker:
     ask_model: AskModel
     clock: Callable[[], datetime] = field(default=utcnow)
 
-    def run(self, events: list[Inbound], lease: timedelta, request_id: str = "") -> None:
+    def run(self, events: list[Inbound], remaining: timedelta) -> None:
         """Handle every event; raise at the end if any must be retried."""
-        deadline = time.monotonic() + lease.total_seconds()
+        deadline = time.monotonic() + remaining.total_seconds()
         failed = 0
         for event in events:
             try:
-                self.handle(event, lease, request_id, deadline)
+                self.handle(event, deadline)
             except Exception:
                 failed += 1
                 log.exception("event.failed", event_id=event.event_id, psid=event.psid)
         if failed:
             raise RetryLater(f"{failed} of {len(events)} events failed")
 
-    def handle(
-        self, event: Inbound, lease: timedelta, request_id: str = "", deadline: float | None = None
-    ) -> str:
+    def handle(self, event: Inbound, deadline: float) -> str:
         with log_context(psid=event.psid, event_id=event.event_id):
-            claim = self.store.claim_event(event.event_id, self.clock(), lease, request_id)
+            owner = uuid.uuid4().hex  # this attempt, not the request: Lambda may run one twice
+            claim = self.store.claim_event(event.event_id, self.clock(), CLAIM_LEASE, owner)
             if claim.state is ClaimState.DUPLICATE:
                 log.info("event.duplicate")
                 return "duplicate"
-            if deadline is None:
-                deadline = time.monotonic() + lease.total_seconds()
             attempt = Attempt(event, deadline, counted_day=claim.counted_day)
-            try:
-                outcome = self._answer(attempt)
-            except Exception:
-                self._undo(attempt)
-                raise
+            with self._holding(event.event_id, owner):
+                try:
+                    outcome = self._answer(attempt)
+                except Exception:
+                    self._undo(attempt)
+                    raise
             self.store.mark_event(event.event_id, "done")
             log.info("event.done", outcome=outcome, kind=event.kind, retaken=claim.state.value)
             return outcome
+
+    @contextmanager
+    def _holding(self, event_id: str, owner: str) -> Iterator[None]:
+        """Renew the claim's short lease while this attempt works on it."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(CLAIM_RENEW_EVERY.total_seconds()):
+                try:
+                    if not self.store.renew_claim(event_id, owner, self.clock() + CLAIM_LEASE):
+                        return
+                except Exception:  # a missed renewal only shortens the lease
+                    log.warning("claim.renew_failed")
+
+        beat = threading.Thread(target=contextvars.copy_context().run, args=(renew,), daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
 
     def _undo(self, attempt: Attempt) -> None:
         """Leave no trace of an attempt that sent nothing, so that a retry starts clean."""
@@ -127,9 +155,9 @@ class Worker:
         else:
             command = commands.parse_text(event.text, is_admin)
         if command is not None:
-            return self._command(event.psid, command, is_admin, now)
+            return self._command(attempt, command, is_admin, now)
         if event.kind == "attachments":
-            self._say(event.psid, replies.ATTACHMENTS_ONLY)
+            self._say(attempt, replies.ATTACHMENTS_ONLY)
             return "attachments_only"
         return self._question(attempt, user.status, user.daily_limit, is_admin, now)
 
@@ -142,7 +170,7 @@ class Worker:
             day = day_key(now, tz)
             expiry = counter_expiry(now, tz)
             if not self.store.take_question(event.psid, day, limit, expiry, event.event_id):
-                self._say(event.psid, replies.over_limit(limit or 0, now, tz))
+                self._say(attempt, replies.over_limit(limit or 0, now, tz))
                 return "over_limit"
             attempt.counted_day = day
             self.store.note_counted(event.event_id, day)
@@ -165,7 +193,7 @@ class Worker:
         except ModelError as error:
             log.warning("model.failed", reason=error.reason)
             self._uncount(attempt, "model_failed")
-            self._say(event.psid, replies.APOLOGY)
+            self._say(attempt, replies.APOLOGY)
             return "model_failed"
 
         self.store.mark_event(event.event_id, "replying")
@@ -197,12 +225,18 @@ class Worker:
             attempt.counted_day = None
         return outcome
 
-    def _say(self, psid: str, text: str) -> None:
-        """A message of the bot's own. Failures are logged by the client; those that may pass
-        (or that the owner can fix) fail the event so that Lambda tries it again."""
+    def _say(self, attempt: Attempt, text: str) -> None:
+        """A message of the bot's own. Once it may have arrived the event is never retaken.
+        Failures are logged by the client; those that may pass (or that the owner can fix)
+        fail the event so that Lambda tries it again."""
+        self.store.mark_event(attempt.event.event_id, "replying")
+        attempt.replying = True
         try:
-            self.messenger.send_text(psid, text)
+            self.messenger.send_text(attempt.event.psid, text)
         except SendError as error:
+            if error.delivered:
+                return
+            attempt.replying = False
             if must_retry(error):
                 raise RetryLater(error.reason) from None
 
@@ -217,14 +251,15 @@ class Worker:
 
     # -- commands -------------------------------------------------------------------------
 
-    def _command(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
+    def _command(self, attempt: Attempt, command: Command, is_admin: bool, now: datetime) -> str:
+        psid = attempt.event.psid
         if command.name == "ignored":
             log.warning("payload.ignored", why=command.error)
             return "ignored"
         if command.error:
-            self._say(psid, command.error)
+            self._say(attempt, command.error)
             return f"command_error:{command.name}"
-        self._say(psid, self._command_reply(psid, command, is_admin, now))
+        self._say(attempt, self._command_reply(psid, command, is_admin, now))
         return f"command:{command.name}"
 
     def _command_reply(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:

@@ -25,48 +25,49 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 
 def test_an_event_is_claimed_once(store: Store):
-    assert store.claim_event("m1", NOW, LEASE).state is ClaimState.NEW
-    assert store.claim_event("m1", NOW, LEASE).state is ClaimState.DUPLICATE
+    assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.NEW
+    assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.DUPLICATE
 
 
 def test_concurrent_claims_of_one_event_admit_exactly_one(store: Store):
     with ThreadPoolExecutor(8) as pool:
-        states = list(pool.map(lambda _: store.claim_event("m2", NOW, LEASE).state, range(16)))
+        states = list(pool.map(lambda _: store.claim_event("m2", NOW, LEASE, "a").state, range(16)))
     assert states.count(ClaimState.NEW) == 1
 
 
 def test_a_claim_whose_lease_ran_out_is_retaken_with_what_it_counted(store: Store):
-    store.claim_event("m3", NOW, LEASE)
+    store.claim_event("m3", NOW, LEASE, "a")
     store.note_counted("m3", "2026-11-25")
-    assert store.claim_event("m3", NOW + LEASE / 2, LEASE).state is ClaimState.DUPLICATE
-    later = store.claim_event("m3", NOW + LEASE * 2, LEASE)
+    assert store.claim_event("m3", NOW + LEASE / 2, LEASE, "a").state is ClaimState.DUPLICATE
+    later = store.claim_event("m3", NOW + LEASE * 2, LEASE, "a")
     assert later.state is ClaimState.RETAKEN
     assert later.counted_day == "2026-11-25"
 
 
-def test_a_working_claim_is_retaken_at_once_by_a_retry_of_the_same_request(store: Store):
-    store.claim_event("m5", NOW, LEASE, owner="req-1")
-    assert store.claim_event("m5", NOW, LEASE, owner="req-2").state is ClaimState.DUPLICATE
-    assert store.claim_event("m5", NOW, LEASE).state is ClaimState.DUPLICATE
-    assert store.claim_event("m5", NOW, LEASE, owner="req-1").state is ClaimState.RETAKEN
-    store.mark_event("m5", "replying")
-    assert store.claim_event("m5", NOW, LEASE, owner="req-1").state is ClaimState.DUPLICATE
+def test_the_holder_renews_its_claim_and_only_the_holder_can(store: Store):
+    store.claim_event("m5", NOW, LEASE, "attempt-1")
+    assert store.renew_claim("m5", "attempt-1", NOW + LEASE * 3)
+    assert not store.renew_claim("m5", "attempt-2", NOW + LEASE * 9)
+    assert store.claim_event("m5", NOW + LEASE * 2, LEASE, "x").state is ClaimState.DUPLICATE
+    assert store.claim_event("m5", NOW + LEASE * 4, LEASE, "x").state is ClaimState.RETAKEN
+    assert not store.renew_claim("m5", "attempt-1", NOW + LEASE * 9)  # it lost the claim
 
 
 def test_replying_and_done_events_are_never_retaken(store: Store):
     for state in ("replying", "done"):
         event = f"m-{state}"
-        store.claim_event(event, NOW, LEASE)
+        store.claim_event(event, NOW, LEASE, "a")
         store.mark_event(event, state)
         assert (
-            store.claim_event(event, NOW + timedelta(days=1), LEASE).state is ClaimState.DUPLICATE
+            store.claim_event(event, NOW + timedelta(days=1), LEASE, "a").state
+            is ClaimState.DUPLICATE
         )
 
 
 def test_a_released_event_can_be_claimed_again(store: Store):
-    store.claim_event("m4", NOW, LEASE)
+    store.claim_event("m4", NOW, LEASE, "a")
     store.release_event("m4")
-    assert store.claim_event("m4", NOW, LEASE).state is ClaimState.NEW
+    assert store.claim_event("m4", NOW, LEASE, "a").state is ClaimState.NEW
 
 
 def test_a_user_is_created_on_first_sight_only(store: Store):
