@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -28,10 +29,12 @@ HANDLER_PACKAGE = "handler"
 REQUIREMENTS = Path(HANDLER_PACKAGE, "requirements.txt")
 # The runtime ships these (boto3 and its dependencies); bundling them only adds weight.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil")
-# Never shipped: bytecode (the runtime compiles), tests, console scripts for this machine.
+# Never shipped: others' bytecode (ours is compiled below), tests, console scripts.
 _SKIPPED_DIRS = {"__pycache__", "tests", "bin"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
+# Where Lambda unpacks the archive: the file names compiled into the bytecode (tracebacks).
+LAMBDA_TASK_ROOT = "/var/task"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -160,6 +163,48 @@ def archive_entries(project_root: Path, dependencies: Path) -> dict[str, Path]:
     return entries
 
 
+def bytecode_entries(
+    project_root: Path, entries: dict[str, Path], target: Target
+) -> dict[str, Path]:
+    """A ``__pycache__/*.pyc`` beside every module of the archive, compiled once, by content.
+
+    /var/task is read-only: Lambda cannot write bytecode there, so without these every cold
+    start compiles each module it imports from source (docs/BENCHMARKS.md: ~40 ms of the
+    webhook's cold start, ~0.5 s of the worker's). Unchecked-hash .pyc hold no timestamp, so
+    the archive stays reproducible. Only the target's own interpreter can compile them: any
+    other builds the archive without (and says so).
+    """
+    tag = "cpython-" + target.python_version.replace(".", "")
+    if sys.implementation.cache_tag != tag:
+        note = f"note: no bytecode in the archive (needs Python {target.python_version})"
+        print(note, file=sys.stderr)
+        return {}
+    cache = project_root / ".cache" / "lambda-bytecode"
+    cache.mkdir(parents=True, exist_ok=True)
+    compiled: dict[str, Path] = {}
+    for name, source in entries.items():
+        if not name.endswith(".py"):
+            continue
+        parts = (_FORMAT.encode(), tag.encode(), name.encode(), source.read_bytes())
+        digest = hashlib.sha256(b"\0".join(parts))
+        pyc = cache / f"{digest.hexdigest()[:40]}.pyc"
+        if not pyc.is_file():
+            try:
+                py_compile.compile(
+                    str(source),
+                    cfile=str(pyc),
+                    dfile=f"{LAMBDA_TASK_ROOT}/{name}",
+                    doraise=True,
+                    optimize=0,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
+            except py_compile.PyCompileError:
+                continue  # not Python 3.13 source (a template, a test fixture): never imported
+        folder, _, file = name.rpartition("/")
+        compiled[f"{folder}/__pycache__/{file[:-3]}.{tag}.pyc".lstrip("/")] = pyc
+    return compiled
+
+
 def _directories(names: Iterable[str]) -> set[str]:
     found = set()
     for name in names:
@@ -207,6 +252,7 @@ def build_lambda_archive(project_root: Path, architecture: str, out: Path | None
     project_root = project_root.resolve()
     target = Target.for_architecture(architecture)
     entries = archive_entries(project_root, install_dependencies(project_root, target))
+    entries.update(bytecode_entries(project_root, entries, target))
     if out is not None:
         write_zip(entries, out)
         return out

@@ -1,0 +1,140 @@
+"""The Lambda archive: sizes and file counts per architecture, and the warm-cache rebuild time.
+
+Each build is the documented command, ``python -m infra.packaging --architecture ARCH --out
+PATH``, run as a child process and timed from spawn to exit (interpreter start included).
+The first build of an architecture fills ``.cache/lambda-deps/`` (pip downloads the wheels);
+it is timed and reported apart, and only the builds after it count as warm-cache rebuilds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, child_python, summary
+
+ARCHITECTURES = ("arm64", "x86_64")
+LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # direct upload
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+def command(architecture: str, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "infra.packaging",
+        "--architecture",
+        architecture,
+        "--out",
+        str(out),
+    ]
+
+
+def _deps_cached(architecture: str) -> bool:
+    from infra.packaging import REQUIREMENTS, Target, dependencies_key
+
+    key = dependencies_key((ROOT / REQUIREMENTS).read_text(), Target.for_architecture(architecture))
+    return (ROOT / ".cache" / "lambda-deps" / key).is_dir()
+
+
+def _build(architecture: str, out: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command(architecture, out), cwd=ROOT, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"packaging {architecture} failed: {done.stderr[-2000:]}")
+    return took
+
+
+def describe(archive: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(archive) as z:
+        infos = [i for i in z.infolist() if not i.is_dir()]
+    by_top: dict[str, int] = defaultdict(int)
+    for info in infos:
+        top = info.filename.split("/")[0]
+        if top.endswith(".dist-info"):
+            top = "*.dist-info"
+        by_top[top] += info.file_size
+    return {
+        "zipped_bytes": archive.stat().st_size,
+        "unzipped_bytes": sum(i.file_size for i in infos),
+        "files": len(infos),
+        "pyc_files": sum(1 for i in infos if i.filename.endswith(".pyc")),
+        "handler_bytes": by_top.get("handler", 0),
+        "handler_files": sum(1 for i in infos if i.filename.startswith("handler/")),
+        "largest": dict(sorted(by_top.items(), key=lambda kv: -kv[1])[:8]),
+    }
+
+
+def with_bytecode(archive: Path, work: Path) -> dict[str, Any]:
+    """What shipping .pyc would weigh: the archive's sources compiled, the .pyc zipped alike."""
+    tree = work / "tree"
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tree)
+    subprocess.run(
+        [
+            child_python(),
+            "-I",
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(tree),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    pyc = sorted(tree.rglob("*.pyc"))
+    packed = work / "pyc-only.zip"
+    with zipfile.ZipFile(packed, "w") as z:
+        for path in pyc:
+            info = zipfile.ZipInfo(
+                path.relative_to(tree).as_posix(), date_time=(1980, 1, 1, 0, 0, 0)
+            )
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, path.read_bytes(), compresslevel=9)
+    return {
+        "pyc_files": len(pyc),
+        "pyc_unzipped_bytes": sum(p.stat().st_size for p in pyc),
+        "pyc_zipped_bytes": packed.stat().st_size,
+    }
+
+
+def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
+    rebuilds = 2 if quick else 3
+    results: dict[str, Any] = {"rebuilds": rebuilds, "architectures": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-package-") as scratch:
+        work = Path(scratch)
+        for architecture in ARCHITECTURES:
+            out = work / f"lambda-{architecture}.zip"
+            first: dict[str, Any] = {"deps_cached_before": _deps_cached(architecture)}
+            progress(f"  package: {architecture} (first build)")
+            first["seconds"] = _build(architecture, out)
+            times = []
+            for i in range(rebuilds):
+                progress(f"  package: {architecture} rebuild {i + 1}/{rebuilds}")
+                times.append(_build(architecture, out))
+            results["architectures"][architecture] = {
+                **describe(out),
+                "first_build": first,
+                "rebuild_s": summary(times),
+            }
+        host = "x86_64" if results["architectures"].get("x86_64") else ARCHITECTURES[0]
+        if not results["architectures"][host]["pyc_files"]:
+            progress("  package: .pyc projection")
+            results["bytecode_projection"] = {
+                "architecture": host,
+                **with_bytecode(work / f"lambda-{host}.zip", work),
+            }
+    results["command"] = "python -m infra.packaging --architecture ARCH --out PATH"
+    results["limits"] = {"zipped": LAMBDA_ZIP_LIMIT, "unzipped": LAMBDA_UNZIPPED_LIMIT}
+    return results
