@@ -1,0 +1,190 @@
+"""Fixtures of the reliability suite, its Hypothesis profiles, and the report it writes.
+
+``make test`` runs the quick profile (a fixed set of examples, so CI sees the same inputs
+every time); ``make test-slow`` (``--slow``) runs the slow tests too and many more random
+examples. When the whole directory ran, ``docs/RELIABILITY.md`` is rewritten from the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.conftest import new_table
+from tests.reliability import report
+from tests.reliability.harness import echo_answers
+from tests.support import log_audit
+from tests.support.bridge import Bridge
+from tests.support.processes import ChildServer
+
+HERE = Path(__file__).resolve().parent
+QUICK, SLOW = "reliability-quick", "reliability-slow"
+
+settings.register_profile(
+    QUICK,
+    max_examples=100,
+    derandomize=True,  # the same examples on every run: a gate, not a lottery
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    SLOW,
+    max_examples=2000,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+_STATE: dict[str, Any] = {
+    "scenarios": {},  # nodeid -> Scenario, in collection order
+    "unexpected_deselections": 0,  # by -k, -m, --deselect...: then no report is written
+    "started": None,
+}
+
+
+def _is_ours(item: pytest.Item) -> bool:
+    return HERE in Path(str(item.path)).parents
+
+
+def _slow(config: pytest.Config) -> bool:
+    return bool(config.getoption("--slow"))
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow(request: pytest.FixtureRequest) -> bool:
+    """True in ``make test-slow``: tests may then play bigger versions of themselves."""
+    return _slow(request.config)
+
+
+@pytest.fixture
+def fuzz(request: pytest.FixtureRequest) -> settings:
+    """The Hypothesis settings of this run: ``@fuzz`` on a ``@given`` function."""
+    return settings(settings.get_profile(SLOW if _slow(request.config) else QUICK))
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest) -> report.Scenario:
+    return _STATE["scenarios"][request.node.nodeid]
+
+
+@pytest.fixture
+def make_bridge(
+    request: pytest.FixtureRequest, moto_server: ChildServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Bridge]]:
+    """``make_bridge(engine="dynamodb-local", DAILY_LIMIT="5")``: the whole bridge on loopback.
+
+    The model answers ``Answer to: <question>``. ``engine="dynamodb-local"`` puts the table
+    in DynamoDB Local, AWS's own engine, whose conditional writes are atomic under
+    concurrency as DynamoDB's are (moto's are not guaranteed to be).
+    """
+    made: list[Bridge] = []
+
+    def make(engine: str = "moto", retry_delay: float = 0.2, **env: str) -> Bridge:
+        if engine == "dynamodb-local":
+            local: ChildServer = request.getfixturevalue("dynamodb_local")
+            client, table = new_table(local.url)
+            env = {"TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": local.url, **env}
+        bridge = Bridge(moto_server.url, monkeypatch, env)
+        made.append(bridge)
+        if engine == "dynamodb-local":
+            bridge.dynamodb, bridge.table = client, table
+        bridge.model.responder = echo_answers
+        bridge.invoke.retry_delay = retry_delay
+        return bridge
+
+    yield make
+    for bridge in made:
+        bridge.close()
+
+
+@pytest.fixture
+def bridge(make_bridge: Callable[..., Bridge]) -> Bridge:
+    return make_bridge()
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_ours(item):
+            param = getattr(getattr(item, "callspec", None), "id", None)
+            area = getattr(item.module, "AREA", item.module.__name__)
+            name = report.humanize(getattr(item, "originalname", item.name), param)
+            _STATE["scenarios"][item.nodeid] = report.Scenario(area=area, name=name)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not _is_ours(item):
+            continue
+        if "slow" in item.keywords and not _slow(item.config):
+            _STATE["scenarios"].pop(item.nodeid, None)  # the quick run leaves these out
+        else:
+            _STATE["unexpected_deselections"] += 1
+
+
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    if nodeid in _STATE["scenarios"] and _STATE["started"] is None:
+        _STATE["started"] = report.now()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    row = _STATE["scenarios"].get(item.nodeid)
+    if row is None:
+        return outcome
+    row.seconds += call.duration
+    if outcome.when == "call" or (outcome.when == "setup" and not outcome.passed):
+        row.result = "known gap" if hasattr(outcome, "wasxfail") else outcome.outcome
+        if row.result == "known gap":
+            row.why = str(outcome.wasxfail).removeprefix("reason: ")
+        if outcome.failed:
+            crash = getattr(outcome.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(outcome.longrepr)
+            row.why = message.strip().splitlines()[0][:300] if message.strip() else "failed"
+    elif outcome.when == "teardown" and outcome.failed and row.result == "passed":
+        row.result = "failed"
+        row.why = "teardown failed"
+    return outcome
+
+
+def _whole_directory_ran(session: pytest.Session) -> bool:
+    config = session.config
+    if _STATE["unexpected_deselections"] or session.shouldstop or session.shouldfail:
+        return False
+    if any("::" in arg for arg in config.invocation_params.args):
+        return False
+    rows = _STATE["scenarios"]
+    files = {nodeid.split("::", 1)[0].rsplit("/", 1)[-1] for nodeid in rows}
+    present = {p.name for p in HERE.glob("test_*.py")}
+    return bool(rows) and files == present and all(r.result != "not run" for r in rows.values())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _whole_directory_ran(session):
+        return
+    rows = list(_STATE["scenarios"].values())
+    audit = log_audit.session_audit()
+    slow = _slow(session.config)
+    facts = report.RunFacts(
+        mode="--slow" if slow else "default",
+        command=" ".join(["python -m pytest", *session.config.invocation_params.args]),
+        started=_STATE["started"] or report.now(),
+        seconds=sum(row.seconds for row in rows),
+        session_tests=len(session.items),
+        audited_records=audit.count if audit else 0,
+        audit_findings=len(audit.findings()) if audit else 0,
+        secrets_checked=len(log_audit.known_secrets()),
+        profile=SLOW if slow else QUICK,
+    )
+    report.write(rows, facts)
