@@ -110,9 +110,18 @@ class Store:
                 ReturnValues="ALL_OLD",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
-                return Claim(ClaimState.DUPLICATE)
-            raise
+            if not _is_condition_failure(error):
+                raise
+            # botocore sends a write again when its answer was lost: then the claim is ours.
+            held = self._db.get_item(
+                TableName=self._table, Key=_event_key(event_id), ConsistentRead=True
+            ).get("Item", {})
+            if (
+                held.get("owner", {}).get("S") == owner
+                and held.get("state", {}).get("S") == "working"
+            ):
+                return Claim(ClaimState.NEW)
+            return Claim(ClaimState.DUPLICATE)
         old = response.get("Attributes")
         if not old:
             return Claim(ClaimState.NEW)

@@ -118,3 +118,27 @@ def test_a_lost_answer_to_the_quota_write_does_not_count_the_question_twice(
     assert sum(faults.lost.values()) == 1
     assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
     assert got.counted == 1
+
+
+def claims_the_event(operation: str, body: dict) -> bool:
+    """The claim: a conditional PutItem on the event's ``EVENT#`` item."""
+    return operation == "PutItem" and body.get("Item", {}).get("pk", {}).get("S", "").startswith(
+        "EVENT#"
+    )
+
+
+def test_a_lost_answer_to_the_claim_does_not_lose_the_message(
+    bridge: Bridge, faults: AwsFaults, scenario
+):
+    scenario.tried(
+        "DynamoDB applies the claim (the conditional put of the event's item) but its answer "
+        "is lost (read timeout); botocore sends the put again, which finds the claim there",
+        "the attempt knows the claim for its own: answered once, counted once",
+    )
+    faults.lose_response(claims_the_event)
+    bridge.say(ALICE, question(ALICE))
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), lost_answers=sum(faults.lost.values()))
+    assert sum(faults.lost.values()) == 1
+    assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
+    assert got.counted == 1

@@ -26,22 +26,31 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 def test_an_event_is_claimed_once(store: Store):
     assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.NEW
-    assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.DUPLICATE
+    assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.DUPLICATE
 
 
 def test_concurrent_claims_of_one_event_admit_exactly_one(store: Store):
     with ThreadPoolExecutor(8) as pool:
-        states = list(pool.map(lambda _: store.claim_event("m2", NOW, LEASE, "a").state, range(16)))
+        states = list(
+            pool.map(lambda n: store.claim_event("m2", NOW, LEASE, f"a{n}").state, range(16))
+        )
     assert states.count(ClaimState.NEW) == 1
 
 
 def test_a_claim_whose_lease_ran_out_is_retaken_with_what_it_counted(store: Store):
     store.claim_event("m3", NOW, LEASE, "a")
     store.note_counted("m3", "2026-11-25")
-    assert store.claim_event("m3", NOW + LEASE / 2, LEASE, "a").state is ClaimState.DUPLICATE
+    assert store.claim_event("m3", NOW + LEASE / 2, LEASE, "b").state is ClaimState.DUPLICATE
     later = store.claim_event("m3", NOW + LEASE * 2, LEASE, "a")
     assert later.state is ClaimState.RETAKEN
     assert later.counted_day == "2026-11-25"
+
+
+def test_a_claim_put_sent_again_after_a_lost_answer_is_still_ours(store: Store):
+    assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.NEW
+    assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.NEW
+    store.mark_event("m6", "done")
+    assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.DUPLICATE
 
 
 def test_the_holder_renews_its_claim_and_only_the_holder_can(store: Store):
