@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +12,8 @@ from tests.deploy.aws import start_moto
 from tests.deploy.scenarios import Outcome, run
 from tests.deploy.simulation import HOST_ARCHITECTURE, Operator, RuntimeFiles
 from tests.deploy.stack import Declaration
-from tests.infra.capture import PROJECT_ROOT, capture_stack
+from tests.infra.capture import capture_stack
+from tests.support.lambda_runtime import python313, runtime_boto3
 
 ADMIN = "1000000000009999"
 SECRETS = {
@@ -61,34 +59,6 @@ def declaration() -> Declaration:
     """The real ``__main__.py`` under Pulumi mocks, as stack ``deploy`` with CONFIG."""
     stack = capture_stack({**SECRETS, **CONFIG}, secret_keys=list(SECRETS), stack="deploy")
     return Declaration.from_capture(stack)
-
-
-def python313() -> str:
-    """Lambda's interpreter: the archive holds cp313 wheels, so no other Python will do."""
-    if sys.version_info[:2] == (3, 13):
-        return sys.executable
-    found = subprocess.run(
-        [str(PROJECT_ROOT / "scripts" / "find-python")], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    check = "import sys; print(sys.version_info[:2] == (3, 13))"
-    answer = subprocess.run(
-        [found or "python3.13", "-c", check], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    assert answer == "True", "Python 3.13 is needed to run the Lambda archive"
-    return found
-
-
-def runtime_boto3(python: str) -> Path:
-    """boto3 and its dependencies alone, standing in for what the Lambda runtime provides
-    (the same cache as tests/infra/test_packaging.py)."""
-    target = PROJECT_ROOT / ".cache" / "test-runtime" / "boto3-cp313"
-    if not (target / "boto3").is_dir():
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--only-binary=:all:", "--target", str(target), "boto3"],
-            check=True,
-        )  # fmt: skip
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from infra.packaging import (
     install_dependencies,
 )
 from tests.infra.capture import PROJECT_ROOT
+from tests.support import lambda_runtime
 
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil")
 BINARY_PACKAGES = ("pydantic_core", "jiter")  # compiled parts, pulled in by openai
@@ -168,31 +169,12 @@ def test_shared_libraries_are_for_the_target_cpu(archives: dict[str, Path]) -> N
 
 @pytest.fixture(scope="session")
 def python313() -> str:
-    """Lambda's interpreter: the archive holds cp313 wheels, so no other Python will do."""
-    if sys.version_info[:2] == (3, 13):
-        return sys.executable
-    found = subprocess.run(
-        [str(PROJECT_ROOT / "scripts" / "find-python")], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    version = subprocess.run(
-        [found or "python3.13", "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
-    assert version == "True", "Python 3.13 is needed to import the Lambda archive"
-    return found
+    return lambda_runtime.python313()
 
 
 @pytest.fixture(scope="session")
 def runtime_boto3(python313: str) -> Path:
-    """boto3 and its dependencies alone, standing in for what the Lambda runtime provides."""
-    target = PROJECT_ROOT / ".cache" / "test-runtime" / "boto3-cp313"
-    if not (target / "boto3").is_dir():
-        subprocess.run(
-            [python313, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--only-binary=:all:", "--target", str(target), "boto3"],
-            check=True,
-        )  # fmt: skip
-    return target
+    return lambda_runtime.runtime_boto3(python313)
 
 
 IMPORT_CHECK = """
