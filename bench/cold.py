@@ -252,7 +252,7 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
 
     samples = 5 if quick else 20
     warmup = 1 if quick else 2
-    with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch, local_aws(False) as aws:
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch, local_aws(True) as aws:
         layout = prepare(Path(scratch))
         invoke = LambdaInvokeStandIn(lambda _event, _context: None, retry_delay=0.05).start()
         try:

@@ -73,7 +73,7 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
     from local.invoke import LambdaInvokeStandIn
 
     requests = 300 if quick else 2000
-    with local_aws(False) as aws:
+    with local_aws(True) as aws:
         invoke = LambdaInvokeStandIn(lambda _event, _context: None, retry_delay=0.05).start()
         sink = CountingSink(keep=False)
         try:

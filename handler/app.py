@@ -11,8 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 from . import clients
-from .dispatch import DispatchError, dispatch
-from .events import Inbound, classify, http_request
+from .dispatch import DispatchError, dispatch, invoke_drain
+from .events import classify, http_request, work_request
+from .inbox import Inbox
 from .logs import get_logger, log, log_context
 from .secrets import Secrets, load_secrets
 from .settings import Settings, load_settings
@@ -34,22 +35,38 @@ class Runtime:
         return self._secrets
 
     @functools.cached_property
+    def inbox(self) -> Inbox:
+        return Inbox(clients.aws("dynamodb"), self.settings.table_name)
+
+    @functools.cached_property
     def worker(self) -> Any:
+        from .failures import FailureQueue
         from .llm import complete
         from .messenger import Messenger
         from .store import Store
-        from .worker import Worker
+        from .worker import RetryLater, Worker
 
         secrets = self.secrets()
+        queue = FailureQueue(clients.aws("sqs"), self.settings.failure_queue_url)
+
+        def hand_on(psid: str) -> None:
+            try:
+                invoke_drain(psid, [])
+            except DispatchError as error:
+                raise RetryLater(f"hand-on: {error}") from None
+
         return Worker(
             settings=self.settings,
             store=Store(clients.aws("dynamodb"), self.settings.table_name),
+            inbox=self.inbox,
             messenger=Messenger(
                 clients.http_session(), self.settings.graph_api_url, secrets.page_access_token
             ),
             ask_model=lambda messages, deadline: complete(
                 self.settings, secrets.openai_api_key, messages, deadline
             ),
+            hand_on=hand_on,
+            park=queue.park,
         )
 
 
@@ -76,7 +93,7 @@ def _remaining(context: Any) -> timedelta:
 def _http(event: dict[str, Any]) -> dict[str, Any]:
     request = http_request(event)
     try:
-        return route(request, runtime().secrets, dispatch)
+        return route(request, runtime().secrets, lambda events: dispatch(runtime().inbox, events))
     except DispatchError as error:
         log.error("webhook.handoff_failed", why=str(error))
         return respond(503, "Service Unavailable")
@@ -92,8 +109,8 @@ def lambda_handler(event: Any, context: Any) -> Any:
             log.info("keep_warm")
             return {"warm": True}
         if kind == "work":
-            events = [Inbound.from_dict(e) for e in event.get("events", [])]
-            runtime().worker.run(events, _remaining(context))
-            return {"handled": len(events)}
+            drain, events = work_request(event)
+            runtime().worker.run(drain, _remaining(context), events)
+            return {"drained": len(drain), "posted": len(events)}
         log.warning("event.unknown")
         return None

@@ -75,6 +75,7 @@ class Inbound:
     kind: InboundKind
     text: str = ""  # what the person typed, or the title of the button they tapped
     payload: str = ""  # a postback's or quick reply's payload
+    seq: int = 0  # place among the sender's events with this timestamp in one delivery
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +83,14 @@ class Inbound:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Inbound:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def work_request(event: dict[str, Any]) -> tuple[list[str], list[Inbound]]:
+    """What a work event asks: inboxes to drain, and events to post first (a replayed
+    failure record or a payload of an earlier version carries events)."""
+    drain = [str(p) for p in event.get("drain", []) if isinstance(p, (str, int)) and str(p)]
+    events = [Inbound.from_dict(e) for e in event.get("events", [])]
+    return drain, events
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

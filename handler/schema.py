@@ -9,6 +9,8 @@ pk                     sk                what
 ``USER#<psid>``        ``DAY#<date>``    questions counted that day (expires)
 ``USER#<psid>``        ``HISTORY``       recent conversation turns (expires)
 ``EVENT#<id>``         ``EVENT``         dedupe claim of one webhook event (expires)
+``INBOX#<psid>``       ``MSG#<ts>#<h>``  a message waiting to be answered, by send time
+``INBOX#<psid>``       ``LOCK``          the lease of the one worker draining the inbox
 =====================  ================  ==============================================
 
 Profiles also carry ``entity``/``active_at``, a sparse index of users by last activity.

@@ -41,6 +41,8 @@ class Env:
     HISTORY_MAX_CHARS = "HISTORY_MAX_CHARS"
     HISTORY_TTL_HOURS = "HISTORY_TTL_HOURS"
     LOG_LEVEL = "LOG_LEVEL"
+    # Where messages the bridge gave up on are parked (the asynchronous on-failure queue).
+    FAILURE_QUEUE_URL = "FAILURE_QUEUE_URL"
     # Names of the SSM SecureString parameters holding the secrets (deployed function).
     APP_SECRET_PARAMETER = "APP_SECRET_PARAMETER"
     PAGE_ACCESS_TOKEN_PARAMETER = "PAGE_ACCESS_TOKEN_PARAMETER"
@@ -75,6 +77,7 @@ class Settings:
     history_max_chars: int = 6000
     history_ttl_hours: int = 24
     log_level: str = "INFO"
+    failure_queue_url: str | None = None
     secret_parameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -155,5 +158,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         history_max_chars=_int(env, Env.HISTORY_MAX_CHARS, 6000),
         history_ttl_hours=_int(env, Env.HISTORY_TTL_HOURS, 24, minimum=1),
         log_level=(env.get(Env.LOG_LEVEL, "").strip() or "INFO").upper(),
+        failure_queue_url=env.get(Env.FAILURE_QUEUE_URL, "").strip() or None,
         secret_parameters=secret_parameters,
     )

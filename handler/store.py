@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import schema
+from .inbox import inbox_pk
 from .quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
 
 EVENT_RETENTION = timedelta(hours=48)  # Facebook retries for up to a day; keep claims longer
@@ -167,6 +168,17 @@ class Store:
             ExpressionAttributeValues={":state": {"S": state}},
         )
 
+    def answered(self, event_id: str) -> bool:
+        """Whether a reply to the event was sent or is being sent (it is never retaken)."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key=_event_key(event_id),
+            ConsistentRead=True,
+            ProjectionExpression="#state",
+            ExpressionAttributeNames={"#state": "state"},
+        ).get("Item")
+        return item is not None and item["state"]["S"] in ("replying", "done")
+
     def release_event(self, event_id: str) -> None:
         """Give the event back after a failure, so that a retry answers it."""
         self._db.delete_item(TableName=self._table, Key=_event_key(event_id))
@@ -279,16 +291,20 @@ class Store:
         return users
 
     def forget_user(self, psid: str) -> int:
-        """Delete everything stored about one user; returns how many items went."""
+        """Delete everything stored about one user, waiting messages included; returns how
+        many items went."""
+        return sum(self._delete_partition(pk) for pk in (_user_pk(psid), inbox_pk(psid)))
+
+    def _delete_partition(self, pk: str) -> int:
         deleted = 0
         start: dict[str, Any] | None = None
         while True:
             page = self._db.query(
                 TableName=self._table,
                 KeyConditionExpression="#pk = :pk",
-                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY},
-                ExpressionAttributeValues={":pk": {"S": _user_pk(psid)}},
-                ProjectionExpression="#pk, sk",
+                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#sk": schema.SORT_KEY},
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ProjectionExpression="#pk, #sk",
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             for item in page.get("Items", []):

@@ -1,8 +1,11 @@
-"""The slow path, run in the asynchronous self-invocation: one webhook event at a time.
+"""The slow path, run in the asynchronous self-invocation: a person's inbox, in order.
 
-For each event: claim it (dedupe), know the user, run a command or count the question,
-ask the model, reply. A question is counted only while an answer is on its way: every path
-that ends without one gives it back.
+A worker takes the lease on one person's inbox and answers their messages one at a time, in
+the order they were sent. For each: claim it (dedupe), know the user, run a command or count
+the question, ask the model, reply. A question is counted only while an answer is on its
+way: every path that ends without one gives it back. A message that fails is tried again
+(Lambda retries the drain) before any later one; after ``MAX_TRIES`` it is parked on the
+failure queue so that the messages behind it are answered.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ import contextvars
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 
 from . import commands, replies
 from .commands import Command
 from .conversation import build_messages, remember, trim_history
 from .events import Inbound
+from .inbox import Entry, Inbox
 from .llm import ModelError
 from .logs import log, log_context
 from .messenger import TOKEN_INVALID, Messenger, SendError
@@ -40,6 +44,12 @@ RECENT_USERS_SHOWN = 20
 # after a minute or more) finds the lease run out.
 CLAIM_LEASE = timedelta(seconds=30)
 CLAIM_RENEW_EVERY = timedelta(seconds=10)
+# The same for a person's inbox: one worker drains it; a worker that died lets it go soon.
+DRAIN_LEASE = timedelta(seconds=30)
+# Tries at one message, as Lambda's own (one attempt, two retries), counting tries that died.
+MAX_TRIES = 3
+# Time kept for sending after the model call, when deciding whether one more message fits.
+SEND_BUDGET_SECONDS = 10.0
 
 
 class RetryLater(RuntimeError):
@@ -65,26 +75,142 @@ class Attempt:
     replying: bool = False
 
 
+class DrainEnd(Enum):
+    EMPTY = "empty"  # nothing left
+    OUT_OF_TIME = "out_of_time"  # another invocation carries on
+    LEASE_LOST = "lease_lost"  # another worker has the inbox now
+
+
+class Lease:
+    """Renews a lease in the background while work goes on; notes when it is lost."""
+
+    def __init__(self, renew: Callable[[], bool], every: timedelta) -> None:
+        self._renew = renew
+        self._every = every.total_seconds()
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._beat = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), daemon=True
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                if not self._renew():
+                    self.lost.set()
+                    return
+            except Exception:  # a missed renewal only shortens the lease
+                log.warning("lease.renew_failed")
+
+    def __enter__(self) -> Lease:
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._beat.join()
+
+
 @dataclass
 class Worker:
     settings: Settings
     store: Store
+    inbox: Inbox
     messenger: Messenger
     ask_model: AskModel
+    hand_on: Callable[[str], None]  # start another invocation to drain this person's inbox
+    park: Callable[[Inbound, int, str], None]  # (event, tries, why) to the failure queue
     clock: Callable[[], datetime] = field(default=utcnow)
 
-    def run(self, events: list[Inbound], remaining: timedelta) -> None:
-        """Handle every event; raise at the end if any must be retried."""
+    def run(
+        self, drain: Sequence[str], remaining: timedelta, events: Sequence[Inbound] = ()
+    ) -> None:
+        """Drain each person's inbox; raise at the end if a message must be tried again.
+
+        ``events`` are the ones this invocation was started for. The webhook posted them;
+        one neither waiting nor answered (a replayed failure record: parked, or expired
+        since) is posted again and takes its place in the order.
+        """
         deadline = time.monotonic() + remaining.total_seconds()
-        failed = 0
         for event in events:
+            if not self.inbox.waiting(event) and not self.store.answered(event.event_id):
+                log.info("event.reposted", event_id=event.event_id, psid=event.psid)
+                self.inbox.post([event])
+        people = list(dict.fromkeys([*drain, *(e.psid for e in events)]))
+        failed = 0
+        for psid in people:
             try:
-                self.handle(event, deadline)
+                self.drain(psid, deadline)
             except Exception:
                 failed += 1
-                log.exception("event.failed", event_id=event.event_id, psid=event.psid)
+                log.exception("drain.failed", psid=psid)
         if failed:
-            raise RetryLater(f"{failed} of {len(events)} events failed")
+            raise RetryLater(f"{failed} of {len(people)} inboxes left to try again")
+
+    @property
+    def entry_budget(self) -> float:
+        """Seconds one more message may need: every model attempt, then sending."""
+        model = self.settings.openai_timeout_seconds * (self.settings.openai_max_retries + 1)
+        return model + SEND_BUDGET_SECONDS
+
+    def drain(self, psid: str, deadline: float) -> DrainEnd | None:
+        """Answer what waits in one inbox, unless another worker is already at it."""
+        holder = uuid.uuid4().hex
+        with log_context(psid=psid):
+            while True:
+                if not self.inbox.lock(psid, holder, self.clock(), DRAIN_LEASE):
+                    log.info("inbox.busy")  # its holder looks again before letting go
+                    return None
+
+                def renew() -> bool:
+                    return self.inbox.renew(psid, holder, self.clock() + DRAIN_LEASE)
+
+                try:
+                    with Lease(renew, CLAIM_RENEW_EVERY) as lease:
+                        end = self._drain_held(psid, deadline, lease)
+                finally:
+                    self.inbox.unlock(psid, holder)
+                if end is DrainEnd.OUT_OF_TIME:
+                    log.info("inbox.handed_on")
+                    self.hand_on(psid)
+                    return end
+                # A message posted while this worker was letting go found the lease taken:
+                # look once more, now that it is free.
+                if end is DrainEnd.LEASE_LOST or self.inbox.next(psid) is None:
+                    return end
+
+    def _drain_held(self, psid: str, deadline: float, lease: Lease) -> DrainEnd:
+        started = False
+        while not lease.lost.is_set():
+            entry = self.inbox.next(psid)
+            if entry is None:
+                return DrainEnd.EMPTY
+            if started and time.monotonic() + self.entry_budget > deadline:
+                return DrainEnd.OUT_OF_TIME
+            started = True
+            tries = self.inbox.start(entry)
+            if tries is None:
+                continue  # answered and removed by a worker that held the lease before
+            if tries > MAX_TRIES:  # the earlier tries died without a word (crash, timeout)
+                self._give_up(entry, tries - 1, "died")
+                continue
+            try:
+                self.handle(entry.event, deadline)
+            except Exception as error:
+                log.exception("event.failed", event_id=entry.event.event_id, tries=tries)
+                if tries >= MAX_TRIES:
+                    self._give_up(entry, tries, type(error).__name__)
+                    continue
+                # The messages behind this one wait: Lambda tries the drain again.
+                raise RetryLater(f"try {tries} of {MAX_TRIES} failed") from None
+            self.inbox.remove(entry)
+        return DrainEnd.LEASE_LOST
+
+    def _give_up(self, entry: Entry, tries: int, why: str) -> None:
+        """Park the message for the owner, so that the ones behind it are answered."""
+        log.error("event.parked", event_id=entry.event.event_id, tries=tries, why=why)
+        self.park(entry.event, tries, why)
+        self.inbox.remove(entry)
 
     def handle(self, event: Inbound, deadline: float) -> str:
         with log_context(psid=event.psid, event_id=event.event_id):
@@ -94,7 +220,11 @@ class Worker:
                 log.info("event.duplicate")
                 return "duplicate"
             attempt = Attempt(event, deadline, counted_day=claim.counted_day)
-            with self._holding(event.event_id, owner):
+
+            def renew() -> bool:
+                return self.store.renew_claim(event.event_id, owner, self.clock() + CLAIM_LEASE)
+
+            with Lease(renew, CLAIM_RENEW_EVERY):
                 try:
                     outcome = self._answer(attempt)
                 except Exception:
@@ -103,27 +233,6 @@ class Worker:
             self.store.mark_event(event.event_id, "done")
             log.info("event.done", outcome=outcome, kind=event.kind, retaken=claim.state.value)
             return outcome
-
-    @contextmanager
-    def _holding(self, event_id: str, owner: str) -> Iterator[None]:
-        """Renew the claim's short lease while this attempt works on it."""
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(CLAIM_RENEW_EVERY.total_seconds()):
-                try:
-                    if not self.store.renew_claim(event_id, owner, self.clock() + CLAIM_LEASE):
-                        return
-                except Exception:  # a missed renewal only shortens the lease
-                    log.warning("claim.renew_failed")
-
-        beat = threading.Thread(target=contextvars.copy_context().run, args=(renew,), daemon=True)
-        beat.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            beat.join()
 
     def _undo(self, attempt: Attempt) -> None:
         """Leave no trace of an attempt that sent nothing, so that a retry starts clean."""

@@ -14,7 +14,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from .config import BridgeSecrets, BridgeSettings
-from .environment import function_environment
+from .environment import function_environment, with_failure_queue
 from .keep_warm import create_keep_warm
 from .naming import Names
 from .packaging import PYTHON_VERSION
@@ -138,7 +138,9 @@ class MessengerBridge(pulumi.ComponentResource):
             memory_size=settings.memory_mb,
             timeout=settings.timeout_seconds,
             reserved_concurrent_executions=settings.reserved_concurrency,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables=with_failure_queue(environment, queue.url)
+            ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON", log_group=log_group.name
             ),

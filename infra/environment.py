@@ -6,13 +6,19 @@ Secrets travel as the *names* of their SSM parameters; the handler fetches the v
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from handler.settings import SECRET_SOURCES, Env
 
 from .config import OPENAI_MAX_RETRIES, OPENAI_TIMEOUT_SECONDS, BridgeSettings, ConfigError
 
+T = TypeVar("T")
+
 # Lambda refuses an environment whose names and values exceed 4 KB in total.
 MAX_ENVIRONMENT_BYTES = 4096
+# The failure queue's URL is known only once the queue exists (``with_failure_queue``); room
+# for the longest one: https://sqs.<region>.amazonaws.com/<account>/<80-character name>.
+FAILURE_QUEUE_URL_ROOM = len(Env.FAILURE_QUEUE_URL) + 160
 
 
 def _number(value: float) -> str:
@@ -47,7 +53,9 @@ def function_environment(
         variables[Env.OPENAI_BASE_URL] = settings.openai_base_url
     for secret, (variable, _plain) in SECRET_SOURCES.items():
         variables[variable] = secret_parameters[secret]
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+    size = FAILURE_QUEUE_URL_ROOM + sum(
+        len(k.encode()) + len(v.encode()) for k, v in variables.items()
+    )
     if size > MAX_ENVIRONMENT_BYTES:
         raise ConfigError(
             [
@@ -56,3 +64,8 @@ def function_environment(
             ]
         )
     return variables
+
+
+def with_failure_queue(variables: Mapping[str, str], queue_url: T) -> dict[str, str | T]:
+    """The environment plus the queue where workers park the messages they gave up on."""
+    return {**variables, Env.FAILURE_QUEUE_URL: queue_url}

@@ -1,9 +1,10 @@
 """The floor: the webhook's job in as little code as boto3 allows.
 
 Same network calls as the real handler's cold path (one SSM GetParameters for the secrets,
-one asynchronous lambda:Invoke) and the same checks (HMAC-SHA256 signature, JSON parse),
-with nothing else: no settings object, no logging set-up, no modules of our own. The gap
-between this and ``handler.py`` is what our code costs. Same arguments and output.
+one DynamoDB BatchWriteItem putting the messages in their senders' inboxes, one asynchronous
+lambda:Invoke) and the same checks (HMAC-SHA256 signature, JSON parse), with nothing else:
+no settings object, no logging set-up, no modules of our own. The gap between this and
+``handler.py`` is what our code costs. Same arguments and output.
 """
 
 import time
@@ -35,7 +36,25 @@ def handle(event: dict) -> dict:
     if not hmac.compare_digest(signature, event["headers"].get("x-hub-signature-256", "")):
         return {"statusCode": 403}
     entries = json.loads(body)["entry"]
-    work = {"messenger_bridge_work": 1, "events": [m for e in entries for m in e["messaging"]]}
+    messages = [m for e in entries for m in e["messaging"]]
+    boto3.client("dynamodb").batch_write_item(
+        RequestItems={
+            os.environ["TABLE_NAME"]: [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": "INBOX#" + m["sender"]["id"]},
+                            "sk": {"S": f"MSG#{m['timestamp']:016d}#{m['message']['mid']}"},
+                            "event": {"S": json.dumps(m)},
+                        }
+                    }
+                }
+                for m in messages
+            ]
+        }
+    )
+    psid = messages[0]["sender"]["id"]
+    work = {"messenger_bridge_work": 1, "drain": [psid], "events": messages}
     answer = boto3.client("lambda").invoke(
         FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
         InvocationType="Event",

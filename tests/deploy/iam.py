@@ -199,6 +199,11 @@ def resources_of(call: AwsCall, account: Account, key_of: KeyOf) -> list[Need] |
         if body.get("IndexName"):
             return [Need(call.iam_action, f"{table}/index/{body['IndexName']}")]
         return [Need(call.iam_action, table)]
+    if call.service == "dynamodb" and action == "BatchWriteItem":
+        return [
+            Need(call.iam_action, account.arn("dynamodb", f"table/{table}"))
+            for table in body["RequestItems"]
+        ]
     if call.service == "ssm" and action in ("GetParameters", "GetParameter"):
         names = body.get("Names") or [body.get("Name")]
         needs = [

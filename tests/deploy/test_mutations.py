@@ -84,7 +84,8 @@ def test_every_renamed_variable_is_caught_statically(
 def test_other_key_schema_fails(attempt: Attempt, declaration: Declaration, key: str) -> None:
     mutated = declaration.with_table_key(key, "renamed_key")
     # The webhook answers (it writes nothing); the worker's first write is refused.
-    caught(attempt(mutated), "new_user_message", "dynamodb:PutItem 400 ValidationException")
+    # The webhook's first write: the message into the person's inbox.
+    caught(attempt(mutated), "new_user_message", "dynamodb:BatchWriteItem 400 ValidationException")
 
 
 # --- one IAM statement fewer ---------------------------------------------------------------
@@ -93,7 +94,7 @@ def test_other_key_schema_fails(attempt: Attempt, declaration: Declaration, key:
 # only by the static audit, because moto does not check that resource or that action.
 STATEMENTS = [
     ("SecretParameters", "verify_challenge", "ssm:GetParameters 403 AccessDenied"),  # moto
-    ("Table", "new_user_message", "dynamodb:PutItem 403 AccessDenied"),  # moto
+    ("Table", "new_user_message", "dynamodb:BatchWriteItem 403 AccessDenied"),  # moto
     ("Function", "new_user_message", "lambda:Invoke 403"),  # the Invoke stand-in: the
     # webhook then answers 503, so that Facebook delivers again
     ("TableIndexes", "iam_audit", "dynamodb:Query on arn:"),  # moto: Query is allowed on "*"

@@ -7,7 +7,11 @@ import pytest
 from handler.permissions import HANDLER_ACTIONS
 from handler.settings import SECRET_SOURCES, Env, load_settings
 from infra.config import BridgeSettings, ConfigError
-from infra.environment import MAX_ENVIRONMENT_BYTES, function_environment
+from infra.environment import (
+    FAILURE_QUEUE_URL_ROOM,
+    MAX_ENVIRONMENT_BYTES,
+    function_environment,
+)
 from infra.keep_warm import rate_expression
 from infra.naming import NamingError, names_for
 from infra.policies import function_arn, handler_policy, handler_resources, lambda_trust_policy
@@ -186,6 +190,7 @@ def test_environment_needs_every_secret_parameter() -> None:
 def test_environment_over_lambdas_limit_is_a_config_error() -> None:
     env = function_environment(BridgeSettings(), "t", parameters())
     used = sum(len(k) + len(v) for k, v in env.items()) - len(env[Env.SYSTEM_PROMPT])
+    used += FAILURE_QUEUE_URL_ROOM  # the queue's URL, known only once the queue exists
     fits = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used))
     function_environment(fits, "t", parameters())
     too_long = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used + 1))

@@ -435,6 +435,15 @@ def test_async_invocations_retry_then_go_to_the_failure_queue(stack: CapturedSta
     assert stack.one(ROLE_POLICY).urn in config.dependencies  # AWS checks sqs:SendMessage
 
 
+def test_workers_park_what_they_give_up_on_in_the_same_failure_queue(
+    stack: CapturedStack,
+) -> None:
+    assert env_of(stack)[Env.FAILURE_QUEUE_URL] == stack.one(QUEUE).state["url"]
+    statement = statements_by_sid(stack)[sid("failure_queue")]
+    assert statement["Action"] == ["sqs:SendMessage"]
+    assert statement["Resource"] == [stack.one(QUEUE).arn]
+
+
 def test_failure_queue_is_encrypted_and_keeps_two_weeks(stack: CapturedStack) -> None:
     queue = stack.one(QUEUE).inputs
     assert queue["name"] == "messenger-bridge-test-failures"

@@ -186,7 +186,7 @@ def test_an_invalid_page_token_is_logged_as_an_error_and_parked_for_the_owner(br
     failures = bridge.logs.named("send.failed")
     assert failures and all(f["level"] == "ERROR" and f["code"] == 190 for f in failures)
     assert len(failures) == 3  # once per Lambda attempt, never retried within one
-    assert len(bridge.invoke.failures) == 1  # on the failure queue, to replay once fixed
+    assert len(bridge.failure_records()) == 1  # on the failure queue, to replay once fixed
     assert bridge.used_today(ALICE) == 1  # only the first, answered question
 
 
@@ -200,7 +200,7 @@ def test_a_send_api_down_for_good_leaves_the_event_to_lambdas_retries(bridge: Br
     bridge.graph.fail_next(503, code=2, times=100, only="message")
     bridge.say(ALICE, "hi")
     assert bridge.texts_to(ALICE) == []
-    assert len(bridge.invoke.failures) == 1  # the on-failure destination has it
+    assert len(bridge.failure_records()) == 1  # the failure queue has it
     assert bridge.used_today(ALICE) == 0
     assert len(bridge.model.requests) == 3  # first try and Lambda's two retries
 

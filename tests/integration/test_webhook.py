@@ -104,11 +104,11 @@ def test_an_oversized_body_is_refused_before_anything_else(bridge: Bridge):
 
 def test_a_failed_hand_off_asks_facebook_to_retry(bridge: Bridge):
     bridge.invoke.fail_next(status=500, times=10)
-    response = bridge.deliver(webhook_body(messaging_text(ALICE, "hello")))
+    body = webhook_body(messaging_text(ALICE, "hello", mid="m_retry"))
+    response = bridge.deliver(body)
     assert response["statusCode"] == 503
     assert bridge.logs.named("webhook.handoff_failed")
-    # Facebook delivers again; this time it goes through and is answered once.
-    body = webhook_body(messaging_text(ALICE, "hello", mid="m_retry"))
+    # Facebook delivers the same body again; this time it goes through and is answered once.
     bridge.invoke.clear()
     assert bridge.deliver(body)["statusCode"] == 200
     bridge.settle()

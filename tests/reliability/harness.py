@@ -22,6 +22,7 @@ from botocore.exceptions import ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
 from handler import app, clients, replies
+from handler import logs as handler_logs
 from local.model import last_user_text
 from tests.support.bridge import FUNCTION, Bridge, messaging_text, webhook_body
 
@@ -78,8 +79,8 @@ def counted(bridge: Bridge, psid: str) -> int:
 
 
 def failure_events(bridge: Bridge) -> list[dict[str, Any]]:
-    """Every webhook event inside the records sent to the on-failure destination."""
-    return [e for failure in bridge.invoke.failures for e in failure.event.get("events", [])]
+    """Every webhook event inside the records on the failure queue."""
+    return [e for r in bridge.failure_records() for e in r["requestPayload"].get("events", [])]
 
 
 def is_answer(text: str) -> bool:
@@ -242,6 +243,8 @@ class AwsFaults:
     botocore's real retry logic runs on what comes back: a throttled request is retried with
     backoff (``BOTO3_TRIES`` tries in all, the handler's setting) and then raised.
     The throttling answer is DynamoDB's (ProvisionedThroughputExceededException).
+    Only requests made while handling ``event_kind`` events are touched (the worker's, by
+    default: the webhook posts to the same table with the same client); None touches all.
     """
 
     throttled: Counter[str] = field(default_factory=Counter)
@@ -251,11 +254,14 @@ class AwsFaults:
     _always: bool = False
     _window: threading.Event = field(default_factory=threading.Event)
     _window_trigger: Match | None = None
+    event_kind: str | None = "work"
 
     @classmethod
-    def install(cls, monkeypatch: Any, service: str = "dynamodb") -> AwsFaults:
+    def install(
+        cls, monkeypatch: Any, service: str = "dynamodb", event_kind: str | None = "work"
+    ) -> AwsFaults:
         """Hook the handler's own client for ``service``; botocore's waits are scaled down."""
-        faults = cls()
+        faults = cls(event_kind=event_kind)
         clients.aws(service).meta.events.register(f"before-send.{service}", faults._before_send)
         quick_aws_backoff(monkeypatch)
         return faults
@@ -302,6 +308,9 @@ class AwsFaults:
 
     def _before_send(self, request: Any, event_name: str = "", **_: Any) -> AWSResponse | None:
         operation = event_name.rsplit(".", 1)[-1]
+        kind = (handler_logs._context.get() or {}).get("event_kind")
+        if self.event_kind is not None and kind != self.event_kind:
+            return None
         try:
             raw = request.body.read() if isinstance(request.body, io.IOBase) else request.body
             if isinstance(request.body, io.IOBase):
@@ -315,10 +324,10 @@ class AwsFaults:
         if trigger is not None and trigger(operation, body):
             self._window.set()  # this request goes through; the ones after it do not
             return None
-        kind = self._take(operation, body, _last_try(request))
-        if kind == "throttle":
+        fault = self._take(operation, body, _last_try(request))
+        if fault == "throttle":
             return self._throttled(request, operation)
-        if kind == "lose":
+        if fault == "lose":
             self._send_and_lose(request)
             self.lost[operation] += 1
             raise ReadTimeoutError(endpoint_url=request.url)

@@ -253,4 +253,4 @@ def test_a_flood_from_one_person_is_held_by_the_quota_and_reserved_concurrency(
     assert eve.model_calls == limit
     assert meter.most <= 2
     assert (alice.answers, bob.answers) == (1, 1)
-    assert bridge.invoke.failures == []
+    assert bridge.failure_records() == []

@@ -16,7 +16,7 @@ from tests.reliability.harness import (
     tally,
     writes_quota,
 )
-from tests.support.bridge import Bridge
+from tests.support.bridge import Bridge, messaging_text, webhook_body
 
 AREA = "Faults: DynamoDB"
 ALICE = "1000000000000001"
@@ -48,6 +48,32 @@ def test_brief_throttling_is_absorbed_by_botocores_retries(
     assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
     assert got.counted == 1
     assert sum(faults.throttled.values()) == times
+
+
+def test_a_table_throttled_at_the_webhook_asks_facebook_to_deliver_again(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, scenario
+):
+    faults = AwsFaults.install(monkeypatch, event_kind="http")
+    scenario.tried(
+        "every DynamoDB request throttled while the webhook posts a message to the inbox; "
+        "Facebook then delivers the same body again",
+        "the first delivery answered 503 with nothing handed on; the second answered once, "
+        "counted once",
+    )
+    body = webhook_body(messaging_text(ALICE, question(ALICE), mid="m_throttled"))
+    faults.throttle_always()
+    first = bridge.deliver(body)["statusCode"]
+    bridge.settle()
+    handed_on = len(bridge.invoke.invocations)
+    faults.throttle_always(False)
+    second = bridge.deliver(body)["statusCode"]
+    bridge.settle()
+    got = tally(bridge, ALICE)
+    scenario.saw(
+        got.describe(), first=first, second=second, throttled=sum(faults.throttled.values())
+    )
+    assert (first, handed_on, second) == (503, 0, 200)
+    assert (got.answers, got.apologies, got.failure_records, got.counted) == (1, 0, 0, 1)
 
 
 def test_a_table_throttled_for_a_whole_attempt_is_answered_by_lambdas_retry(

@@ -135,13 +135,6 @@ class PersonResult:
         return self.got == self.expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: each webhook POST is its own asynchronous invocation, so one person's "
-    "messages sent in quick succession are answered concurrently and may be answered and "
-    "counted out of order; per-person ordering needs a per-PSID queue (e.g. SQS FIFO with the "
-    "PSID as message group, or a per-user mailbox drained under a lock)",
-)
 def test_many_people_writing_at_once_get_their_answers_in_order_and_counted_exactly(
     make_bridge, scenario, slow
 ):

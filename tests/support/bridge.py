@@ -139,6 +139,9 @@ class Bridge:
         self.invoke.start()
         self.dynamodb, self.table = new_table(moto_url)
         self._store_secrets(moto_url)
+        self.sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
+        self.failure_queue = self.sqs.create_queue(QueueName=f"{self.table}-failures")["QueueUrl"]
+        self._parked: list[dict[str, Any]] = []
         settings = {
             "TABLE_NAME": self.table,
             "GRAPH_API_URL": self.graph.graph_api_url,
@@ -150,6 +153,8 @@ class Bridge:
             "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
             "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
             "AWS_ENDPOINT_URL_SSM": moto_url,
+            "AWS_ENDPOINT_URL_SQS": moto_url,
+            "FAILURE_QUEUE_URL": self.failure_queue,
             "AWS_ENDPOINT_URL_LAMBDA": self.invoke.url,
             "APP_SECRET_PARAMETER": f"/{self.table}/app-secret",
             "PAGE_ACCESS_TOKEN_PARAMETER": f"/{self.table}/page-access-token",
@@ -215,6 +220,26 @@ class Bridge:
             Key={"pk": {"S": f"USER#{psid}"}, "sk": {"S": f"DAY#{datetime.now(UTC).date()}"}},
         ).get("Item")
         return int(item["count"]["N"]) if item else 0
+
+    def parked(self) -> list[dict[str, Any]]:
+        """Records workers sent to the failure queue (messages they gave up on), read once
+        from the queue and kept."""
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.failure_queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return list(self._parked)
+            for message in messages:
+                self._parked.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.failure_queue, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def failure_records(self) -> list[dict[str, Any]]:
+        """Everything on the failure queue: Lambda's records of invocations whose retries
+        ran out, then the workers' records of messages they gave up on."""
+        return [f.record for f in self.invoke.failures] + self.parked()
 
     def items(self) -> list[dict[str, Any]]:
         return self.dynamodb.scan(TableName=self.table)["Items"]

@@ -1,0 +1,134 @@
+"""One person's messages are answered one at a time, in the order they were sent.
+
+Each delivery starts its own worker, but only the one holding the person's inbox answers;
+the others find it taken and end at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+
+from local.model import last_user_text
+from tests.support.bridge import FUNCTION, Bridge, messaging_text, webhook_body
+
+ALICE = "1000000000000001"
+
+
+def send(bridge: Bridge, text: str, mid: str | None = None) -> int:
+    """One message, without waiting for its answer."""
+    return bridge.deliver(webhook_body(messaging_text(ALICE, text, mid)))["statusCode"]
+
+
+def echo(body: dict[str, Any]) -> str:
+    return f"re: {last_user_text(body)}"
+
+
+class HeldModel:
+    """Answers ``re: <question>``; the first question waits until ``release()``."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.asked = threading.Event()
+        self._go = threading.Event()
+        self._first = True
+        bridge.model.responder = self._answer
+
+    def _answer(self, body: dict[str, Any]) -> str:
+        if self._first:
+            self._first = False
+            self.asked.set()
+            assert self._go.wait(20), "never released"
+        return echo(body)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def test_messages_sent_while_one_is_answered_wait_their_turn_and_see_it(bridge: Bridge):
+    held = HeldModel(bridge)
+    assert send(bridge, "one") == 200
+    assert held.asked.wait(10)
+    assert (send(bridge, "two"), send(bridge, "three")) == (200, 200)
+    bridge.invoke.wait_for(lambda: len(bridge.logs.named("inbox.busy")) == 2)
+    held.release()
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["re: one", "re: two", "re: three"]
+    last = bridge.model.requests[-1]["messages"]
+    assert [m["content"] for m in last[1:]] == ["one", "re: one", "two", "re: two", "three"]
+    assert len(bridge.invoke.invocations) == 3  # one per delivery; two found the inbox taken
+
+
+def test_a_flood_from_one_person_takes_one_worker_at_a_time(make_bridge):
+    bridge = make_bridge(DAILY_LIMIT="50")
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def answer(body: dict[str, Any]) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.01)
+        with lock:
+            running -= 1
+        return echo(body)
+
+    bridge.model.responder = answer
+    texts = [f"#{n}" for n in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda t: send(bridge, t), texts))
+    bridge.settle()
+    assert statuses == [200] * 12
+    assert most == 1
+    assert bridge.logs.named("event.reposted") == []  # answered ones are not posted again
+    assert sorted(bridge.texts_to(ALICE)) == sorted(f"re: {t}" for t in texts)
+    assert bridge.used_today(ALICE) == 12
+
+
+def test_a_message_that_keeps_failing_is_parked_and_the_ones_behind_it_are_answered(
+    bridge: Bridge,
+):
+    bridge.model.responder = echo
+    bridge.say(ALICE, "hello")  # a known user: no owner's notice in the way
+    bridge.graph.fail_next(400, code=190, times=3, only="message")  # the page token, revoked
+    assert send(bridge, "stuck", mid="m_stuck") == 200
+    assert send(bridge, "behind") == 200
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["re: hello", "re: behind"]
+    refused = [c for c in bridge.graph.calls if c.kind == "message" and c.status != 200]
+    answered = [c for c in bridge.graph.calls if c.kind == "message" and c.status == 200]
+    assert len(refused) == 3 and max(c.at for c in refused) < answered[-1].at
+    [record] = bridge.failure_records()
+    assert [e["event_id"] for e in record["requestPayload"]["events"]] == ["m_stuck"]
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert bridge.used_today(ALICE) == 2
+    assert bridge.logs.named("event.parked")[0]["level"] == "ERROR"
+
+    # Once the owner has fixed the token, the record's payload is replayed as it is.
+    client = boto3.client("lambda", endpoint_url=bridge.invoke.url, region_name="us-east-1")
+    payload = json.dumps(record["requestPayload"]).encode()
+    client.invoke(FunctionName=FUNCTION, InvocationType="Event", Payload=payload)
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["re: hello", "re: behind", "re: stuck"]
+    assert bridge.used_today(ALICE) == 3
+
+
+def test_a_worker_short_of_time_hands_the_inbox_on(make_bridge):
+    # Each message may need 30 s of model time and 10 s to send, more than the 35 s the
+    # function has left after its first one: each one is answered by a fresh invocation.
+    bridge = make_bridge(OPENAI_TIMEOUT_SECONDS="30")
+    bridge.invoke.timeout = 35
+    held = HeldModel(bridge)
+    send(bridge, "one")
+    assert held.asked.wait(10)
+    send(bridge, "two")
+    send(bridge, "three")
+    held.release()
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["re: one", "re: two", "re: three"]
+    assert len(bridge.logs.named("inbox.handed_on")) == 2
+    assert bridge.failure_records() == []
