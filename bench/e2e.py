@@ -76,6 +76,8 @@ def _item_kind(key: dict[str, Any]) -> str:
     pk, sk = key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")
     if pk.startswith("EVENT#"):
         return "event"
+    if pk.startswith("INBOX#"):
+        return "inbox_lease" if sk == "LOCK" else "inbox"
     if sk.startswith("DAY#"):
         return "counter"
     return {"PROFILE": "profile", "HISTORY": "history"}.get(sk, "other")
@@ -87,6 +89,7 @@ class DynamoCall:
     kind: str
     key: tuple[str, str]
     put_size: int | None = None  # PutItem: the new item's size
+    batch_units: int | None = None  # BatchWriteItem: the write units of its items
     consistent: bool = False
     new_user: bool = False  # a profile write that created the profile
     failed: bool = False
@@ -108,11 +111,22 @@ class DynamoCounter:
 
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         key = params.get("Key") or params.get("Item") or {}
+        batch = [
+            request["PutRequest"]["Item"]
+            for requests in (params.get("RequestItems") or {}).values()
+            for request in requests
+            if "PutRequest" in request
+        ]
+        if batch:
+            key = batch[0]
+        elif model.name == "Query":  # the partition it reads
+            key = {"pk": (params.get("ExpressionAttributeValues") or {}).get(":pk", {})}
         call = DynamoCall(
             operation=model.name,
             kind=_item_kind(key),
             key=(key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")),
             put_size=item_size(params["Item"]) if model.name == "PutItem" else None,
+            batch_units=sum(math.ceil(item_size(i) / 1024) for i in batch) if batch else None,
             consistent=bool(params.get("ConsistentRead")),
             started=time.perf_counter(),
         )
@@ -152,15 +166,17 @@ def request_units(calls: list[DynamoCall], sizes: dict[tuple[str, str], int]) ->
     for call in calls:
         by_operation[f"{call.operation} {call.kind}"] += 1
         size = call.put_size or sizes.get(call.key, 1)
-        if call.operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        if call.operation == "BatchWriteItem":
+            wru += call.batch_units or 0
+        elif call.operation in ("PutItem", "UpdateItem", "DeleteItem"):
             units = math.ceil(max(size, 1) / 1024)
             wru += units
             if call.kind == "profile" and not call.failed:
                 wru += units * (1 if call.new_user else 2)
         elif call.operation == "GetItem":
             rru += math.ceil(max(size, 1) / 4096) * (1.0 if call.consistent else 0.5)
-        elif call.operation == "Query":
-            rru += 0.5  # not on the message path; counted crudely if it ever shows up
+        elif call.operation == "Query":  # the inbox's oldest message: one small item
+            rru += 1.0 if call.consistent else 0.5
     return {
         "wru": wru,
         "rru": rru,
