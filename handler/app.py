@@ -110,7 +110,7 @@ def lambda_handler(event: Any, context: Any) -> Any:
             return {"warm": True}
         if kind == "work":
             drain, events = work_request(event)
-            runtime().worker.run(drain, _remaining(context), events)
+            runtime().worker.run(drain, _remaining(context), events, request_id or "")
             return {"drained": len(drain), "posted": len(events)}
         log.warning("event.unknown")
         return None

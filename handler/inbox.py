@@ -32,6 +32,8 @@ _UNPROCESSED_RETRIES = 5
 CONDITION_FAILED = "ConditionalCheckFailedException"
 MESSAGE_PREFIX = "MSG#"
 LOCK_SORT_KEY = "LOCK"
+FAILURES_PREFIX = "FAILED#"
+FAILURE_COUNT_RETENTION = timedelta(hours=12)  # longer than Lambda keeps retrying an event
 
 
 class InboxError(RuntimeError):
@@ -197,6 +199,26 @@ class Inbox:
 
     def remove(self, entry: Entry) -> None:
         self._db.delete_item(TableName=self._table, Key=entry.key)
+
+    def note_failure(self, psid: str, request_id: str) -> int:
+        """Count a failed attempt of one drain invocation (Lambda keeps the request id across
+        its retries); returns how many it has had."""
+        expires = _now_ms() // 1000 + int(FAILURE_COUNT_RETENTION.total_seconds())
+        response = self._db.update_item(
+            TableName=self._table,
+            Key={
+                schema.PARTITION_KEY: {"S": inbox_pk(psid)},
+                schema.SORT_KEY: {"S": f"{FAILURES_PREFIX}{request_id}"},
+            },
+            UpdateExpression="ADD failures :one SET #ttl = :ttl",
+            ExpressionAttributeNames={"#ttl": schema.TTL_ATTRIBUTE},
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":ttl": {"N": str(expires)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["failures"]["N"])
 
     # -- the drain lease --------------------------------------------------------------------
 

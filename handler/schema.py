@@ -11,6 +11,7 @@ pk                     sk                what
 ``EVENT#<id>``         ``EVENT``         dedupe claim of one webhook event (expires)
 ``INBOX#<psid>``       ``MSG#<ts>#<h>``  a message waiting to be answered, by send time
 ``INBOX#<psid>``       ``LOCK``          the lease of the one worker draining the inbox
+``INBOX#<psid>``       ``FAILED#<id>``   failed attempts of one drain invocation (expires)
 =====================  ================  ==============================================
 
 Profiles also carry ``entity``/``active_at``, a sparse index of users by last activity.

@@ -19,6 +19,11 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+# Lambda's retries of a failed asynchronous invocation, as the stack configures them: a worker
+# on its last attempt hands the inbox on rather than fail for good.
+ASYNC_RETRIES = 2
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed: raised at cold start, with the variable's name."""
 

@@ -34,7 +34,7 @@ from .quota import (
     day_key,
     effective_limit,
 )
-from .settings import Settings
+from .settings import ASYNC_RETRIES, Settings
 from .store import ClaimState, Store, User
 
 AskModel = Callable[[list[dict[str, str]], float], str]  # (messages, monotonic deadline)
@@ -78,6 +78,7 @@ class Attempt:
 class DrainEnd(Enum):
     EMPTY = "empty"  # nothing left
     OUT_OF_TIME = "out_of_time"  # another invocation carries on
+    RETRIES_USED = "retries_used"  # a message failed on Lambda's last attempt: a fresh one
     LEASE_LOST = "lease_lost"  # another worker has the inbox now
 
 
@@ -123,7 +124,11 @@ class Worker:
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def run(
-        self, drain: Sequence[str], remaining: timedelta, events: Sequence[Inbound] = ()
+        self,
+        drain: Sequence[str],
+        remaining: timedelta,
+        events: Sequence[Inbound] = (),
+        request_id: str = "",
     ) -> None:
         """Drain each person's inbox; raise at the end if a message must be tried again.
 
@@ -140,7 +145,7 @@ class Worker:
         failed = 0
         for psid in people:
             try:
-                self.drain(psid, deadline)
+                self.drain(psid, deadline, request_id)
             except Exception:
                 failed += 1
                 log.exception("drain.failed", psid=psid)
@@ -153,7 +158,7 @@ class Worker:
         model = self.settings.openai_timeout_seconds * (self.settings.openai_max_retries + 1)
         return model + SEND_BUDGET_SECONDS
 
-    def drain(self, psid: str, deadline: float) -> DrainEnd | None:
+    def drain(self, psid: str, deadline: float, request_id: str = "") -> DrainEnd | None:
         """Answer what waits in one inbox, unless another worker is already at it."""
         holder = uuid.uuid4().hex
         with log_context(psid=psid):
@@ -167,11 +172,11 @@ class Worker:
 
                 try:
                     with Lease(renew, CLAIM_RENEW_EVERY) as lease:
-                        end = self._drain_held(psid, deadline, lease)
+                        end = self._drain_held(psid, deadline, lease, request_id)
                 finally:
                     self.inbox.unlock(psid, holder)
-                if end is DrainEnd.OUT_OF_TIME:
-                    log.info("inbox.handed_on")
+                if end in (DrainEnd.OUT_OF_TIME, DrainEnd.RETRIES_USED):
+                    log.info("inbox.handed_on", why=end.value)
                     self.hand_on(psid)
                     return end
                 # A message posted while this worker was letting go found the lease taken:
@@ -179,7 +184,7 @@ class Worker:
                 if end is DrainEnd.LEASE_LOST or self.inbox.next(psid) is None:
                     return end
 
-    def _drain_held(self, psid: str, deadline: float, lease: Lease) -> DrainEnd:
+    def _drain_held(self, psid: str, deadline: float, lease: Lease, request_id: str) -> DrainEnd:
         started = False
         while not lease.lost.is_set():
             entry = self.inbox.next(psid)
@@ -201,7 +206,10 @@ class Worker:
                 if tries >= MAX_TRIES:
                     self._give_up(entry, tries, type(error).__name__)
                     continue
-                # The messages behind this one wait: Lambda tries the drain again.
+                # The messages behind this one wait: Lambda tries the drain again, unless
+                # this was its last attempt (its failures may have been other messages').
+                if request_id and self.inbox.note_failure(psid, request_id) > ASYNC_RETRIES:
+                    return DrainEnd.RETRIES_USED
                 raise RetryLater(f"try {tries} of {MAX_TRIES} failed") from None
             self.inbox.remove(entry)
         return DrainEnd.LEASE_LOST

@@ -13,6 +13,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from handler.settings import ASYNC_RETRIES
+
 from .config import BridgeSecrets, BridgeSettings
 from .environment import function_environment, with_failure_queue
 from .keep_warm import create_keep_warm
@@ -26,8 +28,9 @@ COMPONENT_TYPE = "messenger-bridge:index:MessengerBridge"
 RUNTIME = f"python{PYTHON_VERSION}"
 HANDLER = "handler.app.lambda_handler"
 VERIFY_TOKEN_LENGTH = 32
-# Asynchronous (worker) invocations: retried twice within the hour, then parked in SQS.
-ASYNC_MAX_RETRIES = 2
+# Asynchronous (worker) invocations: retried twice within the hour, then parked in SQS. The
+# worker counts on the number (handler.settings).
+ASYNC_MAX_RETRIES = ASYNC_RETRIES
 ASYNC_MAX_EVENT_AGE_SECONDS = 3600
 FAILURE_RETENTION_SECONDS = 14 * 24 * 3600
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 
+from handler import app
+from handler.messenger import SendError
 from local.model import last_user_text
 from tests.support.bridge import FUNCTION, Bridge, messaging_text, webhook_body
 
@@ -132,3 +134,34 @@ def test_a_worker_short_of_time_hands_the_inbox_on(make_bridge):
     assert bridge.texts_to(ALICE) == ["re: one", "re: two", "re: three"]
     assert len(bridge.logs.named("inbox.handed_on")) == 2
     assert bridge.failure_records() == []
+
+
+def test_a_drain_whose_retries_went_on_one_message_hands_the_next_failure_on(
+    bridge: Bridge, monkeypatch
+):
+    """Lambda's retries belong to the invocation, tries to the message: a message that fails
+    on the drain's last attempt goes to a fresh invocation, not to the failure queue with
+    the messages behind it left waiting."""
+    bridge.model.responder = echo
+    bridge.say(ALICE, "hello")
+    worker = app.runtime().worker
+    real_send = worker.messenger.send_text
+    failures = {"first": 2, "second": 99}  # the first recovers on its third try
+
+    def send_text(psid: str, text: str) -> int:
+        for word, left in failures.items():
+            if text == f"re: {word}" and left:
+                failures[word] -= 1
+                raise SendError("graph_unavailable", False, 503, 2)
+        return real_send(psid, text)
+
+    monkeypatch.setattr(worker.messenger, "send_text", send_text)
+    items = [messaging_text(ALICE, t) for t in ("first", "second", "third")]
+    assert bridge.deliver(webhook_body(*items))["statusCode"] == 200
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["re: hello", "re: first", "re: third"]
+    [record] = bridge.failure_records()  # the one that never went through, parked
+    assert [e["text"] for e in record["requestPayload"]["events"]] == ["second"]
+    assert [e["why"] for e in bridge.logs.named("inbox.handed_on")] == ["retries_used"]
+    assert bridge.invoke.failures == []  # no invocation ran out of retries
+    assert bridge.used_today(ALICE) == 3

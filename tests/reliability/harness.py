@@ -135,13 +135,21 @@ class LambdaTiming:
     (the same request id each time). The stand-in retries within milliseconds, so the worker's
     clock is moved on by that much for each retry: leases that would have run out by then have.
     Only for scenarios where the earlier attempt is really over (it failed or died).
+
+    A minute is long enough for the attempts of these scenarios (milliseconds each) to end,
+    and any other worker for the same person renews its leases meanwhile. So a retry first
+    waits until no other attempt for the people it names is running: with its clock moved on
+    and theirs not, it would take for run out a lease that is alive.
     """
 
     RETRY_OFFSETS = (timedelta(0), timedelta(minutes=1), timedelta(minutes=3))
+    WAIT_FOR_OTHERS_SECONDS = 30.0
 
     def __init__(self, bridge: Bridge) -> None:
         self.attempts: Counter[str] = Counter()  # per request id, as Lambda keeps it on retries
         self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)
+        self._running: Counter[str] = Counter()  # attempts running, per person
         self._ended: list[Callable[[int], None]] = []
         worker = app.runtime().worker
         worker.clock = lambda: datetime.now(UTC) + _clock_offset.get()
@@ -151,16 +159,33 @@ class LambdaTiming:
         """Call ``callback(attempt_number)`` as each attempt ends, however it ends."""
         self._ended.append(callback)
 
+    @staticmethod
+    def _people(event: Any) -> set[str]:
+        if not isinstance(event, dict):
+            return set()
+        named = [*event.get("drain", []), *(e.get("psid") for e in event.get("events", []))]
+        return {str(p) for p in named if p}
+
     def _handler(self, event: Any, context: Any) -> Any:
-        with self._lock:
+        people = self._people(event)
+        with self._quiet:
             number = self.attempts[context.aws_request_id]
             self.attempts[context.aws_request_id] += 1
+            if number:
+                self._quiet.wait_for(
+                    lambda: not any(self._running[p] for p in people),
+                    self.WAIT_FOR_OTHERS_SECONDS,
+                )
+            self._running.update(people)
         offset = self.RETRY_OFFSETS[min(number, len(self.RETRY_OFFSETS) - 1)]
         token = _clock_offset.set(offset)
         try:
             return app.lambda_handler(event, context)
         finally:
             _clock_offset.reset(token)
+            with self._quiet:
+                self._running.subtract(people)
+                self._quiet.notify_all()
             for callback in self._ended:
                 callback(number + 1)
 

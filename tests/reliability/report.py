@@ -57,16 +57,20 @@ class RunFacts:
 
 HOW = """\
 Every scenario runs the real handler (`handler.app.lambda_handler`) against the local
-stand-ins: the Messenger simulator for the Graph API, the fake OpenAI server, the Lambda
-Invoke stand-in (asynchronous retries, on-failure destination, reserved concurrency), and
-moto or DynamoDB Local for DynamoDB. Faults are made where real ones happen: in the
-stand-ins' answers, in the handler's own boto3 clients (throttling, lost answers), or in the
-Lambda runtime (a worker process that dies, which no `except Exception` sees).
+stand-ins: the Messenger simulator for the Graph API, the fake OpenAI server, the Lambda Invoke
+stand-in (asynchronous retries, on-failure destination, reserved concurrency), moto or
+DynamoDB Local for DynamoDB (the table and the per-person inboxes), and moto's SQS for the
+failure queue where workers park what they gave up on. Faults are made where real ones
+happen: in the stand-ins' answers, in the handler's own boto3 clients (throttling, lost
+answers), or in the Lambda runtime (a worker process that dies, which no `except Exception`
+sees).
 
 Wherever a message is accepted, the suite checks that it ends in exactly one answer, or one
 apology, or one record on the failure queue, and that the person's daily count equals the
 answers they got. "Observed" is read from the stand-ins' own records (what the Send API
-delivered, what the model was asked, what the failure queue holds) and from the table."""
+delivered, what the model was asked, what the failure queue holds: Lambda's records and the
+workers' parked messages) and from the table. One person's messages are answered one at a
+time in the order sent (each waits in their inbox); the load scenarios check that order."""
 
 LIMITS = """\
 - Time is compressed. The Lambda stand-in retries after 0.2 s instead of 1 and 2 minutes;
@@ -81,7 +85,9 @@ LIMITS = """\
   scenarios run on DynamoDB Local, whose are.
 - Per-person order: the guarantee checked is the one Messenger users see: a person who
   sends messages one after the other (each delivered once the previous delivery was
-  acknowledged) gets the answers in that order, each question counted in that order."""
+  acknowledged) gets the answers in that order, each question counted in that order. A
+  message whose delivery arrives after a later one was already answered is answered next,
+  not before it: a worker cannot wait for what has not arrived."""
 
 
 def _cell(text: str) -> str:

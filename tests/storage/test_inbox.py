@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,14 @@ SENT = 1_795_000_000_000
 
 
 @pytest.fixture(params=["moto_server", "dynamodb_local"])
-def inbox(request: pytest.FixtureRequest) -> Inbox:
+def table(request: pytest.FixtureRequest) -> tuple[Any, str]:
     server = request.getfixturevalue(request.param)
-    client, table = new_table(server.url)
-    return Inbox(client, table)
+    return new_table(server.url)
+
+
+@pytest.fixture
+def inbox(table: tuple[Any, str]) -> Inbox:
+    return Inbox(*table)
 
 
 def message(n: int, psid: str = ALICE, sent: int | None = None) -> Inbound:
@@ -77,6 +82,13 @@ def test_tries_are_counted_until_the_message_is_removed(inbox: Inbox):
     assert inbox.start(entry) is None  # gone: nothing to try
 
 
+def test_failed_attempts_are_counted_per_invocation_and_are_not_messages(inbox: Inbox):
+    assert [inbox.note_failure(ALICE, "req-1") for _ in range(3)] == [1, 2, 3]
+    assert inbox.note_failure(ALICE, "req-2") == 1
+    assert inbox.note_failure(BOB, "req-1") == 1
+    assert inbox.next(ALICE) is None
+
+
 def test_one_worker_at_a_time_drains_an_inbox(inbox: Inbox):
     with ThreadPoolExecutor(8) as pool:
         won = list(pool.map(lambda n: inbox.lock(ALICE, f"w{n}", NOW, LEASE), range(16)))
@@ -113,8 +125,10 @@ def test_the_lease_is_not_a_message(inbox: Inbox):
     assert inbox.next(ALICE) is None
 
 
-def test_forgetting_a_person_deletes_their_waiting_messages_and_lease(inbox: Inbox):
-    store = Store(inbox._db, inbox._table)
+def test_forgetting_a_person_deletes_their_waiting_messages_and_lease(
+    inbox: Inbox, table: tuple[Any, str]
+):
+    store = Store(*table)
     inbox.post([message(n) for n in range(3)] + [message(1, BOB)])
     inbox.lock(ALICE, "a", NOW, LEASE)
     store.touch_user(ALICE, NOW)

@@ -53,6 +53,16 @@ def test_a_claim_put_sent_again_after_a_lost_answer_is_still_ours(store: Store):
     assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.DUPLICATE
 
 
+def test_an_event_is_answered_once_its_reply_is_on_its_way(store: Store):
+    assert not store.answered("m9")
+    store.claim_event("m9", NOW, LEASE, "a")
+    assert not store.answered("m9")  # being worked on: a failure would give it back
+    store.mark_event("m9", "replying")
+    assert store.answered("m9")
+    store.mark_event("m9", "done")
+    assert store.answered("m9")
+
+
 def test_the_holder_renews_its_claim_and_only_the_holder_can(store: Store):
     store.claim_event("m5", NOW, LEASE, "attempt-1")
     assert store.renew_claim("m5", "attempt-1", NOW + LEASE * 3)
