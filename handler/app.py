@@ -109,8 +109,9 @@ def lambda_handler(event: Any, context: Any) -> Any:
             log.info("keep_warm")
             return {"warm": True}
         if kind == "work":
-            drain, events = work_request(event)
-            runtime().worker.run(drain, _remaining(context), events, request_id or "")
-            return {"drained": len(drain), "posted": len(events)}
+            work = work_request(event)
+            remaining = _remaining(context)
+            runtime().worker.run(work.drain, remaining, work.events, request_id or "", work.replay)
+            return {"drained": len(work.drain), "events": len(work.events)}
         log.warning("event.unknown")
         return None

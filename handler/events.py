@@ -85,12 +85,17 @@ class Inbound:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def work_request(event: dict[str, Any]) -> tuple[list[str], list[Inbound]]:
-    """What a work event asks: inboxes to drain, and events to post first (a replayed
-    failure record or a payload of an earlier version carries events)."""
+@dataclass(frozen=True)
+class WorkRequest:
+    drain: list[str]  # inboxes to drain
+    events: list[Inbound]  # the events the work is for
+    replay: bool = False  # a parked message's record, invoked again by the owner
+
+
+def work_request(event: dict[str, Any]) -> WorkRequest:
     drain = [str(p) for p in event.get("drain", []) if isinstance(p, (str, int)) and str(p)]
     events = [Inbound.from_dict(e) for e in event.get("events", [])]
-    return drain, events
+    return WorkRequest(drain, events, bool(event.get("replay")))
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -1,8 +1,9 @@
 """The failure queue, where a message the bridge gave up on waits for the owner.
 
 Lambda sends an asynchronous invocation whose retries ran out to the same queue; records from
-both have the same shape, and ``requestPayload`` is a work event that replays the message
-when the function is invoked with it.
+both have the same shape. Invoking the function with a record's ``requestPayload`` answers
+what it names: a parked message's payload is a replay (the message is posted again), a
+drain's payload drains the person's inbox, where its messages still wait.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def parked_record(event: Inbound, tries: int, why: str, now: datetime) -> dict[s
         "version": "1.0",
         "timestamp": now.astimezone(UTC).isoformat(timespec="milliseconds"),
         "requestContext": {"condition": CONDITION, "approximateInvokeCount": tries},
-        "requestPayload": {WORK_MARKER: 1, "events": [event.to_dict()]},
+        "requestPayload": {WORK_MARKER: 1, "events": [event.to_dict()], "replay": 1},
         "responsePayload": {"errorType": why},
     }
 

@@ -24,8 +24,9 @@ from . import schema
 from .events import Inbound
 
 # Messages wait here only while a worker gets to them; the expiry bounds how long the text
-# of one that is somehow never drained stays stored.
-INBOX_RETENTION = timedelta(days=7)
+# of one that is somehow never drained stays stored: past the failure queue's 14 days, so
+# that a drain's record replayed in that time still finds its messages.
+INBOX_RETENTION = timedelta(days=15)
 BATCH_WRITE_MAX = 25  # DynamoDB's BatchWriteItem limit
 _ORDER_DIGITS = 16
 _UNPROCESSED_RETRIES = 5
@@ -33,6 +34,8 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 MESSAGE_PREFIX = "MSG#"
 LOCK_SORT_KEY = "LOCK"
 FAILURES_PREFIX = "FAILED#"
+# The lease item's own expiry, well after its lease: TTL never deletes a lease in use.
+LOCK_EXPIRY_MARGIN_SECONDS = 3600
 FAILURE_COUNT_RETENTION = timedelta(hours=12)  # longer than Lambda keeps retrying an event
 
 
@@ -238,7 +241,9 @@ class Inbox:
                     **self._lock_key(psid),
                     "holder": {"S": holder},
                     "lease_until": {"N": str(int(until.timestamp() * 1000))},
-                    schema.TTL_ATTRIBUTE: {"N": str(int((until + lease).timestamp()))},
+                    schema.TTL_ATTRIBUTE: {
+                        "N": str(int(until.timestamp()) + LOCK_EXPIRY_MARGIN_SECONDS)
+                    },
                 },
                 ConditionExpression="attribute_not_exists(#pk) OR lease_until < :now",
                 ExpressionAttributeNames={"#pk": schema.PARTITION_KEY},
@@ -257,10 +262,12 @@ class Inbox:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._lock_key(psid),
-                UpdateExpression="SET lease_until = :until",
+                UpdateExpression="SET lease_until = :until, #ttl = :ttl",
                 ConditionExpression="holder = :holder",
+                ExpressionAttributeNames={"#ttl": schema.TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":until": {"N": str(int(until.timestamp() * 1000))},
+                    ":ttl": {"N": str(int(until.timestamp()) + LOCK_EXPIRY_MARGIN_SECONDS)},
                     ":holder": {"S": holder},
                 },
             )

@@ -46,7 +46,8 @@ def _is_condition_failure(error: ClientError) -> bool:
 class ClaimState(Enum):
     NEW = "new"  # first time: do the work
     RETAKEN = "retaken"  # an earlier attempt died or gave up before replying: do it again
-    DUPLICATE = "duplicate"  # done, being done, or already replying: do nothing
+    DUPLICATE = "duplicate"  # done or already replying: do nothing
+    HELD = "held"  # another attempt is working on it under a live lease: not now
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,9 @@ class Store:
             held = self._db.get_item(
                 TableName=self._table, Key=_event_key(event_id), ConsistentRead=True
             ).get("Item", {})
-            if (
-                held.get("owner", {}).get("S") == owner
-                and held.get("state", {}).get("S") == "working"
-            ):
-                return Claim(ClaimState.NEW)
+            if held.get("state", {}).get("S") == "working":
+                ours = held.get("owner", {}).get("S") == owner
+                return Claim(ClaimState.NEW if ours else ClaimState.HELD)
             return Claim(ClaimState.DUPLICATE)
         old = response.get("Attributes")
         if not old:

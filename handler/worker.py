@@ -82,6 +82,14 @@ class DrainEnd(Enum):
     LEASE_LOST = "lease_lost"  # another worker has the inbox now
 
 
+@dataclass
+class Budget:
+    """One invocation's time: its first message is always tried, a later one only if it fits."""
+
+    deadline: float  # time.monotonic() by which the invocation must be done
+    started: bool = False
+
+
 class Lease:
     """Renews a lease in the background while work goes on; notes when it is lost."""
 
@@ -129,23 +137,26 @@ class Worker:
         remaining: timedelta,
         events: Sequence[Inbound] = (),
         request_id: str = "",
+        replay: bool = False,
     ) -> None:
         """Drain each person's inbox; raise at the end if a message must be tried again.
 
-        ``events`` are the ones this invocation was started for. The webhook posted them;
-        one neither waiting nor answered (a replayed failure record: parked, or expired
-        since) is posted again and takes its place in the order.
+        ``events`` are the ones this invocation was started for; the webhook posted them.
+        A ``replay`` (the owner invoking the function with a parked message's record) posts
+        again those neither waiting nor answered, in their place in the order. Lambda's
+        own retry of a drain does not: a message parked meanwhile stays parked.
         """
-        deadline = time.monotonic() + remaining.total_seconds()
-        for event in events:
-            if not self.inbox.waiting(event) and not self.store.answered(event.event_id):
-                log.info("event.reposted", event_id=event.event_id, psid=event.psid)
-                self.inbox.post([event])
+        budget = Budget(time.monotonic() + remaining.total_seconds())
+        if replay:
+            for event in events:
+                if not self.inbox.waiting(event) and not self.store.answered(event.event_id):
+                    log.info("event.reposted", event_id=event.event_id, psid=event.psid)
+                    self.inbox.post([event])
         people = list(dict.fromkeys([*drain, *(e.psid for e in events)]))
         failed = 0
         for psid in people:
             try:
-                self.drain(psid, deadline, request_id)
+                self.drain(psid, budget, request_id)
             except Exception:
                 failed += 1
                 log.exception("drain.failed", psid=psid)
@@ -158,13 +169,13 @@ class Worker:
         model = self.settings.openai_timeout_seconds * (self.settings.openai_max_retries + 1)
         return model + SEND_BUDGET_SECONDS
 
-    def drain(self, psid: str, deadline: float, request_id: str = "") -> DrainEnd | None:
+    def drain(self, psid: str, budget: Budget, request_id: str = "") -> DrainEnd | None:
         """Answer what waits in one inbox, unless another worker is already at it."""
         holder = uuid.uuid4().hex
         with log_context(psid=psid):
             while True:
                 if not self.inbox.lock(psid, holder, self.clock(), DRAIN_LEASE):
-                    log.info("inbox.busy")  # its holder looks again before letting go
+                    log.info("inbox.busy")  # its holder looks again after letting go
                     return None
 
                 def renew() -> bool:
@@ -172,27 +183,27 @@ class Worker:
 
                 try:
                     with Lease(renew, CLAIM_RENEW_EVERY) as lease:
-                        end = self._drain_held(psid, deadline, lease, request_id)
+                        end = self._drain_held(psid, budget, lease, request_id)
                 finally:
                     self.inbox.unlock(psid, holder)
                 if end in (DrainEnd.OUT_OF_TIME, DrainEnd.RETRIES_USED):
                     log.info("inbox.handed_on", why=end.value)
                     self.hand_on(psid)
                     return end
-                # A message posted while this worker was letting go found the lease taken:
+                # A message posted just before this worker let go found the lease taken:
                 # look once more, now that it is free.
                 if end is DrainEnd.LEASE_LOST or self.inbox.next(psid) is None:
                     return end
 
-    def _drain_held(self, psid: str, deadline: float, lease: Lease, request_id: str) -> DrainEnd:
-        started = False
+    def _drain_held(self, psid: str, budget: Budget, lease: Lease, request_id: str) -> DrainEnd:
+        deadline = budget.deadline
         while not lease.lost.is_set():
             entry = self.inbox.next(psid)
             if entry is None:
                 return DrainEnd.EMPTY
-            if started and time.monotonic() + self.entry_budget > deadline:
+            if budget.started and time.monotonic() + self.entry_budget > deadline:
                 return DrainEnd.OUT_OF_TIME
-            started = True
+            budget.started = True
             tries = self.inbox.start(entry)
             if tries is None:
                 continue  # answered and removed by a worker that held the lease before
@@ -227,6 +238,8 @@ class Worker:
             if claim.state is ClaimState.DUPLICATE:
                 log.info("event.duplicate")
                 return "duplicate"
+            if claim.state is ClaimState.HELD:  # a worker that died, until its lease runs out
+                raise RetryLater("held by another attempt")
             attempt = Attempt(event, deadline, counted_day=claim.counted_day)
 
             def renew() -> bool:

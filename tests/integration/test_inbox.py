@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 
 from handler import app
+from handler.events import Inbound
 from handler.messenger import SendError
+from handler.worker import CLAIM_LEASE
 from local.model import last_user_text
 from tests.support.bridge import FUNCTION, Bridge, messaging_text, webhook_body
 
@@ -110,13 +113,38 @@ def test_a_message_that_keeps_failing_is_parked_and_the_ones_behind_it_are_answe
     assert bridge.used_today(ALICE) == 2
     assert bridge.logs.named("event.parked")[0]["level"] == "ERROR"
 
+    # Lambda's own retry of a drain that carried it may come later: it stays parked.
+    stuck = record["requestPayload"]["events"]
+    invoke(bridge, {"messenger_bridge_work": 1, "drain": [ALICE], "events": stuck})
+    assert bridge.texts_to(ALICE) == ["re: hello", "re: behind"]
+    assert bridge.logs.named("event.reposted") == []
+
     # Once the owner has fixed the token, the record's payload is replayed as it is.
-    client = boto3.client("lambda", endpoint_url=bridge.invoke.url, region_name="us-east-1")
-    payload = json.dumps(record["requestPayload"]).encode()
-    client.invoke(FunctionName=FUNCTION, InvocationType="Event", Payload=payload)
-    bridge.settle()
+    invoke(bridge, record["requestPayload"])
     assert bridge.texts_to(ALICE) == ["re: hello", "re: behind", "re: stuck"]
     assert bridge.used_today(ALICE) == 3
+
+
+def invoke(bridge: Bridge, payload: dict[str, Any]) -> None:
+    """Invoke the function asynchronously, as the owner (or Lambda) would, and wait."""
+    client = boto3.client("lambda", endpoint_url=bridge.invoke.url, region_name="us-east-1")
+    client.invoke(FunctionName=FUNCTION, InvocationType="Event", Payload=json.dumps(payload))
+    bridge.settle()
+
+
+def test_a_message_held_by_a_worker_that_died_waits_for_its_lease_and_is_answered(
+    bridge: Bridge,
+):
+    bridge.model.responder = echo
+    # A worker claimed the message and died; its lease has a second or so left.
+    store = app.runtime().worker.store
+    store.claim_event("m_held", datetime.now(UTC) - timedelta(seconds=29), CLAIM_LEASE, "dead")
+    bridge.invoke.retry_delay = 1.5  # Lambda's retry comes after the lease ran out
+    assert send(bridge, "orphan", mid="m_held") == 200
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["re: orphan"]
+    assert len(bridge.logs.named("event.failed")) == 1  # held: not dropped, tried again
+    assert bridge.failure_records() == []
 
 
 def test_a_worker_short_of_time_hands_the_inbox_on(make_bridge):
@@ -134,6 +162,21 @@ def test_a_worker_short_of_time_hands_the_inbox_on(make_bridge):
     assert bridge.texts_to(ALICE) == ["re: one", "re: two", "re: three"]
     assert len(bridge.logs.named("inbox.handed_on")) == 2
     assert bridge.failure_records() == []
+
+
+def test_a_worker_starts_on_another_person_only_if_a_message_fits_in_its_time(make_bridge):
+    bridge = make_bridge(OPENAI_TIMEOUT_SECONDS="30")
+    bridge.invoke.timeout = 35  # one message may need 40 s: the second person's goes on
+    bridge.model.responder = echo
+    bob = "1000000000000002"
+    events = [
+        Inbound(f"m_{psid}", psid, "100", 1_795_000_000_000, "text", f"from {psid}").to_dict()
+        for psid in (ALICE, bob)
+    ]
+    invoke(bridge, {"messenger_bridge_work": 1, "events": events, "replay": 1})
+    assert bridge.texts_to(ALICE) == [f"re: from {ALICE}"]
+    assert bridge.texts_to(bob) == [f"re: from {bob}"]
+    assert [e["psid"] for e in bridge.logs.named("inbox.handed_on")] == [bob]
 
 
 def test_a_drain_whose_retries_went_on_one_message_hands_the_next_failure_on(

@@ -107,6 +107,19 @@ def test_the_holder_renews_and_releases_and_no_one_else_can(inbox: Inbox):
     assert inbox.lock(ALICE, "b", NOW, LEASE)
 
 
+def test_renewing_the_lease_also_moves_the_expiry_of_its_item(inbox: Inbox, table: tuple[Any, str]):
+    client, name = table
+    key = {"pk": {"S": f"INBOX#{ALICE}"}, "sk": {"S": "LOCK"}}
+
+    def expiry() -> int:
+        return int(client.get_item(TableName=name, Key=key)["Item"]["expires_at"]["N"])
+
+    inbox.lock(ALICE, "a", NOW, LEASE)
+    assert expiry() > (NOW + LEASE).timestamp()  # TTL never deletes a lease in use
+    inbox.renew(ALICE, "a", NOW + timedelta(hours=5))
+    assert expiry() > (NOW + timedelta(hours=5)).timestamp()
+
+
 def test_a_lease_that_ran_out_is_taken_over(inbox: Inbox):
     assert inbox.lock(ALICE, "died", NOW, LEASE)
     assert not inbox.lock(ALICE, "next", NOW + LEASE / 2, LEASE)

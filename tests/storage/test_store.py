@@ -26,6 +26,8 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 def test_an_event_is_claimed_once(store: Store):
     assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.NEW
+    assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.HELD
+    store.mark_event("m1", "done")
     assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.DUPLICATE
 
 
@@ -40,7 +42,7 @@ def test_concurrent_claims_of_one_event_admit_exactly_one(store: Store):
 def test_a_claim_whose_lease_ran_out_is_retaken_with_what_it_counted(store: Store):
     store.claim_event("m3", NOW, LEASE, "a")
     store.note_counted("m3", "2026-11-25")
-    assert store.claim_event("m3", NOW + LEASE / 2, LEASE, "b").state is ClaimState.DUPLICATE
+    assert store.claim_event("m3", NOW + LEASE / 2, LEASE, "b").state is ClaimState.HELD
     later = store.claim_event("m3", NOW + LEASE * 2, LEASE, "a")
     assert later.state is ClaimState.RETAKEN
     assert later.counted_day == "2026-11-25"
@@ -67,7 +69,7 @@ def test_the_holder_renews_its_claim_and_only_the_holder_can(store: Store):
     store.claim_event("m5", NOW, LEASE, "attempt-1")
     assert store.renew_claim("m5", "attempt-1", NOW + LEASE * 3)
     assert not store.renew_claim("m5", "attempt-2", NOW + LEASE * 9)
-    assert store.claim_event("m5", NOW + LEASE * 2, LEASE, "x").state is ClaimState.DUPLICATE
+    assert store.claim_event("m5", NOW + LEASE * 2, LEASE, "x").state is ClaimState.HELD
     assert store.claim_event("m5", NOW + LEASE * 4, LEASE, "x").state is ClaimState.RETAKEN
     assert not store.renew_claim("m5", "attempt-1", NOW + LEASE * 9)  # it lost the claim
 

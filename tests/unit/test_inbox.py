@@ -1,10 +1,14 @@
 """The inbox's order: by when the person sent a message, the same key for the same event."""
 
 import json
+from datetime import UTC, datetime
+
+import pytest
 
 from handler.dispatch import drain_request, payloads
-from handler.events import Inbound, classify, work_request
-from handler.inbox import in_order, message_sort_key, order_of
+from handler.events import Inbound, WorkRequest, classify, work_request
+from handler.failures import parked_record
+from handler.inbox import Inbox, InboxError, in_order, message_sort_key, order_of
 
 PSID = "1000000000000001"
 
@@ -41,13 +45,14 @@ def test_a_drain_request_names_one_person_and_the_events_it_was_started_for():
     event = inbound("m_new", 5)
     request = drain_request(PSID, [event])
     assert classify(request) == "work"
-    assert work_request(request) == ([PSID], [event])
+    assert work_request(request) == WorkRequest([PSID], [event], replay=False)
 
 
-def test_a_replayed_failure_record_payload_carries_its_events():
+def test_a_parked_messages_record_is_a_replay_of_it():
     event = inbound("m_replay", 5)
-    drain, events = work_request({"messenger_bridge_work": 1, "events": [event.to_dict()]})
-    assert (drain, events) == ([], [event])
+    record = parked_record(event, 3, "SendError", datetime(2026, 11, 25, tzinfo=UTC))
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert work_request(record["requestPayload"]) == WorkRequest([], [event], replay=True)
 
 
 def test_events_without_a_usable_timestamp_are_ordered_by_arrival_for_good():
@@ -92,3 +97,31 @@ def test_a_large_batch_is_split_under_the_budget_keeping_order():
 def test_non_ascii_text_is_not_escaped():
     [payload] = list(payloads(PSID, [inbound("m1", 1, "\u0436" * 100)]))
     assert "\u0436".encode() * 100 in payload
+
+
+class UnprocessingClient:
+    """A DynamoDB client that leaves ``unprocessed`` batch writes unprocessed, then none."""
+
+    def __init__(self, unprocessed: int) -> None:
+        self.unprocessed = unprocessed
+        self.calls = 0
+
+    def batch_write_item(self, RequestItems: dict) -> dict:
+        self.calls += 1
+        if self.unprocessed:
+            self.unprocessed -= 1
+            return {"UnprocessedItems": RequestItems}
+        return {"UnprocessedItems": {}}
+
+
+def test_unprocessed_writes_are_sent_again_until_done(monkeypatch):
+    monkeypatch.setattr("handler.inbox.time.sleep", lambda _s: None)
+    client = UnprocessingClient(unprocessed=2)
+    Inbox(client, "t").post([inbound("m1", 1)])
+    assert client.calls == 3
+
+
+def test_writes_left_unprocessed_fail_the_post(monkeypatch):
+    monkeypatch.setattr("handler.inbox.time.sleep", lambda _s: None)
+    with pytest.raises(InboxError):
+        Inbox(UnprocessingClient(unprocessed=99), "t").post([inbound("m1", 1)])
