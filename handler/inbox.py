@@ -30,7 +30,6 @@ INBOX_RETENTION = timedelta(days=15)
 BATCH_WRITE_MAX = 25  # DynamoDB's BatchWriteItem limit
 _ORDER_DIGITS = 16
 _UNPROCESSED_RETRIES = 5
-CONDITION_FAILED = "ConditionalCheckFailedException"
 MESSAGE_PREFIX = "MSG#"
 LOCK_SORT_KEY = "LOCK"
 FAILURES_PREFIX = "FAILED#"
@@ -92,10 +91,6 @@ class Entry:
             schema.PARTITION_KEY: {"S": inbox_pk(self.psid)},
             schema.SORT_KEY: {"S": self.sort_key},
         }
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == CONDITION_FAILED
 
 
 def _now_ms() -> int:
@@ -195,7 +190,7 @@ class Inbox:
                 ReturnValues="UPDATED_NEW",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if schema.is_condition_failure(error):
                 return None
             raise
         return int(response["Attributes"]["tries"]["N"])
@@ -250,7 +245,7 @@ class Inbox:
                 ExpressionAttributeValues={":now": {"N": str(int(now.timestamp() * 1000))}},
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not schema.is_condition_failure(error):
                 raise
             # botocore sends a write again when its answer was lost: then the lease is ours.
             return self._holder(psid) == holder
@@ -272,7 +267,7 @@ class Inbox:
                 },
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if schema.is_condition_failure(error):
                 return False
             raise
         return True
@@ -287,7 +282,7 @@ class Inbox:
                 ExpressionAttributeValues={":holder": {"S": holder}},
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not schema.is_condition_failure(error):
                 raise
 
     def _holder(self, psid: str) -> str | None:

@@ -19,6 +19,9 @@ Profiles also carry ``entity``/``active_at``, a sparse index of users by last ac
 
 from __future__ import annotations
 
+# What DynamoDB answers when a conditional write's condition does not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 TTL_ATTRIBUTE = "expires_at"
@@ -63,3 +66,9 @@ def create_table_request(table_name: str) -> dict:
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
+
+
+def is_condition_failure(error: Exception) -> bool:
+    """A botocore ``ClientError`` saying the write's condition did not hold."""
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code") == CONDITION_FAILED

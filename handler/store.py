@@ -20,7 +20,6 @@ from .inbox import inbox_pk
 from .quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
 
 EVENT_RETENTION = timedelta(hours=48)  # Facebook retries for up to a day; keep claims longer
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def _user_pk(psid: str) -> str:
@@ -37,10 +36,6 @@ def _key(psid: str, sort: str) -> dict[str, Any]:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == CONDITION_FAILED
 
 
 class ClaimState(Enum):
@@ -112,7 +107,7 @@ class Store:
                 ReturnValues="ALL_OLD",
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not schema.is_condition_failure(error):
                 raise
             # botocore sends a write again when its answer was lost: then the claim is ours.
             held = self._db.get_item(
@@ -143,7 +138,7 @@ class Store:
                 },
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if schema.is_condition_failure(error):
                 return False
             raise
         return True
@@ -351,7 +346,7 @@ class Store:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if schema.is_condition_failure(error):
                 return event_id in self._counted_events(psid, day)
             raise
         return True
@@ -383,7 +378,7 @@ class Store:
                 },
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not schema.is_condition_failure(error):
                 raise
 
     def questions_used(self, psid: str, day: str) -> int:
