@@ -12,6 +12,7 @@ from handler.events import Inbound
 from handler.inbox import Inbox, in_order
 from handler.store import Store
 from tests.conftest import new_table
+from tests.support.processes import ChildServer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -29,6 +30,12 @@ def table(request: pytest.FixtureRequest) -> tuple[Any, str]:
 @pytest.fixture
 def inbox(table: tuple[Any, str]) -> Inbox:
     return Inbox(*table)
+
+
+@pytest.fixture
+def atomic_inbox(dynamodb_local: ChildServer) -> Inbox:
+    """For races: only DynamoDB Local applies concurrent conditional writes atomically."""
+    return Inbox(*new_table(dynamodb_local.url))
 
 
 def message(n: int, psid: str = ALICE, sent: int | None = None) -> Inbound:
@@ -89,7 +96,8 @@ def test_failed_attempts_are_counted_per_invocation_and_are_not_messages(inbox: 
     assert inbox.next(ALICE) is None
 
 
-def test_one_worker_at_a_time_drains_an_inbox(inbox: Inbox):
+def test_one_worker_at_a_time_drains_an_inbox(atomic_inbox: Inbox):
+    inbox = atomic_inbox
     with ThreadPoolExecutor(8) as pool:
         won = list(pool.map(lambda n: inbox.lock(ALICE, f"w{n}", NOW, LEASE), range(16)))
     assert won.count(True) == 1

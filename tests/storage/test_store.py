@@ -9,6 +9,7 @@ import pytest
 
 from handler.store import ClaimState, Store
 from tests.conftest import new_table
+from tests.support.processes import ChildServer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
@@ -24,6 +25,14 @@ def store(request: pytest.FixtureRequest) -> Store:
     return Store(client, table)
 
 
+@pytest.fixture
+def atomic_store(dynamodb_local: ChildServer) -> Store:
+    """For races: moto does not apply concurrent conditional writes atomically (two can both
+    pass one condition); DynamoDB Local, AWS's own engine, does, as DynamoDB does."""
+    client, table = new_table(dynamodb_local.url)
+    return Store(client, table)
+
+
 def test_an_event_is_claimed_once(store: Store):
     assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.NEW
     assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.HELD
@@ -31,7 +40,8 @@ def test_an_event_is_claimed_once(store: Store):
     assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.DUPLICATE
 
 
-def test_concurrent_claims_of_one_event_admit_exactly_one(store: Store):
+def test_concurrent_claims_of_one_event_admit_exactly_one(atomic_store: Store):
+    store = atomic_store
     with ThreadPoolExecutor(8) as pool:
         states = list(
             pool.map(lambda n: store.claim_event("m2", NOW, LEASE, f"a{n}").state, range(16))
@@ -134,7 +144,8 @@ def test_one_event_is_counted_once_however_often_its_write_is_sent(store: Store)
     assert not store.take_question(ALICE, "2026-11-25", 3, FAR, "m4")
 
 
-def test_concurrent_questions_never_exceed_the_limit(store: Store):
+def test_concurrent_questions_never_exceed_the_limit(atomic_store: Store):
+    store = atomic_store
     with ThreadPoolExecutor(8) as pool:
         taken = list(
             pool.map(lambda n: store.take_question(BOB, "2026-11-25", 5, FAR, f"m{n}"), range(20))
