@@ -4,18 +4,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.bridge import Bridge
+from tests.support.bridge import Bridge, bridge_on
 from tests.support.processes import ChildServer
 
 
 @pytest.fixture
 def make_bridge(
-    moto_server: ChildServer, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, moto_server: ChildServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Bridge]]:
+    """``make_bridge(engine="dynamodb-local", DAILY_LIMIT="5")``; see ``bridge_on``."""
     made: list[Bridge] = []
 
-    def make(**env: str) -> Bridge:
-        bridge = Bridge(moto_server.url, monkeypatch, env)
+    def make(engine: str = "moto", **env: str) -> Bridge:
+        bridge = bridge_on(engine, request, moto_server.url, monkeypatch, env)
         made.append(bridge)
         return bridge
 

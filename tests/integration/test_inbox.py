@@ -68,7 +68,7 @@ def test_messages_sent_while_one_is_answered_wait_their_turn_and_see_it(bridge: 
 
 
 def test_a_flood_from_one_person_takes_one_worker_at_a_time(make_bridge):
-    bridge = make_bridge(DAILY_LIMIT="50")
+    bridge = make_bridge(engine="dynamodb-local", DAILY_LIMIT="50")  # atomic leases
     running, most = 0, 0
     lock = threading.Lock()
 
@@ -136,10 +136,10 @@ def test_a_message_held_by_a_worker_that_died_waits_for_its_lease_and_is_answere
     bridge: Bridge,
 ):
     bridge.model.responder = echo
-    # A worker claimed the message and died; its lease has a second or so left.
+    # A worker claimed the message and died; its lease (whole seconds) has 2 s or so left.
     store = app.runtime().worker.store
-    store.claim_event("m_held", datetime.now(UTC) - timedelta(seconds=29), CLAIM_LEASE, "dead")
-    bridge.invoke.retry_delay = 1.5  # Lambda's retry comes after the lease ran out
+    store.claim_event("m_held", datetime.now(UTC) - timedelta(seconds=28), CLAIM_LEASE, "dead")
+    bridge.invoke.retry_delay = 3.5  # Lambda's retry comes after the lease ran out
     assert send(bridge, "orphan", mid="m_held") == 200
     bridge.settle()
     assert bridge.texts_to(ALICE) == ["re: orphan"]

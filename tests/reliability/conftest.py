@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import new_table
 from tests.reliability import report
 from tests.reliability.harness import echo_answers
 from tests.support import log_audit
-from tests.support.bridge import Bridge
+from tests.support.bridge import Bridge, bridge_on
 from tests.support.processes import ChildServer
 
 HERE = Path(__file__).resolve().parent
@@ -88,14 +87,8 @@ def make_bridge(
     made: list[Bridge] = []
 
     def make(engine: str = "moto", retry_delay: float = 0.2, **env: str) -> Bridge:
-        if engine == "dynamodb-local":
-            local: ChildServer = request.getfixturevalue("dynamodb_local")
-            client, table = new_table(local.url)
-            env = {"TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": local.url, **env}
-        bridge = Bridge(moto_server.url, monkeypatch, env)
+        bridge = bridge_on(engine, request, moto_server.url, monkeypatch, env)
         made.append(bridge)
-        if engine == "dynamodb-local":
-            bridge.dynamodb, bridge.table = client, table
         bridge.model.responder = echo_answers
         bridge.invoke.retry_delay = retry_delay
         return bridge

@@ -243,3 +243,26 @@ class Bridge:
 
     def items(self) -> list[dict[str, Any]]:
         return self.dynamodb.scan(TableName=self.table)["Items"]
+
+
+def bridge_on(
+    engine: str,
+    request: pytest.FixtureRequest,
+    moto_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+) -> Bridge:
+    """A bridge whose table is in moto, or (``engine="dynamodb-local"``) in DynamoDB Local,
+    AWS's own engine, whose conditional writes are atomic under concurrency as DynamoDB's
+    are; moto's are not (two can pass one condition). Races need DynamoDB Local."""
+    if engine == "moto":
+        return Bridge(moto_url, monkeypatch, env)
+    if engine != "dynamodb-local":
+        raise ValueError(f"unknown engine {engine!r}")
+    local = request.getfixturevalue("dynamodb_local")
+    client, table = new_table(local.url)
+    bridge = Bridge(
+        moto_url, monkeypatch, {"TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": local.url, **env}
+    )
+    bridge.dynamodb, bridge.table = client, table
+    return bridge
