@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -57,3 +58,23 @@ def new_table(endpoint: str) -> tuple[object, str]:
     client.create_table(**schema.create_table_request(name))
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1})
     return client, name
+
+
+@pytest.fixture
+def bridges(
+    request: pytest.FixtureRequest, moto_server: ChildServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Any]]:
+    """``bridges(engine="dynamodb-local", DAILY_LIMIT="5")``: whole bridges on loopback (see
+    ``tests.support.bridge.bridge_on``), each closed when the test ends."""
+    from tests.support.bridge import bridge_on  # it imports new_table from here
+
+    made: list[Any] = []
+
+    def make(engine: str = "moto", **env: str) -> Any:
+        bridge = bridge_on(engine, request, moto_server.url, monkeypatch, env)
+        made.append(bridge)
+        return bridge
+
+    yield make
+    for bridge in made:
+        bridge.close()

@@ -7,7 +7,7 @@ examples. When the whole directory ran, ``docs/RELIABILITY.md`` is rewritten fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,7 @@ from hypothesis import HealthCheck, settings
 from tests.reliability import report
 from tests.reliability.harness import echo_answers
 from tests.support import log_audit
-from tests.support.bridge import Bridge, bridge_on
-from tests.support.processes import ChildServer
+from tests.support.bridge import Bridge
 
 HERE = Path(__file__).resolve().parent
 QUICK, SLOW = "reliability-quick", "reliability-slow"
@@ -75,27 +74,21 @@ def scenario(request: pytest.FixtureRequest) -> report.Scenario:
 
 
 @pytest.fixture
-def make_bridge(
-    request: pytest.FixtureRequest, moto_server: ChildServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Bridge]]:
+def make_bridge(bridges: Callable[..., Bridge]) -> Callable[..., Bridge]:
     """``make_bridge(engine="dynamodb-local", DAILY_LIMIT="5")``: the whole bridge on loopback.
 
     The model answers ``Answer to: <question>``. ``engine="dynamodb-local"`` puts the table
     in DynamoDB Local, AWS's own engine, whose conditional writes are atomic under
     concurrency as DynamoDB's are (moto's are not guaranteed to be).
     """
-    made: list[Bridge] = []
 
     def make(engine: str = "moto", retry_delay: float = 0.2, **env: str) -> Bridge:
-        bridge = bridge_on(engine, request, moto_server.url, monkeypatch, env)
-        made.append(bridge)
+        bridge = bridges(engine, **env)
         bridge.model.responder = echo_answers
         bridge.invoke.retry_delay = retry_delay
         return bridge
 
-    yield make
-    for bridge in made:
-        bridge.close()
+    return make
 
 
 @pytest.fixture
