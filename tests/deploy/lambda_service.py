@@ -166,11 +166,22 @@ class ExecutionEnvironment:
             self.lines.append((time.time(), name, raw.decode("utf-8", "replace").rstrip("\n")))
 
     def process_environment(self) -> dict[str, str] | None:
-        """The environment the process really has (Linux ``/proc``), None where unreadable."""
-        try:
-            raw = Path(f"/proc/{self._process.pid}/environ").read_bytes()
-        except OSError:
-            return None
+        """The environment the process really has (Linux ``/proc``), None where unreadable.
+
+        ``environ`` reads empty while the kernel is still setting the process up and once
+        it has exited: read again for up to two seconds; an exited process has none to read.
+        """
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                raw = Path(f"/proc/{self._process.pid}/environ").read_bytes()
+            except OSError:
+                return None
+            if raw or time.monotonic() > deadline:
+                break
+            if not self.alive():
+                return None
+            time.sleep(0.02)
         pairs = (item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if item)
         return {name: value for name, value in pairs}
 
