@@ -1,25 +1,24 @@
-"""The Lambda entry point: one function for the webhook, the keep-warm ping and the worker.
+"""The Lambda entry point: one function for the webhook, the keep-warm ping and the queue.
 
 Only what the webhook needs is imported here; the worker's modules (openai, requests) load
-on its first event.
+on its first batch.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
 from typing import Any
 
 from . import clients
-from .dispatch import DispatchError, dispatch, invoke_drain
-from .events import classify, http_request, work_request
-from .inbox import Inbox
+from .events import classify, http_request
+from .handoff import Handoff, HandoffError
 from .logs import get_logger, log, log_context
 from .secrets import Secrets, load_secrets
 from .settings import Settings, load_settings
 from .webhook import respond, route
 
-MIN_REMAINING = timedelta(seconds=30)
+# What a batch is given when the context cannot say (a local call without one).
+DEFAULT_REMAINING_MS = 60_000
 
 
 class Runtime:
@@ -35,38 +34,36 @@ class Runtime:
         return self._secrets
 
     @functools.cached_property
-    def inbox(self) -> Inbox:
-        return Inbox(clients.aws("dynamodb"), self.settings.table_name)
+    def handoff(self) -> Handoff:
+        return Handoff(clients.aws("sqs"), self.settings.queue_url)
 
     @functools.cached_property
     def worker(self) -> Any:
-        from .failures import FailureQueue
+        """The queue side and the conversation rules, wired once per container."""
+        from .batch import Limits, Visibility, process
+        from .bot import Bot
+        from .claims import Claims
         from .llm import complete
         from .messenger import Messenger
         from .store import Store
-        from .worker import RetryLater, Worker
 
-        secrets = self.secrets()
-        queue = FailureQueue(clients.aws("sqs"), self.settings.failure_queue_url)
-
-        def hand_on(psid: str) -> None:
-            try:
-                invoke_drain(psid, [])
-            except DispatchError as error:
-                raise RetryLater(f"hand-on: {error}") from None
-
-        return Worker(
-            settings=self.settings,
-            store=Store(clients.aws("dynamodb"), self.settings.table_name),
-            inbox=self.inbox,
+        settings, secrets = self.settings, self.secrets()
+        dynamodb = clients.aws("dynamodb")
+        bot = Bot(
+            settings=settings,
+            store=Store(dynamodb, settings.table_name),
+            claims=Claims(dynamodb, settings.table_name),
             messenger=Messenger(
-                clients.http_session(), self.settings.graph_api_url, secrets.page_access_token
+                clients.http_session(), settings.graph_api_url, secrets.page_access_token
             ),
             ask_model=lambda messages, deadline: complete(
-                self.settings, secrets.openai_api_key, messages, deadline
+                settings, secrets.openai_api_key, messages, deadline
             ),
-            hand_on=hand_on,
-            park=queue.park,
+        )
+        limits = Limits(settings.max_receives, settings.retry_delay_seconds)
+        visibility = Visibility(clients.aws("sqs"), settings.queue_url)
+        return lambda records, remaining_ms: process(
+            records, bot.handle, remaining_ms, limits, visibility
         )
 
 
@@ -83,18 +80,16 @@ def reset() -> None:
     clients.reset()
 
 
-def _remaining(context: Any) -> timedelta:
-    """How long this invocation has until the function's own timeout."""
+def _remaining_ms(context: Any) -> int:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    millis = remaining() if callable(remaining) else 0
-    return max(MIN_REMAINING, timedelta(milliseconds=millis))
+    return int(remaining()) if callable(remaining) else DEFAULT_REMAINING_MS
 
 
 def _http(event: dict[str, Any]) -> dict[str, Any]:
     request = http_request(event)
     try:
-        return route(request, runtime().secrets, lambda events: dispatch(runtime().inbox, events))
-    except DispatchError as error:
+        return route(request, runtime().secrets, lambda events: runtime().handoff.enqueue(events))
+    except HandoffError as error:
         log.error("webhook.handoff_failed", why=str(error))
         return respond(503, "Service Unavailable")
 
@@ -108,10 +103,7 @@ def lambda_handler(event: Any, context: Any) -> Any:
         if kind == "keep_warm":
             log.info("keep_warm")
             return {"warm": True}
-        if kind == "work":
-            work = work_request(event)
-            remaining = _remaining(context)
-            runtime().worker.run(work.drain, remaining, work.events, request_id or "", work.replay)
-            return {"drained": len(work.drain), "events": len(work.events)}
+        if kind == "queue":
+            return runtime().worker(event["Records"], _remaining_ms(context))
         log.warning("event.unknown")
         return None

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
-EventKind = Literal["http", "keep_warm", "work", "unknown"]
-WORK_MARKER = "messenger_bridge_work"
+EventKind = Literal["http", "keep_warm", "queue", "unknown"]
 InboundKind = Literal["text", "postback", "quick_reply", "attachments"]
+SQS_SOURCE = "aws:sqs"
+# Messenger lets a page answer within 24 hours of a person's message; an older event is
+# not answerable (and a delivery replayed that late is not trusted to be new).
+MESSAGING_WINDOW = timedelta(hours=24)
+# Far above what Messenger lets a person type, and it keeps one event well inside one
+# queue message however large the signed body around it.
+MAX_TEXT_CHARS = 20_000
 
 
 class MalformedBody(ValueError):
@@ -21,8 +29,13 @@ class MalformedBody(ValueError):
 def classify(event: Any) -> EventKind:
     if not isinstance(event, dict):
         return "unknown"
-    if WORK_MARKER in event:
-        return "work"
+    records = event.get("Records")
+    if (
+        isinstance(records, list)
+        and records
+        and all(isinstance(r, dict) and r.get("eventSource") == SQS_SOURCE for r in records)
+    ):
+        return "queue"
     if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
         return "keep_warm"
     if isinstance(event.get("requestContext"), dict) and "http" in event["requestContext"]:
@@ -68,34 +81,44 @@ def http_request(event: dict[str, Any]) -> HttpRequest:
 class Inbound:
     """One thing a person did in the chat that the bot answers."""
 
-    event_id: str  # what dedupe is keyed on
+    event_id: str  # the message's mid, else a hash of what identifies it: dedupe key
     psid: str
     page_id: str
-    timestamp: int
+    timestamp: int  # when the person acted, ms since the epoch (Facebook's); 0 if unknown
     kind: InboundKind
     text: str = ""  # what the person typed, or the title of the button they tapped
     payload: str = ""  # a postback's or quick reply's payload
-    seq: int = 0  # place among the sender's events with this timestamp in one delivery
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Inbound:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        """The inverse of ``to_dict``; ``ValueError`` for anything that is not one."""
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        try:
+            event = cls(**fields)
+        except TypeError as error:
+            raise ValueError(f"missing fields: {error}") from None
+        if not (event.event_id and event.psid and isinstance(event.timestamp, int)):
+            raise ValueError("no event id, sender or timestamp")
+        return event
+
+    def age_ms(self, now_ms: int) -> int | None:
+        return now_ms - self.timestamp if self.timestamp > 0 else None
 
 
-@dataclass(frozen=True)
-class WorkRequest:
-    drain: list[str]  # inboxes to drain
-    events: list[Inbound]  # the events the work is for
-    replay: bool = False  # a parked message's record, invoked again by the owner
+def is_stale(timestamp_ms: int, now_ms: int) -> bool:
+    """Older than Messenger's 24-hour window; an unknown time (0) is never stale."""
+    return timestamp_ms > 0 and now_ms - timestamp_ms > MESSAGING_WINDOW.total_seconds() * 1000
 
 
-def work_request(event: dict[str, Any]) -> WorkRequest:
-    drain = [str(p) for p in event.get("drain", []) if isinstance(p, (str, int)) and str(p)]
-    events = [Inbound.from_dict(e) for e in event.get("events", [])]
-    return WorkRequest(drain, events, bool(event.get("replay")))
+def derived_id(psid: str, timestamp: int, kind: str, payload: str, text: str) -> str:
+    """An id for an event Facebook gave none (no ``mid``): the same event always gets it."""
+    basis = json.dumps([psid, timestamp, kind, payload, text], ensure_ascii=False)
+    return "h_" + hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -104,6 +127,10 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def _clean(text: str) -> str:
     """JSON may escape lone UTF-16 surrogates; they cannot be stored or sent: mark them."""
     return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _text(value: Any) -> str | None:
+    return _clean(value[:MAX_TEXT_CHARS]) if isinstance(value, str) else None
 
 
 def _str_id(value: Any) -> str:
@@ -124,28 +151,34 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
     if isinstance(message, dict):
         if message.get("is_echo"):
             return None
-        mid = message.get("mid")
-        event_id = _clean(mid) if isinstance(mid, str) and mid else f"{psid}:{timestamp}:m"
-        text = _clean(message["text"]) if isinstance(message.get("text"), str) else None
+        text = _text(message.get("text"))
         quick = message.get("quick_reply")
         if isinstance(quick, dict) and isinstance(quick.get("payload"), str):
-            payload = _clean(quick["payload"])
-            return Inbound(event_id, psid, page_id, timestamp, "quick_reply", text or "", payload)
-        if text and text.strip():
-            return Inbound(event_id, psid, page_id, timestamp, "text", text)
-        if message.get("attachments") or message.get("sticker_id"):
-            return Inbound(event_id, psid, page_id, timestamp, "attachments")
-        return None
+            found = ("quick_reply", text or "", _text(quick["payload"]) or "")
+        elif text and text.strip():
+            found = ("text", text, "")
+        elif message.get("attachments") or message.get("sticker_id"):
+            found = ("attachments", "", "")
+        else:
+            return None
+        kind, text, payload = found
+        event_id = _event_id(message.get("mid"), psid, timestamp, kind, payload, text)
+        return Inbound(event_id, psid, page_id, timestamp, kind, text, payload)
     postback = item.get("postback")
     if isinstance(postback, dict):
-        payload = postback.get("payload")
-        if not isinstance(payload, str):
+        payload = _text(postback.get("payload"))
+        if payload is None:
             return None
-        mid = postback.get("mid")
-        event_id = _clean(mid) if isinstance(mid, str) and mid else f"{psid}:{timestamp}:p"
-        title = _clean(postback["title"]) if isinstance(postback.get("title"), str) else ""
-        return Inbound(event_id, psid, page_id, timestamp, "postback", title, _clean(payload))
+        title = _text(postback.get("title")) or ""
+        event_id = _event_id(postback.get("mid"), psid, timestamp, "postback", payload, title)
+        return Inbound(event_id, psid, page_id, timestamp, "postback", title, payload)
     return None  # delivery, read, reaction, optin, referral...
+
+
+def _event_id(mid: Any, psid: str, timestamp: int, kind: str, payload: str, text: str) -> str:
+    if isinstance(mid, str) and mid:
+        return _clean(mid)
+    return derived_id(psid, timestamp, kind, payload, text)
 
 
 def parse_webhook(body: bytes) -> list[Inbound]:

@@ -8,20 +8,31 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import Settings
 
-REPLY_MARGIN_SECONDS = 10.0  # kept back for sending the answer after the model call
 MIN_ATTEMPT_SECONDS = 2.0  # an attempt with less time than this is not worth starting
 
 
 class ModelError(RuntimeError):
-    """The model gave no usable answer in the time there was. ``reason`` is loggable."""
+    """The model gave no answer in the time there was. ``reason`` is loggable; ``retryable``
+    says whether asking again later may help (the queue backs the message off)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, retryable: bool = False, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The model's answer (HTTP 200, so billed), possibly empty."""
+
+    text: str
+    finish_reason: str | None = None
 
 
 @functools.cache
@@ -44,6 +55,9 @@ def _reason(error: Exception) -> tuple[str, bool]:
     if isinstance(error, openai.APIConnectionError):
         return "connection", True
     if isinstance(error, openai.RateLimitError):
+        code = getattr(error, "code", None)
+        if code == "insufficient_quota":  # a billing problem: asking again cannot help
+            return "insufficient_quota", False
         return "rate_limited", True
     if isinstance(error, openai.AuthenticationError):
         return "authentication", False
@@ -67,24 +81,28 @@ def retry_delay(error: Exception, attempt: int) -> float:
     return min(8.0, 0.5 * 2**attempt)
 
 
-def _answer_of(response: Any) -> str:
-    choice = response.choices[0]
-    answer = choice.message.content or getattr(choice.message, "refusal", None) or ""
-    if not isinstance(answer, str) or not answer.strip():
-        raise ModelError("empty_answer")
-    return answer.strip()
+def _answer_of(response: Any) -> Completion:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        return Completion("", None)
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    answer = getattr(message, "content", None) or getattr(message, "refusal", None) or ""
+    text = answer.strip() if isinstance(answer, str) else ""
+    return Completion(text, getattr(choice, "finish_reason", None))
 
 
 def complete(
     settings: Settings, api_key: str, messages: list[dict[str, str]], deadline: float
-) -> str:
-    """The assistant's answer to ``messages`` before ``deadline`` (``time.monotonic()``)."""
+) -> Completion:
+    """The assistant's answer to ``messages`` before ``deadline`` (``time.monotonic()``): the
+    caller keeps back the time it needs after the call."""
     client = _client(api_key, settings.openai_base_url)
     attempt = 0
     while True:
-        budget = deadline - REPLY_MARGIN_SECONDS - time.monotonic()
+        budget = deadline - time.monotonic()
         if budget < MIN_ATTEMPT_SECONDS:
-            raise ModelError("no_time_left")
+            raise ModelError("no_time_left", retryable=True)
         try:
             response = client.chat.completions.create(
                 model=settings.model,
@@ -94,15 +112,13 @@ def complete(
                 timeout=min(settings.openai_timeout_seconds, budget),
             )
             return _answer_of(response)
-        except ModelError:
-            raise
         except Exception as error:  # the SDK raises many types; all mean "no answer"
             reason, retryable = _reason(error)
-            if not retryable or attempt >= settings.openai_max_retries:
-                raise ModelError(reason) from None
             wait = retry_delay(error, attempt)
-            left = deadline - REPLY_MARGIN_SECONDS - time.monotonic()
+            if not retryable or attempt >= settings.openai_max_retries:
+                raise ModelError(reason, retryable, wait if retryable else None) from None
+            left = deadline - time.monotonic()
             if wait + MIN_ATTEMPT_SECONDS > left:
-                raise ModelError(f"{reason}:retry_after_too_long") from None
+                raise ModelError(reason, True, wait) from None
             time.sleep(wait)
             attempt += 1

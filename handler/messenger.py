@@ -1,8 +1,11 @@
-"""The Messenger Send API: text bubbles, buttons and sender actions, with bounded retries.
+"""The Messenger Send API: messages and sender actions, within the invocation's deadline.
 
-Transient failures (5xx, rate limits, dropped connections) are retried with backoff;
-permanent ones (person unavailable, outside the 24-hour window, bad token) are not, and are
-logged once here. Errors carry codes only: the request URL holds the page token.
+A call is tried again only when Graph surely did not take the message: it could not be
+reached (no connection made) or it said so (5xx, "try again"). A read timeout, or a
+connection that broke after the request went out, may have delivered it: that is
+``maybe_delivered``, never sent again, so a person never gets the same bubble twice from a
+retry here. Rate limits are left to the queue's backoff. Errors carry codes only: the
+request URL holds the page token.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .logs import log
-from .text import split_message
 
 RATE_LIMIT_CODES = {4, 613, 32, 17}
-TRANSIENT_CODES = {1, 2} | RATE_LIMIT_CODES
+TRANSIENT_CODES = {1, 2}
 TOKEN_INVALID = 190
+MIN_TRY_SECONDS = 0.5  # a try with less time than this left is not started
 
 
 @dataclass
@@ -28,10 +31,15 @@ class SendError(Exception):
     status: int | None = None
     code: int | None = None
     subcode: int | None = None
-    delivered: int = 0  # bubbles of a long answer that did arrive before the failure
+    maybe_delivered: bool = False  # the request went out and no answer came back
+    retry_after: float | None = None
 
     def __str__(self) -> str:
         return f"{self.reason} (status={self.status} code={self.code} subcode={self.subcode})"
+
+    @property
+    def owner_must_act(self) -> bool:
+        return self.code == TOKEN_INVALID
 
 
 def classify(status: int, body: Any) -> SendError:
@@ -55,13 +63,26 @@ def classify(status: int, body: Any) -> SendError:
     return SendError("send_refused", True, status, code, subcode)
 
 
+def network_error(error: Exception) -> SendError:
+    """A ``requests`` failure: not sent if no connection was made, else maybe delivered."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError
+
+    reason = error.args[0] if error.args else None
+    cause = getattr(reason, "reason", reason)
+    if isinstance(error, requests.ConnectTimeout) or isinstance(cause, ConnectTimeoutError):
+        # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError too.
+        return SendError(f"connection:{type(error).__name__}", False)
+    return SendError(f"no_answer:{type(error).__name__}", False, maybe_delivered=True)
+
+
 class Messenger:
     def __init__(
         self,
         session: Any,
         graph_api_url: str,
         page_access_token: str,
-        attempts: int = 4,
+        attempts: int = 3,
         backoff_seconds: float = 0.5,
         timeout_seconds: float = 10.0,
     ) -> None:
@@ -72,24 +93,30 @@ class Messenger:
         self._backoff = backoff_seconds
         self._timeout = timeout_seconds
 
-    def _post(self, body: dict[str, Any], attempts: int) -> dict[str, Any]:
+    def _post(self, body: dict[str, Any], attempts: int, deadline: float) -> dict[str, Any]:
         import requests
 
         last: SendError | None = None
         made = 0
         for attempt in range(attempts):
-            made += 1
             if attempt:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
+                time.sleep(min(self._backoff * 2 ** (attempt - 1), deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            if left < MIN_TRY_SECONDS:
+                last = last or SendError("no_time_left", False)
+                break
+            made += 1
             try:
                 response = self._session.post(
                     self._url,
                     params={"access_token": self._token},
                     json=body,
-                    timeout=self._timeout,
+                    timeout=min(self._timeout, left),
                 )
             except requests.RequestException as error:
-                last = SendError(f"connection:{type(error).__name__}", False)
+                last = network_error(error)
+                if last.maybe_delivered:
+                    break
                 continue
             try:
                 data = response.json()
@@ -98,10 +125,11 @@ class Messenger:
             if 200 <= response.status_code < 300:
                 return data if isinstance(data, dict) else {}
             last = classify(response.status_code, data)
-            if last.permanent:
+            last.retry_after = _retry_after(response)
+            if last.permanent or last.reason == "rate_limited":
                 break
         assert last is not None
-        if last.code == TOKEN_INVALID:
+        if last.owner_must_act:
             log.error("send.failed", reason=last.reason, code=last.code, action="owner must renew")
         else:
             log.warning(
@@ -111,27 +139,27 @@ class Messenger:
                 code=last.code,
                 subcode=last.subcode,
                 permanent=last.permanent,
+                maybe_delivered=last.maybe_delivered,
                 attempts=made,
             )
         raise last
 
-    def send_message(self, psid: str, message: dict[str, Any]) -> None:
+    def send_message(self, psid: str, message: dict[str, Any], deadline: float) -> None:
+        """One message (a text bubble, buttons...), before ``deadline`` (``time.monotonic()``)."""
         self._post(
             {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": message},
             self._attempts,
+            deadline,
         )
 
-    def send_text(self, psid: str, text: str) -> int:
-        """Send ``text`` as as many bubbles as it needs; returns how many were sent."""
-        chunks = split_message(text)
-        for sent, chunk in enumerate(chunks):
-            try:
-                self.send_message(psid, {"text": chunk})
-            except SendError as error:
-                error.delivered = sent
-                raise
-        return len(chunks)
-
-    def sender_action(self, psid: str, action: str) -> None:
+    def sender_action(self, psid: str, action: str, deadline: float) -> None:
         """``mark_seen`` / ``typing_on``: cosmetic, so tried once only."""
-        self._post({"recipient": {"id": psid}, "sender_action": action}, 1)
+        self._post({"recipient": {"id": psid}, "sender_action": action}, 1, deadline)
+
+
+def _retry_after(response: Any) -> float | None:
+    raw = getattr(response, "headers", {}).get("Retry-After")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None

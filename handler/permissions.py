@@ -7,10 +7,12 @@ the policy against it, so adding a boto3 call without adding its action here fai
 from __future__ import annotations
 
 HANDLER_ACTIONS: dict[str, tuple[str, ...]] = {
-    # The bridge table: inboxes (the webhook posts in one batch), dedupe claims, users,
-    # daily counters, conversation history.
+    # The bridge table: event attempts, users, daily counters, conversation history. The
+    # worker reads a person's items in one BatchGetItem and writes in transactions, which
+    # IAM authorizes by the item actions inside them (Put, Update, ConditionCheck).
     "table": (
-        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -19,15 +21,19 @@ HANDLER_ACTIONS: dict[str, tuple[str, ...]] = {
     ),
     # The table's indexes: the owner's list of recent users.
     "table_indexes": ("dynamodb:Query",),
-    # The function itself: the webhook (and a worker out of time) starts a drain of an inbox.
-    "function": ("lambda:InvokeFunction",),
+    # The FIFO queue: the webhook sends to it; Lambda's event source mapping receives and
+    # deletes with the function's role; the worker backs a failed message off.
+    "queue": (
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    ),
     # The secrets, fetched in one call at cold start.
     "secret_parameters": ("ssm:GetParameters",),
     # The KMS key that encrypts those parameters.
     "secrets_key": ("kms:Decrypt",),
     # The function's own log group (the runtime writes it with the function's role).
     "log_group": ("logs:CreateLogStream", "logs:PutLogEvents"),
-    # The failure queue: the on-failure destination of asynchronous invocations (Lambda sends
-    # with this role), where workers also park a message they gave up on.
-    "failure_queue": ("sqs:SendMessage",),
 }

@@ -15,6 +15,16 @@ APOLOGY = (
     "Sorry, I couldn't get an answer just now. Please try again in a moment; "
     "this question was not counted."
 )
+# Said once, when the model first fails in a way that may pass: the answer comes later.
+MODEL_TROUBLE = (
+    "I'm having trouble reaching the model. I'll keep trying for a few minutes and answer "
+    "here; the question counts only if I do."
+)
+# The model answered (and was paid for) but said nothing: it likely ran out of room.
+EMPTY_ANSWER = (
+    "The model gave an empty answer this time, likely because it ran out of room. "
+    "Please ask again, perhaps more briefly."
+)
 ATTACHMENTS_ONLY = "I can only read text for now. Please type your question."
 RESET_DONE = "Done: I've forgotten our conversation. Ask me anything."
 

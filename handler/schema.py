@@ -1,4 +1,4 @@
-"""The DynamoDB table's shape: one place that the store and the Pulumi program both read.
+"""The DynamoDB table's shape and its key layout: the one place that spells a key.
 
 One table holds every item, told apart by key prefixes:
 
@@ -6,30 +6,87 @@ One table holds every item, told apart by key prefixes:
 pk                     sk                what
 =====================  ================  ==============================================
 ``USER#<psid>``        ``PROFILE``       status, own limit, first and last seen
-``USER#<psid>``        ``DAY#<date>``    questions counted that day (expires)
+``USER#<psid>``        ``DAY#<date>``    questions counted that day: a number (expires)
 ``USER#<psid>``        ``HISTORY``       recent conversation turns (expires)
-``EVENT#<id>``         ``EVENT``         dedupe claim of one webhook event (expires)
-``INBOX#<psid>``       ``MSG#<ts>#<h>``  a message waiting to be answered, by send time
-``INBOX#<psid>``       ``LOCK``          the lease of the one worker draining the inbox
-``INBOX#<psid>``       ``FAILED#<id>``   failed attempts of one drain invocation (expires)
+``EVENT#<id>``         ``EVENT``         one webhook event's attempt: owner, lease, the
+                                         reply while it is being sent (expires)
 =====================  ================  ==============================================
 
 Profiles also carry ``entity``/``active_at``, a sparse index of users by last activity.
+The store, the admin CLI, the benchmarks and the tests build keys only through the
+functions below.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 # What DynamoDB answers when a conditional write's condition does not hold.
 CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED = "TransactionCanceledException"
 
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 TTL_ATTRIBUTE = "expires_at"
 
+USER_PREFIX = "USER#"
+EVENT_PREFIX = "EVENT#"
+DAY_PREFIX = "DAY#"
+PROFILE = "PROFILE"
+HISTORY = "HISTORY"
+EVENT = "EVENT"
+
 USERS_INDEX = "users_by_activity"
 USERS_INDEX_PARTITION_KEY = "entity"
 USERS_INDEX_SORT_KEY = "active_at"
 USER_ENTITY = "user"
+
+Key = dict[str, dict[str, str]]
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def user_pk(psid: str) -> str:
+    return f"{USER_PREFIX}{psid}"
+
+
+def psid_of(pk: str) -> str:
+    """``USER#123`` -> ``123``."""
+    return pk.removeprefix(USER_PREFIX)
+
+
+def day_sk(day: str) -> str:
+    return f"{DAY_PREFIX}{day}"
+
+
+def day_of(sk: str) -> str:
+    """``DAY#2026-11-30`` -> ``2026-11-30``."""
+    return sk.removeprefix(DAY_PREFIX)
+
+
+def key(pk: str, sk: str) -> Key:
+    """A primary key in DynamoDB's wire format."""
+    return {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}
+
+
+def profile_key(psid: str) -> Key:
+    return key(user_pk(psid), PROFILE)
+
+
+def history_key(psid: str) -> Key:
+    return key(user_pk(psid), HISTORY)
+
+
+def counter_key(psid: str, day: str) -> Key:
+    """The daily question counter of one person (``day`` as ``YYYY-MM-DD``)."""
+    return key(user_pk(psid), day_sk(day))
+
+
+def event_key(event_id: str) -> Key:
+    return key(f"{EVENT_PREFIX}{event_id}", EVENT)
+
+
+# -- the table definition ---------------------------------------------------------------------
 
 # Everything the table definition needs, in boto3/CloudFormation vocabulary.
 ATTRIBUTE_DEFINITIONS: tuple[dict[str, str], ...] = (
@@ -68,7 +125,28 @@ def create_table_request(table_name: str) -> dict:
     }
 
 
+# -- DynamoDB's answers -----------------------------------------------------------------------
+
+
+def _error_code(error: Exception) -> str | None:
+    response: Any = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code")
+
+
 def is_condition_failure(error: Exception) -> bool:
     """A botocore ``ClientError`` saying the write's condition did not hold."""
-    response = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code") == CONDITION_FAILED
+    return _error_code(error) == CONDITION_FAILED
+
+
+def cancelled_conditions(error: Exception) -> list[bool] | None:
+    """For a cancelled transaction, which of its items failed their condition (in order);
+    None for any other error."""
+    if _error_code(error) != TRANSACTION_CANCELED:
+        return None
+    response: Any = getattr(error, "response", None) or {}
+    reasons = response.get("CancellationReasons") or []
+    if not reasons:  # some engines put the codes only in the message: "[ConditionalCheck..."
+        message = str(response.get("Error", {}).get("Message", ""))
+        inside = message[message.find("[") + 1 : message.rfind("]")] if "[" in message else ""
+        return [part.strip() == "ConditionalCheckFailed" for part in inside.split(",")]
+    return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]

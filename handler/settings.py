@@ -18,10 +18,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "Answer clearly and concisely in the language of the question; use plain text, not Markdown."
 )
 
-
-# Lambda's retries of a failed asynchronous invocation, as the stack configures them: a worker
-# on its last attempt hands the inbox on rather than fail for good.
-ASYNC_RETRIES = 2
+# Receives of one queued message before SQS moves it to the dead-letter queue (the stack's
+# redrive policy says the same number), and the first of the growing waits between them.
+DEFAULT_MAX_RECEIVES = 5
+DEFAULT_RETRY_DELAY_SECONDS = 10
 
 
 class SettingsError(ValueError):
@@ -46,8 +46,10 @@ class Env:
     HISTORY_MAX_CHARS = "HISTORY_MAX_CHARS"
     HISTORY_TTL_HOURS = "HISTORY_TTL_HOURS"
     LOG_LEVEL = "LOG_LEVEL"
-    # Where messages the bridge gave up on are parked (the asynchronous on-failure queue).
-    FAILURE_QUEUE_URL = "FAILURE_QUEUE_URL"
+    # The FIFO queue between the webhook and the worker, and how it retries.
+    QUEUE_URL = "QUEUE_URL"
+    MAX_RECEIVES = "MAX_RECEIVES"
+    RETRY_DELAY_SECONDS = "RETRY_DELAY_SECONDS"
     # Names of the SSM SecureString parameters holding the secrets (deployed function).
     APP_SECRET_PARAMETER = "APP_SECRET_PARAMETER"
     PAGE_ACCESS_TOKEN_PARAMETER = "PAGE_ACCESS_TOKEN_PARAMETER"
@@ -82,7 +84,9 @@ class Settings:
     history_max_chars: int = 6000
     history_ttl_hours: int = 24
     log_level: str = "INFO"
-    failure_queue_url: str | None = None
+    queue_url: str | None = None
+    max_receives: int = DEFAULT_MAX_RECEIVES
+    retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
     secret_parameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -163,6 +167,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         history_max_chars=_int(env, Env.HISTORY_MAX_CHARS, 6000),
         history_ttl_hours=_int(env, Env.HISTORY_TTL_HOURS, 24, minimum=1),
         log_level=(env.get(Env.LOG_LEVEL, "").strip() or "INFO").upper(),
-        failure_queue_url=env.get(Env.FAILURE_QUEUE_URL, "").strip() or None,
+        queue_url=env.get(Env.QUEUE_URL, "").strip() or None,
+        max_receives=_int(env, Env.MAX_RECEIVES, DEFAULT_MAX_RECEIVES, minimum=1),
+        retry_delay_seconds=_int(env, Env.RETRY_DELAY_SECONDS, DEFAULT_RETRY_DELAY_SECONDS),
         secret_parameters=secret_parameters,
     )

@@ -1,54 +1,29 @@
-"""DynamoDB access: dedupe claims, user records, daily counters and conversation history.
+"""DynamoDB access for people: profiles, daily counters and conversation history.
 
-Every rule that must hold under concurrency (one reply per event, never more questions than
-the limit) is a conditional write here, so DynamoDB itself enforces it.
+One person's messages reach the worker one at a time (the FIFO queue's message group), so
+what is read before an answer still holds when it is written. The counter is a single
+number per day; what makes counting idempotent lives on the event's item (``claims``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from enum import Enum
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from . import schema
-from .inbox import inbox_pk
 from .quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
 
-EVENT_RETENTION = timedelta(hours=48)  # Facebook retries for up to a day; keep claims longer
-
-
-def _user_pk(psid: str) -> str:
-    return f"USER#{psid}"
-
-
-def _event_key(event_id: str) -> dict[str, Any]:
-    return {schema.PARTITION_KEY: {"S": f"EVENT#{event_id}"}, schema.SORT_KEY: {"S": "EVENT"}}
-
-
-def _key(psid: str, sort: str) -> dict[str, Any]:
-    return {schema.PARTITION_KEY: {"S": _user_pk(psid)}, schema.SORT_KEY: {"S": sort}}
+Turn = dict[str, str]
+TransactItem = dict[str, Any]
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
-
-
-class ClaimState(Enum):
-    NEW = "new"  # first time: do the work
-    RETAKEN = "retaken"  # an earlier attempt died or gave up before replying: do it again
-    DUPLICATE = "duplicate"  # done or already replying: do nothing
-    HELD = "held"  # another attempt is working on it under a live lease: not now
-
-
-@dataclass(frozen=True)
-class Claim:
-    state: ClaimState
-    counted_day: str | None = None  # the quota day an earlier attempt already counted
 
 
 @dataclass(frozen=True)
@@ -72,142 +47,120 @@ def user_from_item(psid: str, item: dict[str, Any]) -> User:
     )
 
 
+def history_from_item(item: dict[str, Any] | None, now: float) -> list[Turn]:
+    if not item:
+        return []
+    expires = int(item.get(schema.TTL_ATTRIBUTE, {}).get("N", "0"))
+    if expires and expires < now:
+        return []  # TTL deletes late; an expired conversation is already forgotten
+    try:
+        turns = json.loads(item["turns"]["S"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        return []
+    if not isinstance(turns, list):
+        return []
+    return [t for t in turns if isinstance(t, dict) and {"role", "content"} <= t.keys()]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the worker needs to know about a person, read in one request."""
+
+    user: User | None  # None: never seen
+    history: list[Turn]
+    used_today: int
+
+
 class Store:
     def __init__(self, client: Any, table: str) -> None:
         self._db = client
         self._table = table
 
-    # -- dedupe ---------------------------------------------------------------------------
+    @property
+    def table(self) -> str:
+        return self._table
 
-    def claim_event(self, event_id: str, now: datetime, lease: timedelta, owner: str) -> Claim:
-        """Take the right to answer one webhook event, or learn that someone has it.
+    # -- one read for the worker ---------------------------------------------------------
 
-        A claim still ``working`` is taken over only once its lease ran out. The holder keeps
-        the lease short and renews it while it works (``renew_claim``), so a second delivery
-        of the same event at the same time finds it held, while the retry of an attempt that
-        died (Lambda waits a minute or more) finds it free.
-        """
+    def snapshot(self, psid: str, day: str) -> Snapshot:
+        """Profile, conversation and today's count, in one consistent BatchGetItem."""
+        wanted = {
+            schema.PROFILE: schema.profile_key(psid),
+            schema.HISTORY: schema.history_key(psid),
+            schema.day_sk(day): schema.counter_key(psid, day),
+        }
+        found: dict[str, dict[str, Any]] = {}
+        keys = list(wanted.values())
+        for _ in range(5):  # unprocessed keys come back under load: ask for those again
+            response = self._db.batch_get_item(
+                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+            )
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[item[schema.SORT_KEY]["S"]] = item
+            keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if not keys:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("BatchGetItem left keys unprocessed")
+        profile = found.get(schema.PROFILE)
+        counter = found.get(schema.day_sk(day))
+        return Snapshot(
+            user=user_from_item(psid, profile) if profile else None,
+            history=history_from_item(found.get(schema.HISTORY), time.time()),
+            used_today=int(counter["count"]["N"]) if counter and "count" in counter else 0,
+        )
+
+    # -- users ----------------------------------------------------------------------------
+
+    def create_user(self, psid: str, now: datetime) -> tuple[User, bool]:
+        """The user's record, created unless it exists; ``True`` when this call created it."""
+        stamp = _iso(now)
         try:
-            response = self._db.put_item(
+            self._db.put_item(
                 TableName=self._table,
                 Item={
-                    **_event_key(event_id),
-                    "state": {"S": "working"},
-                    "owner": {"S": owner},
-                    "lease_until": {"N": str(int((now + lease).timestamp()))},
-                    schema.TTL_ATTRIBUTE: {"N": str(int((now + EVENT_RETENTION).timestamp()))},
+                    **schema.profile_key(psid),
+                    schema.USERS_INDEX_PARTITION_KEY: {"S": schema.USER_ENTITY},
+                    schema.USERS_INDEX_SORT_KEY: {"S": stamp},
+                    "first_seen": {"S": stamp},
+                    "status": {"S": STATUS_DEFAULT},
                 },
-                ConditionExpression="attribute_not_exists(#pk) OR (#state = :working "
-                "AND lease_until < :now)",
-                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#state": "state"},
-                ExpressionAttributeValues={
-                    ":working": {"S": "working"},
-                    ":now": {"N": str(int(now.timestamp()))},
-                },
-                ReturnValues="ALL_OLD",
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY},
             )
         except ClientError as error:
             if not schema.is_condition_failure(error):
                 raise
-            # botocore sends a write again when its answer was lost: then the claim is ours.
-            held = self._db.get_item(
-                TableName=self._table, Key=_event_key(event_id), ConsistentRead=True
-            ).get("Item", {})
-            if held.get("state", {}).get("S") == "working":
-                ours = held.get("owner", {}).get("S") == owner
-                return Claim(ClaimState.NEW if ours else ClaimState.HELD)
-            return Claim(ClaimState.DUPLICATE)
-        old = response.get("Attributes")
-        if not old:
-            return Claim(ClaimState.NEW)
-        return Claim(ClaimState.RETAKEN, old.get("counted_day", {}).get("S"))
+            user = self.get_user(psid)
+            return (user or User(psid, first_seen=stamp, active_at=stamp)), False
+        return User(psid, first_seen=stamp, active_at=stamp), True
 
-    def renew_claim(self, event_id: str, owner: str, until: datetime) -> bool:
-        """Extend a working claim that ``owner`` still holds; False if it no longer does."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_event_key(event_id),
-                UpdateExpression="SET lease_until = :until",
-                ConditionExpression="#state = :working AND #owner = :owner",
-                ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
-                ExpressionAttributeValues={
-                    ":until": {"N": str(int(until.timestamp()))},
-                    ":working": {"S": "working"},
-                    ":owner": {"S": owner},
+    def touch_item(self, psid: str, now: datetime) -> TransactItem:
+        """A transaction item that marks the user active now (the recent-users index)."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": schema.profile_key(psid),
+                "UpdateExpression": "SET #entity = :user, #active = :now, "
+                "first_seen = if_not_exists(first_seen, :now), "
+                "#status = if_not_exists(#status, :default)",
+                "ExpressionAttributeNames": {
+                    "#entity": schema.USERS_INDEX_PARTITION_KEY,
+                    "#active": schema.USERS_INDEX_SORT_KEY,
+                    "#status": "status",
                 },
-            )
-        except ClientError as error:
-            if schema.is_condition_failure(error):
-                return False
-            raise
-        return True
-
-    def note_counted(self, event_id: str, day: str) -> None:
-        """Remember that this event's question was counted, so a retry does not count it again."""
-        self._db.update_item(
-            TableName=self._table,
-            Key=_event_key(event_id),
-            UpdateExpression="SET counted_day = :day",
-            ExpressionAttributeValues={":day": {"S": day}},
-        )
-
-    def mark_event(self, event_id: str, state: str) -> None:
-        """``replying`` before the Send API call, ``done`` after: neither is ever retaken."""
-        self._db.update_item(
-            TableName=self._table,
-            Key=_event_key(event_id),
-            UpdateExpression="SET #state = :state REMOVE lease_until",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":state": {"S": state}},
-        )
-
-    def answered(self, event_id: str) -> bool:
-        """Whether a reply to the event was sent or is being sent (it is never retaken)."""
-        item = self._db.get_item(
-            TableName=self._table,
-            Key=_event_key(event_id),
-            ConsistentRead=True,
-            ProjectionExpression="#state",
-            ExpressionAttributeNames={"#state": "state"},
-        ).get("Item")
-        return item is not None and item["state"]["S"] in ("replying", "done")
-
-    def release_event(self, event_id: str) -> None:
-        """Give the event back after a failure, so that a retry answers it."""
-        self._db.delete_item(TableName=self._table, Key=_event_key(event_id))
-
-    # -- users ----------------------------------------------------------------------------
-
-    def touch_user(self, psid: str, now: datetime) -> tuple[User, bool]:
-        """The user's record, created on first sight; ``True`` when it was just created."""
-        stamp = _iso(now)
-        response = self._db.update_item(
-            TableName=self._table,
-            Key=_key(psid, "PROFILE"),
-            UpdateExpression="SET #entity = :user, #active = :now, "
-            "first_seen = if_not_exists(first_seen, :now), "
-            "#status = if_not_exists(#status, :default)",
-            ExpressionAttributeNames={
-                "#entity": schema.USERS_INDEX_PARTITION_KEY,
-                "#active": schema.USERS_INDEX_SORT_KEY,
-                "#status": "status",
-            },
-            ExpressionAttributeValues={
-                ":user": {"S": schema.USER_ENTITY},
-                ":now": {"S": stamp},
-                ":default": {"S": STATUS_DEFAULT},
-            },
-            ReturnValues="ALL_OLD",
-        )
-        old = response.get("Attributes") or {}
-        user = user_from_item(psid, old)
-        first_seen = user.first_seen or stamp
-        return replace(user, first_seen=first_seen, active_at=stamp), "first_seen" not in old
+                "ExpressionAttributeValues": {
+                    ":user": {"S": schema.USER_ENTITY},
+                    ":now": {"S": _iso(now)},
+                    ":default": {"S": STATUS_DEFAULT},
+                },
+            }
+        }
 
     def get_user(self, psid: str) -> User | None:
         item = self._db.get_item(
-            TableName=self._table, Key=_key(psid, "PROFILE"), ConsistentRead=True
+            TableName=self._table, Key=schema.profile_key(psid), ConsistentRead=True
         ).get("Item")
         return user_from_item(psid, item) if item else None
 
@@ -250,7 +203,7 @@ class Store:
             expression += " REMOVE " + ", ".join(removes)
         response = self._db.update_item(
             TableName=self._table,
-            Key=_key(psid, "PROFILE"),
+            Key=schema.profile_key(psid),
             UpdateExpression=expression,
             ExpressionAttributeNames={
                 "#entity": schema.USERS_INDEX_PARTITION_KEY,
@@ -278,18 +231,13 @@ class Store:
             ScanIndexForward=False,
             Limit=limit,
         )
-        users = []
-        for item in response.get("Items", []):
-            psid = item[schema.PARTITION_KEY]["S"].removeprefix("USER#")
-            users.append(user_from_item(psid, item))
-        return users
+        return [
+            user_from_item(schema.psid_of(item[schema.PARTITION_KEY]["S"]), item)
+            for item in response.get("Items", [])
+        ]
 
     def forget_user(self, psid: str) -> int:
-        """Delete everything stored about one user, waiting messages included; returns how
-        many items went."""
-        return sum(self._delete_partition(pk) for pk in (_user_pk(psid), inbox_pk(psid)))
-
-    def _delete_partition(self, pk: str) -> int:
+        """Delete everything stored about one user; returns how many items went."""
         deleted = 0
         start: dict[str, Any] | None = None
         while True:
@@ -297,8 +245,9 @@ class Store:
                 TableName=self._table,
                 KeyConditionExpression="#pk = :pk",
                 ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#sk": schema.SORT_KEY},
-                ExpressionAttributeValues={":pk": {"S": pk}},
+                ExpressionAttributeValues={":pk": {"S": schema.user_pk(psid)}},
                 ProjectionExpression="#pk, #sk",
+                ConsistentRead=True,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             for item in page.get("Items", []):
@@ -310,82 +259,26 @@ class Store:
 
     # -- quota ----------------------------------------------------------------------------
 
-    def take_question(
-        self, psid: str, day: str, limit: int | None, expires_at: int, event_id: str
-    ) -> bool:
-        """Count one question if the user has one left today; atomic under concurrency.
-
-        Idempotent per event: the counter remembers which events it counted, so a write
-        sent again (a lost response, a retried attempt) never counts the same one twice.
-        """
-        if limit is not None and limit <= 0:
-            return False
-        values: dict[str, Any] = {
-            ":one": {"N": "1"},
-            ":zero": {"N": "0"},
-            ":ttl": {"N": str(expires_at)},
-            ":event": {"S": event_id},
-            ":events": {"SS": [event_id]},
-        }
-        condition = "NOT contains(#events, :event)"
-        if limit is not None:
-            condition += " AND (attribute_not_exists(#count) OR #count < :limit)"
-            values[":limit"] = {"N": str(limit)}
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_key(psid, f"DAY#{day}"),
-                UpdateExpression="SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl "
-                "ADD #events :events",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={
-                    "#count": "count",
-                    "#ttl": schema.TTL_ATTRIBUTE,
-                    "#events": "events",
-                },
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if schema.is_condition_failure(error):
-                return event_id in self._counted_events(psid, day)
-            raise
-        return True
-
-    def _counted_events(self, psid: str, day: str) -> set[str]:
-        item = self._db.get_item(
-            TableName=self._table,
-            Key=_key(psid, f"DAY#{day}"),
-            ConsistentRead=True,
-            ProjectionExpression="#events",
-            ExpressionAttributeNames={"#events": "events"},
-        ).get("Item", {})
-        return set(item.get("events", {}).get("SS", []))
-
-    def give_back_question(self, psid: str, day: str, event_id: str) -> None:
-        """Undo ``take_question`` when the user got no answer; idempotent too."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_key(psid, f"DAY#{day}"),
-                UpdateExpression="SET #count = #count - :one DELETE #events :events",
-                ConditionExpression="contains(#events, :event) AND #count > :zero",
-                ExpressionAttributeNames={"#count": "count", "#events": "events"},
-                ExpressionAttributeValues={
+    def count_item(self, psid: str, day: str, expires_at: int) -> TransactItem:
+        """A transaction item that counts one question: a number that never grows an item."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": schema.counter_key(psid, day),
+                "UpdateExpression": "ADD #count :one SET #ttl = :ttl",
+                "ExpressionAttributeNames": {"#count": "count", "#ttl": schema.TTL_ATTRIBUTE},
+                "ExpressionAttributeValues": {
                     ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":event": {"S": event_id},
-                    ":events": {"SS": [event_id]},
+                    ":ttl": {"N": str(expires_at)},
                 },
-            )
-        except ClientError as error:
-            if not schema.is_condition_failure(error):
-                raise
+            }
+        }
 
     def questions_used(self, psid: str, day: str) -> int:
         item = self._db.get_item(
-            TableName=self._table, Key=_key(psid, f"DAY#{day}"), ConsistentRead=True
+            TableName=self._table, Key=schema.counter_key(psid, day), ConsistentRead=True
         ).get("Item")
-        return int(item["count"]["N"]) if item else 0
+        return int(item["count"]["N"]) if item and "count" in item else 0
 
     def usage(self, user: User, day: str, default_limit: int) -> Usage:
         return Usage(
@@ -395,28 +288,24 @@ class Store:
 
     # -- conversation ---------------------------------------------------------------------
 
-    def load_history(self, psid: str) -> list[dict[str, str]]:
-        item = self._db.get_item(TableName=self._table, Key=_key(psid, "HISTORY")).get("Item")
-        if not item:
-            return []
-        expires = int(item.get(schema.TTL_ATTRIBUTE, {}).get("N", "0"))
-        if expires and expires < time.time():
-            return []  # TTL deletes late; an expired conversation is already forgotten
-        try:
-            turns = json.loads(item["turns"]["S"])
-        except (KeyError, json.JSONDecodeError):
-            return []
-        return [t for t in turns if isinstance(t, dict) and {"role", "content"} <= t.keys()]
+    def load_history(self, psid: str) -> list[Turn]:
+        item = self._db.get_item(
+            TableName=self._table, Key=schema.history_key(psid), ConsistentRead=True
+        ).get("Item")
+        return history_from_item(item, time.time())
 
-    def save_history(self, psid: str, turns: list[dict[str, str]], expires_at: int) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                **_key(psid, "HISTORY"),
-                "turns": {"S": json.dumps(turns, ensure_ascii=False)},
-                schema.TTL_ATTRIBUTE: {"N": str(expires_at)},
-            },
-        )
+    def history_item(self, psid: str, turns: list[Turn], expires_at: int) -> TransactItem:
+        """A transaction item that stores the conversation as it now stands."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    **schema.history_key(psid),
+                    "turns": {"S": json.dumps(turns, ensure_ascii=False)},
+                    schema.TTL_ATTRIBUTE: {"N": str(expires_at)},
+                },
+            }
+        }
 
     def clear_history(self, psid: str) -> None:
-        self._db.delete_item(TableName=self._table, Key=_key(psid, "HISTORY"))
+        self._db.delete_item(TableName=self._table, Key=schema.history_key(psid))

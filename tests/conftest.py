@@ -62,16 +62,17 @@ def new_table(endpoint: str) -> tuple[object, str]:
 
 @pytest.fixture
 def bridges(
-    request: pytest.FixtureRequest, moto_server: ChildServer, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, moto_server: ChildServer
 ) -> Iterator[Callable[..., Any]]:
-    """``bridges(engine="dynamodb-local", DAILY_LIMIT="5")``: whole bridges on loopback (see
-    ``tests.support.bridge.bridge_on``), each closed when the test ends."""
-    from tests.support.bridge import bridge_on  # it imports new_table from here
+    """``bridges(engine="dynamodb-local", DAILY_LIMIT="5", queue={"batch_size": 1})``: whole
+    bridges on loopback (see ``tests.support.bridge.bridge_on``), each closed when the test
+    ends."""
+    from tests.support.bridge import bridge_on
 
     made: list[Any] = []
 
-    def make(engine: str = "moto", **env: str) -> Any:
-        bridge = bridge_on(engine, request, moto_server.url, monkeypatch, env)
+    def make(engine: str = "moto", queue: dict[str, Any] | None = None, **env: str) -> Any:
+        bridge = bridge_on(engine, request, moto_server.url, env, **(queue or {}))
         made.append(bridge)
         return bridge
 

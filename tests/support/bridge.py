@@ -1,8 +1,9 @@
 """Drives ``handler.app.lambda_handler`` as Facebook and Lambda would, over real loopback HTTP.
 
-Storage and secrets live in a moto server, the model is a fake OpenAI server, the Send API a
-Messenger simulator, and the self-invocation goes through a Lambda Invoke stand-in that calls
-the same handler, so every request between the parts is a real one.
+The stand-ins are wired by ``local.harness`` (the same wiring as ``make local`` and the
+benchmarks): storage, the FIFO queue and secrets in a moto server, the model a fake OpenAI
+server, the Send API a Messenger simulator, and the queue poller that plays Lambda's event
+source mapping calls the same handler, so every request between the parts is a real one.
 """
 
 from __future__ import annotations
@@ -16,18 +17,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
 
-from handler import app, signature
+from handler import app, schema, signature
 from handler.logs import JsonFormatter
-from local.graph import MessengerSimulator
-from local.invoke import LambdaInvokeStandIn
+from local.harness import FUNCTION_NAME, Harness, HarnessOptions
 from local.model import FakeOpenAI
-from tests.conftest import new_table
 
 PAGE_ID = "100000000000001"
-FUNCTION = "messenger-bridge-test"
+FUNCTION = FUNCTION_NAME
 APP_SECRET = "app-secret-7f3a9c2b1e"
 PAGE_TOKEN = "EAAPageToken-5d8e2f1a9b7c"
 VERIFY_TOKEN = "verify-token-3c6e9a1d4f"
@@ -129,61 +127,68 @@ def webhook_body(*messaging: dict[str, Any], entries: int = 1) -> bytes:
     ).encode()
 
 
-class Bridge:
-    """The whole bridge on loopback, with helpers that read like what a person does."""
+SECRETS = {
+    "app_secret": APP_SECRET,
+    "page_access_token": PAGE_TOKEN,
+    "verify_token": VERIFY_TOKEN,
+    "openai_api_key": OPENAI_KEY,
+}
+# Settings every test bridge has unless it says otherwise: quick model failures and retries.
+TEST_SETTINGS = {
+    "OPENAI_MAX_RETRIES": "0",
+    "OPENAI_TIMEOUT_SECONDS": "5",
+    "DAILY_LIMIT": "3",
+    "ADMIN_PSIDS": ADMIN,
+}
 
-    def __init__(self, moto_url: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
-        self.graph = MessengerSimulator(access_token=PAGE_TOKEN).start()
-        self.model = FakeOpenAI(api_key=OPENAI_KEY, answer="The answer is 42.").start()
-        self.invoke = LambdaInvokeStandIn({FUNCTION: app.lambda_handler}, retry_delay=0.05)
-        self.invoke.start()
-        self.dynamodb, self.table = new_table(moto_url)
-        self._store_secrets(moto_url)
-        self.sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
-        self.failure_queue = self.sqs.create_queue(QueueName=f"{self.table}-failures")["QueueUrl"]
-        self._parked: list[dict[str, Any]] = []
-        settings = {
-            "TABLE_NAME": self.table,
-            "GRAPH_API_URL": self.graph.graph_api_url,
-            "OPENAI_BASE_URL": f"{self.model.url}/v1",
-            "OPENAI_MAX_RETRIES": "0",
-            "OPENAI_TIMEOUT_SECONDS": "5",
-            "DAILY_LIMIT": "3",
-            "ADMIN_PSIDS": ADMIN,
-            "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
-            "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-            "AWS_ENDPOINT_URL_SSM": moto_url,
-            "AWS_ENDPOINT_URL_SQS": moto_url,
-            "FAILURE_QUEUE_URL": self.failure_queue,
-            "AWS_ENDPOINT_URL_LAMBDA": self.invoke.url,
-            "APP_SECRET_PARAMETER": f"/{self.table}/app-secret",
-            "PAGE_ACCESS_TOKEN_PARAMETER": f"/{self.table}/page-access-token",
-            "VERIFY_TOKEN_PARAMETER": f"/{self.table}/verify-token",
-            "OPENAI_API_KEY_PARAMETER": f"/{self.table}/openai-api-key",
-            **env,
-        }
-        for name in ("OPENAI_API_KEY", "APP_SECRET", "PAGE_ACCESS_TOKEN", "VERIFY_TOKEN"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in settings.items():
-            monkeypatch.setenv(name, value)
+
+class Bridge:
+    """The whole bridge on loopback, with helpers that read like what a person does.
+
+    ``env`` holds handler variables; ``queue`` options of the harness (``batch_size``,
+    ``max_receives``, ``visibility_timeout``, ``retry_delay_seconds``, ``function_timeout``).
+    """
+
+    def __init__(
+        self,
+        moto_url: str,
+        env: dict[str, str],
+        dynamodb_url: str | None = None,
+        **queue: Any,
+    ) -> None:
+        queue.setdefault("visibility_timeout", 2)
+        queue.setdefault("retry_delay_seconds", 1)
+        self.harness = Harness(
+            HarnessOptions(
+                aws_url=moto_url,
+                dynamodb_url=dynamodb_url,
+                secrets=SECRETS,
+                settings={**TEST_SETTINGS, **env},
+                model=FakeOpenAI(api_key=OPENAI_KEY, answer="The answer is 42.").start(),
+                **queue,
+            )
+        )
         self.logs = LogLines()
         logging.getLogger("bridge").addHandler(self.logs)
-        app.reset()
-
-    def _store_secrets(self, moto_url: str) -> None:
-        ssm = boto3.client("ssm", endpoint_url=moto_url, region_name="us-east-1")
-        names = ("app-secret", "page-access-token", "verify-token", "openai-api-key")
-        for name, value in zip(names, SECRET_VALUES, strict=True):
-            ssm.put_parameter(
-                Name=f"/{self.table}/{name}", Value=value, Type="SecureString", Overwrite=True
-            )
+        try:
+            self.harness.start()
+        except BaseException:
+            logging.getLogger("bridge").removeHandler(self.logs)
+            raise
+        assert self.harness.graph is not None and self.harness.model is not None
+        assert self.harness.poller is not None
+        self.graph = self.harness.graph
+        self.model = self.harness.model
+        self.poller = self.harness.poller
+        self.dynamodb = self.harness.dynamodb
+        self.sqs = self.harness.sqs
+        self.table = self.harness.table
 
     def close(self) -> None:
         logging.getLogger("bridge").removeHandler(self.logs)
-        self.invoke.stop()
-        self.model.stop()
-        self.graph.stop()
-        app.reset()
+        model = self.model
+        self.harness.stop()
+        model.stop()
 
     # -- what Facebook does ---------------------------------------------------------------
 
@@ -204,8 +209,9 @@ class Bridge:
         self.settle()
         return response
 
-    def settle(self) -> None:
-        self.invoke.wait_idle(timeout=30)
+    def settle(self, timeout: float = 30.0) -> None:
+        """Until the queue is empty: every message answered or on the dead-letter queue."""
+        self.poller.wait_idle(timeout)
 
     # -- what we look at ------------------------------------------------------------------
 
@@ -217,52 +223,29 @@ class Bridge:
 
         item = self.dynamodb.get_item(
             TableName=self.table,
-            Key={"pk": {"S": f"USER#{psid}"}, "sk": {"S": f"DAY#{datetime.now(UTC).date()}"}},
+            Key=schema.counter_key(psid, datetime.now(UTC).date().isoformat()),
+            ConsistentRead=True,
         ).get("Item")
         return int(item["count"]["N"]) if item else 0
 
-    def parked(self) -> list[dict[str, Any]]:
-        """Records workers sent to the failure queue (messages they gave up on), read once
-        from the queue and kept."""
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.failure_queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not messages:
-                return list(self._parked)
-            for message in messages:
-                self._parked.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.failure_queue, ReceiptHandle=message["ReceiptHandle"]
-                )
-
-    def failure_records(self) -> list[dict[str, Any]]:
-        """Everything on the failure queue: Lambda's records of invocations whose retries
-        ran out, then the workers' records of messages they gave up on."""
-        return [f.record for f in self.invoke.failures] + self.parked()
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The events on the dead-letter queue, parsed."""
+        return [json.loads(m["Body"]) for m in self.harness.dead_letters()]
 
     def items(self) -> list[dict[str, Any]]:
-        return self.dynamodb.scan(TableName=self.table)["Items"]
+        return self.dynamodb.scan(TableName=self.table, ConsistentRead=True)["Items"]
 
 
 def bridge_on(
-    engine: str,
-    request: pytest.FixtureRequest,
-    moto_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    env: dict[str, str],
+    engine: str, request: pytest.FixtureRequest, moto_url: str, env: dict[str, str], **queue: Any
 ) -> Bridge:
     """A bridge whose table is in moto, or (``engine="dynamodb-local"``) in DynamoDB Local,
-    AWS's own engine, whose conditional writes are atomic under concurrency as DynamoDB's
-    are; moto's are not (two can pass one condition). Races need DynamoDB Local."""
+    AWS's own engine, whose conditional writes and transactions are atomic under concurrency
+    as DynamoDB's are; moto's are not (two can pass one condition). Races need DynamoDB
+    Local."""
     if engine == "moto":
-        return Bridge(moto_url, monkeypatch, env)
+        return Bridge(moto_url, env, **queue)
     if engine != "dynamodb-local":
         raise ValueError(f"unknown engine {engine!r}")
     local = request.getfixturevalue("dynamodb_local")
-    client, table = new_table(local.url)
-    bridge = Bridge(
-        moto_url, monkeypatch, {"TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": local.url, **env}
-    )
-    bridge.dynamodb, bridge.table = client, table
-    return bridge
+    return Bridge(moto_url, env, dynamodb_url=local.url, **queue)

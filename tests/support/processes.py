@@ -70,9 +70,10 @@ class ChildServer:
 
 
 def start_moto() -> ChildServer:
+    """moto's server with the FIFO fix of ``local.aws`` (run from the project root)."""
     port = free_port()
-    moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    return ChildServer(moto, None, port, timeout=30)
+    moto = [sys.executable, "-m", "local.aws", "-H", "127.0.0.1", "-p", str(port)]
+    return ChildServer(moto, ROOT, port, timeout=30)
 
 
 def dynamodb_local_dir() -> Path:

@@ -1,0 +1,340 @@
+"""The conversation rules: who may ask, what counts, what is said, for one event at a time.
+
+``Bot`` knows nothing of queues. It takes its store, claims, messenger, model and clock as
+arguments (the unit tests give it in-memory fakes) and answers one event: claim it, know the
+user, run a command or ask the model, record the reply, send it. It raises ``RetryLater``
+when the event should be tried again later; the queue side (``batch``) decides when.
+
+A question counts when the model has answered (HTTP 200, so the owner paid for it), in the
+same write that records the answer; nothing is counted before that, so a failure before the
+answer costs the person nothing, and a retry after it sends the recorded answer again
+without asking (or counting) twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from . import commands, replies
+from .claims import Claim, ClaimLost, Claims, ClaimState, Reply
+from .commands import Command
+from .conversation import build_messages, remember, trim_history
+from .events import Inbound, is_stale
+from .llm import Completion, ModelError
+from .logs import log, log_context
+from .messenger import Messenger, SendError
+from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, counter_expiry, day_key, effective_limit
+from .settings import Settings
+from .store import Snapshot, Store, TransactItem, Turn, User
+from .text import split_message
+
+AskModel = Callable[[list[Turn], float], Completion]  # (messages, monotonic deadline)
+RECENT_USERS_SHOWN = 20
+# Kept back from the model call for sending the answer (Graph gets ten seconds a try).
+SEND_RESERVE_SECONDS = 10.0
+# No bubble is sent this close to the end of the claim's lease.
+LEASE_MARGIN_MS = 1_000
+
+
+class RetryLater(Exception):
+    """Nothing final happened yet: try the event again later. ``after`` is a wait the cause
+    asked for (a Retry-After), if any."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def text_reply(text: str, question: str | None = None, answer: str | None = None) -> Reply:
+    """Text as Messenger bubbles of at most 2,000 characters."""
+    chunks = split_message(text) or ["…"]
+    return Reply(tuple({"text": chunk} for chunk in chunks), question, answer)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at one event, as the queue side starts it."""
+
+    owner: str  # this attempt's id: the claim is conditional on it
+    deadline: float  # time.monotonic() by which all work must be done
+    lease_until_ms: int  # the claim's end (epoch ms): when Lambda ends this invocation
+    receive: int = 1  # which receive of the queued message this is
+    last: bool = False  # the last receive before the dead-letter queue
+    queued_ms: int = 0  # when the message entered the queue (for events with no time)
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    store: Store
+    claims: Claims
+    messenger: Messenger
+    ask_model: AskModel
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def handle(self, event: Inbound, attempt: Attempt) -> str:
+        """Answer one event; returns what happened (for the log and the tests)."""
+        now = self.clock()
+        with log_context(psid=event.psid, event_id=event.event_id):
+            if is_stale(event.timestamp or attempt.queued_ms, epoch_ms(now)):
+                log.warning("event.stale", receive=attempt.receive)
+                return "stale"
+            claim = self.claims.claim(
+                event.event_id, attempt.owner, epoch_ms(now), attempt.lease_until_ms
+            )
+            if claim.state is ClaimState.DUPLICATE:
+                log.info("event.duplicate")
+                return "duplicate"
+            if claim.state is ClaimState.HELD:
+                raise RetryLater("held by another attempt")
+            try:
+                outcome = self._claimed(event, claim, attempt, now)
+            except ClaimLost:
+                log.warning("event.claim_lost")  # its new owner answers it
+                return "claim_lost"
+            except Exception as error:
+                why = error.reason if isinstance(error, RetryLater) else type(error).__name__
+                self._note_failure(claim, why)
+                raise
+            log.info(
+                "event.done",
+                outcome=outcome,
+                kind=event.kind,
+                attempts=claim.attempts,
+                resumed=claim.state is ClaimState.RESUMED,
+            )
+            return outcome
+
+    def _end(self, event: Inbound, claim: Claim, now: datetime, outcome: str) -> str:
+        """Finish an event that needs nothing more sent."""
+        self.claims.finish(claim, outcome, [self.store.touch_item(event.psid, now)])
+        return outcome
+
+    def _note_failure(self, claim: Claim, why: str) -> None:
+        try:
+            self.claims.note_failure(claim, why)
+        except Exception:  # the failure itself is what matters; it is logged by the caller
+            log.warning("event.note_failed")
+
+    # -- one claimed event ----------------------------------------------------------------
+
+    def _claimed(self, event: Inbound, claim: Claim, attempt: Attempt, now: datetime) -> str:
+        if claim.reply is not None:  # an earlier attempt decided what to say: say the rest
+            log.info("event.resumed", sent=claim.sent, bubbles=len(claim.reply.messages))
+            return self._deliver(event, claim, claim.reply, attempt, now, "answered")
+        day = day_key(now, self.settings.tz)
+        snapshot = self.store.snapshot(event.psid, day)
+        is_admin = self.settings.is_admin(event.psid)
+        user = snapshot.user
+        if user is None:
+            user, created = self.store.create_user(event.psid, now)
+            if created and not is_admin:
+                self._notify_admins(user, attempt)
+        if user.status == STATUS_BLOCKED and not is_admin:
+            return self._end(event, claim, now, "blocked")
+
+        if event.payload:
+            command = commands.parse_payload(event.payload, is_admin)
+            if command is None and (event.kind == "postback" or not event.text.strip()):
+                log.info("payload.unknown", kind=event.kind)
+                return self._end(event, claim, now, "ignored")
+        else:
+            command = commands.parse_text(event.text, is_admin)
+        if command is not None:
+            return self._command(event, claim, attempt, command, is_admin, now)
+        if event.kind == "attachments":
+            return self._say(event, claim, attempt, now, replies.ATTACHMENTS_ONLY, "attachments")
+        return self._question(event, claim, attempt, now, user, snapshot, is_admin)
+
+    def _question(
+        self,
+        event: Inbound,
+        claim: Claim,
+        attempt: Attempt,
+        now: datetime,
+        user: User,
+        snapshot: Snapshot,
+        is_admin: bool,
+    ) -> str:
+        settings, tz = self.settings, self.settings.tz
+        limit = (
+            None
+            if is_admin
+            else effective_limit(user.status, user.daily_limit, settings.daily_limit)
+        )
+        if limit is not None and snapshot.used_today >= limit:
+            return self._say(
+                event, claim, attempt, now, replies.over_limit(limit, now, tz), "over_limit"
+            )
+        try:
+            self.messenger.sender_action(event.psid, "mark_seen", attempt.deadline)
+            self.messenger.sender_action(event.psid, "typing_on", attempt.deadline)
+        except SendError as error:
+            if error.owner_must_act:
+                raise RetryLater(error.reason) from None  # to the dead-letter queue, for the owner
+            if error.permanent:  # nobody to answer: spare the model call
+                return self._end(event, claim, now, "unreachable")
+
+        history = trim_history(snapshot.history, settings.history_turns, settings.history_max_chars)
+        messages = build_messages(settings.system_prompt, history, event.text)
+        try:
+            completion = self.ask_model(messages, attempt.deadline - SEND_RESERVE_SECONDS)
+        except ModelError as error:
+            log.warning("model.failed", reason=error.reason, retryable=error.retryable)
+            if error.retryable and not attempt.last:
+                if attempt.receive == 1:
+                    self._tell(event.psid, replies.MODEL_TROUBLE, attempt)
+                raise RetryLater(f"model:{error.reason}", error.retry_after) from None
+            return self._say(event, claim, attempt, now, replies.APOLOGY, "model_failed")
+
+        if not completion.text:
+            log.warning("model.empty", finish_reason=completion.finish_reason)
+        reply = text_reply(completion.text or replies.EMPTY_ANSWER, event.text, completion.text)
+        day = day_key(now, tz)
+        count = self.store.count_item(event.psid, day, counter_expiry(now, tz))
+        claim = self.claims.record(claim, reply, count, day)
+        outcome = "answered" if completion.text else "empty_answer"
+        return self._deliver(event, claim, reply, attempt, now, outcome, history)
+
+    # -- saying it --------------------------------------------------------------------------
+
+    def _say(
+        self, event: Inbound, claim: Claim, attempt: Attempt, now: datetime, text: str, outcome: str
+    ) -> str:
+        """A reply of the bot's own; recorded first only if it takes more than one bubble."""
+        reply = text_reply(text)
+        if len(reply.messages) > 1:
+            claim = self.claims.record(claim, reply)
+        return self._deliver(event, claim, reply, attempt, now, outcome)
+
+    def _deliver(
+        self,
+        event: Inbound,
+        claim: Claim,
+        reply: Reply,
+        attempt: Attempt,
+        now: datetime,
+        outcome: str,
+        history: list[Turn] | None = None,
+    ) -> str:
+        """Send the bubbles not yet confirmed, recording each, then finish the event together
+        with the conversation. A bubble that may have arrived is never sent again."""
+        recorded = claim.reply is not None
+        last = len(reply.messages) - 1
+        for index in range(claim.sent, last + 1):
+            if epoch_ms(self.clock()) > attempt.lease_until_ms - LEASE_MARGIN_MS:
+                raise RetryLater("lease ending")
+            try:
+                self.messenger.send_message(event.psid, reply.messages[index], attempt.deadline)
+            except SendError as error:
+                if error.maybe_delivered:
+                    log.warning("reply.maybe_delivered", bubble=index + 1, reason=error.reason)
+                elif error.permanent and not error.owner_must_act:
+                    return self._end(event, claim, now, "unreachable")
+                else:
+                    raise RetryLater(f"send:{error.reason}", error.retry_after) from None
+            if recorded and index < last:
+                claim = self.claims.record_sent(claim, index + 1)
+        writes: list[TransactItem] = [self.store.touch_item(event.psid, now)]
+        if reply.question and reply.answer and self.settings.history_turns > 0:
+            if history is None:
+                history = self.store.load_history(event.psid)
+            turns = remember(
+                history,
+                reply.question,
+                reply.answer,
+                self.settings.history_turns,
+                self.settings.history_max_chars,
+            )
+            expires = int((now + timedelta(hours=self.settings.history_ttl_hours)).timestamp())
+            writes.append(self.store.history_item(event.psid, turns, expires))
+        self.claims.finish(claim, outcome, writes)
+        if reply.answer is not None:
+            log.info("reply.sent", bubbles=len(reply.messages), answer_chars=len(reply.answer))
+        return outcome
+
+    def _tell(self, psid: str, text: str, attempt: Attempt) -> None:
+        """A best-effort note outside the event's reply (it is not recorded)."""
+        with contextlib.suppress(SendError):  # logged by the client
+            self.messenger.send_message(psid, {"text": text}, attempt.deadline)
+
+    def _notify_admins(self, user: User, attempt: Attempt) -> None:
+        notice = replies.new_user_notice(user, self.settings.daily_limit)
+        told = 0
+        for admin in sorted(self.settings.admin_psids):
+            try:
+                self.messenger.send_message(admin, notice, attempt.deadline)
+                told += 1
+            except SendError:
+                continue
+        log.info("user.new", admins_told=told, admins=len(self.settings.admin_psids))
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _command(
+        self,
+        event: Inbound,
+        claim: Claim,
+        attempt: Attempt,
+        command: Command,
+        is_admin: bool,
+        now: datetime,
+    ) -> str:
+        if command.name == "ignored":
+            log.warning("payload.ignored", why=command.error)
+            return self._end(event, claim, now, "ignored")
+        if command.error:
+            return self._say(
+                event, claim, attempt, now, command.error, f"command_error:{command.name}"
+            )
+        text = self._command_reply(event.psid, command, is_admin, now)
+        return self._say(event, claim, attempt, now, text, f"command:{command.name}")
+
+    def _command_reply(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
+        store, settings = self.store, self.settings
+        day = day_key(now, settings.tz)
+        if command.name == "help":
+            return replies.USER_HELP + (replies.ADMIN_HELP if is_admin else "")
+        if command.name == "reset":
+            store.clear_history(psid)
+            return replies.RESET_DONE
+        if command.name == "usage":
+            user = store.get_user(psid) or User(psid)
+            if is_admin:
+                user = User(psid, STATUS_UNLIMITED)
+            return replies.usage(store.usage(user, day, settings.daily_limit), now, settings.tz)
+        if command.name == "users":
+            users = store.recent_users(RECENT_USERS_SHOWN)
+            if not users:
+                return "No users yet."
+            lines = [
+                replies.describe_user(u, store.usage(u, day, settings.daily_limit)) for u in users
+            ]
+            return f"Recent users ({len(users)}):\n" + "\n".join(lines)
+        if command.name == "forget":
+            deleted = store.forget_user(command.psid)
+            if not deleted:
+                return f"Nothing is stored for {command.psid}."
+            return f"Forgot {command.psid}: {deleted} records deleted."
+        if command.name == "limit":
+            assert command.number is not None
+            current = store.get_user(command.psid)
+            user = store.set_limit(command.psid, command.number, now)
+            if current is not None and current.status == STATUS_UNLIMITED:
+                user = store.set_status(command.psid, "default", now)
+        else:
+            status = commands.ADMIN_STATUS_COMMANDS[command.name]
+            user = store.set_status(command.psid, status, now)
+        return replies.status_changed(user, store.usage(user, day, settings.daily_limit))

@@ -1,0 +1,171 @@
+"""AWS on loopback: moto's server (embedded in this process, or as a child process) and the
+bridge's resources in it, made as the Pulumi stack makes them.
+
+moto 5.2 lets a later message of a FIFO group overtake an earlier one when several of the
+group's in-flight messages become visible together: ``receive_message`` counts a message
+whose visibility ran out as still in flight until its own turn in the loop. SQS never
+does that, and the bridge's order rests on it, so ``fix_moto_fifo`` makes moto count only
+messages that are really invisible. ``python -m local.aws -p PORT`` runs moto's server
+with the fix, for tests that want AWS in another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Self
+
+from handler import schema
+
+REGION = "us-east-1"
+
+
+def fix_moto_fifo() -> None:
+    """In-flight means invisible: a message whose visibility ran out holds its group no more."""
+    from moto.sqs.models import Queue
+
+    def pending_message_groups(self: Any) -> set[str]:
+        return {
+            message.group_id
+            for message in self._pending_messages
+            if message.group_id is not None and not message.visible
+        }
+
+    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment]
+
+
+class EmbeddedAWS:
+    """moto's server in a thread of this process, on loopback: AWS with no account.
+
+    moto's own ``ThreadedMotoServer`` never closes its listening socket; this one does.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        fix_moto_fifo()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        self._server = make_server(
+            *self._address,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="moto",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("embedded AWS is not running")
+        return f"http://{self._address[0]}:{self._server.server_port}"
+
+    def stop(self, timeout: float = 2.0) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout)
+        self._server = None
+        self._thread = None
+
+
+# -- the bridge's resources ---------------------------------------------------------------
+
+
+def create_table(client: Any, table_name: str) -> None:
+    """The table as the Pulumi stack makes it: same keys and index, TTL on."""
+    client.create_table(**schema.create_table_request(table_name))
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
+    )
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.TTL_ATTRIBUTE},
+    )
+
+
+def queue_attributes(
+    *, visibility_timeout: int, dead_letter_arn: str | None = None, max_receives: int = 5
+) -> dict[str, str]:
+    """A FIFO queue's attributes as the stack sets them (high-throughput FIFO, SSE on)."""
+    attributes = {
+        "FifoQueue": "true",
+        "ContentBasedDeduplication": "false",
+        "DeduplicationScope": "messageGroup",
+        "FifoThroughputLimit": "perMessageGroupId",
+        "SqsManagedSseEnabled": "true",
+        "VisibilityTimeout": str(visibility_timeout),
+    }
+    if dead_letter_arn is not None:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receives}
+        )
+    return attributes
+
+
+def create_queues(
+    client: Any, name: str, *, visibility_timeout: int, max_receives: int
+) -> tuple[str, str]:
+    """The FIFO queue and its FIFO dead-letter queue; returns both URLs."""
+    dead = client.create_queue(
+        QueueName=f"{name}-dead.fifo",
+        Attributes={
+            **queue_attributes(visibility_timeout=30),
+            "MessageRetentionPeriod": str(14 * 24 * 3600),
+        },
+    )["QueueUrl"]
+    dead_arn = client.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    queue = client.create_queue(
+        QueueName=f"{name}.fifo",
+        Attributes=queue_attributes(
+            visibility_timeout=visibility_timeout,
+            dead_letter_arn=dead_arn,
+            max_receives=max_receives,
+        ),
+    )["QueueUrl"]
+    return queue, dead
+
+
+def store_secrets(client: Any, names: Mapping[str, str], values: Mapping[str, str]) -> None:
+    """SSM SecureString parameters: ``names`` and ``values`` are keyed by secret name."""
+    for secret, name in names.items():
+        client.put_parameter(Name=name, Value=values[secret], Type="SecureString", Overwrite=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto's server, with the FIFO fix")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    fix_moto_fifo()
+    from moto.server import main as moto_main
+
+    moto_main(["-H", args.host, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()
