@@ -38,9 +38,8 @@ class Runtime:
         return Handoff(clients.aws("sqs"), self.settings.queue_url)
 
     @functools.cached_property
-    def worker(self) -> Any:
-        """The queue side and the conversation rules, wired once per container."""
-        from .batch import Limits, Visibility, process
+    def bot(self) -> Any:
+        """The conversation rules with their clients, wired once per container."""
         from .bot import Bot
         from .claims import Claims
         from .llm import complete
@@ -49,7 +48,7 @@ class Runtime:
 
         settings, secrets = self.settings, self.secrets()
         dynamodb = clients.aws("dynamodb")
-        bot = Bot(
+        return Bot(
             settings=settings,
             store=Store(dynamodb, settings.table_name),
             claims=Claims(dynamodb, settings.table_name),
@@ -60,11 +59,15 @@ class Runtime:
                 settings, secrets.openai_api_key, messages, deadline
             ),
         )
+
+    def work(self, records: list[dict[str, Any]], remaining_ms: int) -> dict[str, Any]:
+        """One batch from the queue: Lambda's partial batch response."""
+        from .batch import Limits, Visibility, process
+
+        settings = self.settings
         limits = Limits(settings.max_receives, settings.retry_delay_seconds)
         visibility = Visibility(clients.aws("sqs"), settings.queue_url)
-        return lambda records, remaining_ms: process(
-            records, bot.handle, remaining_ms, limits, visibility
-        )
+        return process(records, self.bot.handle, remaining_ms, limits, visibility)
 
 
 @functools.cache
@@ -104,6 +107,6 @@ def lambda_handler(event: Any, context: Any) -> Any:
             log.info("keep_warm")
             return {"warm": True}
         if kind == "queue":
-            return runtime().worker(event["Records"], _remaining_ms(context))
+            return runtime().work(event["Records"], _remaining_ms(context))
         log.warning("event.unknown")
         return None

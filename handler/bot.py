@@ -106,7 +106,7 @@ class Bot:
                 return "claim_lost"
             except Exception as error:
                 why = error.reason if isinstance(error, RetryLater) else type(error).__name__
-                self._note_failure(claim, why)
+                self._release(claim, why)
                 raise
             log.info(
                 "event.done",
@@ -122,11 +122,11 @@ class Bot:
         self.claims.finish(claim, outcome, [self.store.touch_item(event.psid, now)])
         return outcome
 
-    def _note_failure(self, claim: Claim, why: str) -> None:
+    def _release(self, claim: Claim, why: str) -> None:
         try:
-            self.claims.note_failure(claim, why)
+            self.claims.release(claim, why)
         except Exception:  # the failure itself is what matters; it is logged by the caller
-            log.warning("event.note_failed")
+            log.warning("event.release_failed")
 
     # -- one claimed event ----------------------------------------------------------------
 
@@ -260,7 +260,15 @@ class Bot:
             )
             expires = int((now + timedelta(hours=self.settings.history_ttl_hours)).timestamp())
             writes.append(self.store.history_item(event.psid, turns, expires))
-        self.claims.finish(claim, outcome, writes)
+        try:
+            self.claims.finish(claim, outcome, writes)
+        except ClaimLost:
+            raise
+        except Exception:
+            # Everything is sent: a retry from the queue would send the last bubble again,
+            # so this write is worth one more try of its own first.
+            log.warning("event.finish_retried")
+            self.claims.finish(claim, outcome, writes)
         if reply.answer is not None:
             log.info("reply.sent", bubbles=len(reply.messages), answer_chars=len(reply.answer))
         return outcome

@@ -232,11 +232,16 @@ class Claims:
         self._write(self._owned_update(claim, "SET sent = :sent", {":sent": {"N": str(sent)}}), [])
         return replace(claim, sent=sent)
 
-    def note_failure(self, claim: Claim, why: str) -> None:
-        """Why this attempt failed, for the owner reading the dead-letter queue."""
-        self._write(
-            self._owned_update(claim, "SET last_error = :why", {":why": {"S": why[:200]}}), []
+    def release(self, claim: Claim, why: str) -> None:
+        """End this attempt without finishing: the lease goes at once, so the queue's retry
+        can claim the event, and why it failed stays for the owner reading the dead-letter
+        queue. (An attempt that dies leaves its lease to run out with the invocation.)"""
+        update = self._owned_update(
+            claim,
+            "SET last_error = :why, #lease = :zero",
+            {":why": {"S": why[:200]}, ":zero": {"N": "0"}},
         )
+        self._write(update, [])
 
     def finish(self, claim: Claim, outcome: str, extra: list[TransactItem] | None = None) -> None:
         """Done, with what else the answer changes (the conversation, the user's activity),

@@ -8,7 +8,6 @@ from handler import app
 from tests.support.bridge import (
     ADMIN,
     APP_SECRET,
-    FUNCTION,
     SECRET_VALUES,
     VERIFY_TOKEN,
     Bridge,
@@ -54,20 +53,56 @@ def test_a_forged_delivery_is_refused_and_changes_nothing(bridge: Bridge):
     )
     assert unsigned["statusCode"] == forged["statusCode"] == 403
     bridge.settle()
-    assert bridge.invoke.invocations == []
+    assert bridge.poller.invocations == []
     assert bridge.graph.calls == []
     assert bridge.model.requests == []
     assert bridge.items() == []
 
 
-def test_a_valid_delivery_is_answered_at_once_and_handed_off(bridge: Bridge):
-    response = bridge.deliver(webhook_body(messaging_text(ALICE, "hello")))
+def test_an_unsigned_flood_never_loads_a_secret(bridge: Bridge):
+    # Were the secrets loaded, this parameter would be missing and the function would fail.
+    bridge.harness.set("APP_SECRET_PARAMETER", "/nowhere/app-secret")
+    app.reset()
+    body = webhook_body(messaging_text(ALICE, "hello"))
+    for headers in ({}, {"X-Hub-Signature-256": "sha1=abc"}, {"X-Hub-Signature-256": "sha256=zz"}):
+        event = function_url_event("POST", body, headers)
+        assert app.lambda_handler(event, Context())["statusCode"] == 403
+
+
+def test_a_valid_delivery_is_answered_at_once_and_queued_for_its_sender(bridge: Bridge):
+    bridge.poller.pause()
+    response = bridge.deliver(webhook_body(messaging_text(ALICE, "hello", mid="m_queued")))
     assert response["statusCode"] == 200
     assert response["body"] == "EVENT_RECEIVED"
+    [message] = bridge.sqs.receive_message(
+        QueueUrl=bridge.harness.queue_url, AttributeNames=["All"], VisibilityTimeout=0
+    )["Messages"]
+    assert message["Attributes"]["MessageGroupId"] == ALICE
+    assert json.loads(message["Body"])["event_id"] == "m_queued"
+    bridge.poller.resume()
     bridge.settle()
-    [invocation] = bridge.invoke.invocations
-    assert invocation.function_name == FUNCTION
-    assert invocation.kind == "Event"
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    [invocation] = bridge.poller.invocations
+    assert invocation.outcome == "succeeded"
+
+
+def test_a_delivery_older_than_messengers_window_is_acknowledged_and_dropped(bridge: Bridge):
+    old = messaging_text(ALICE, "from yesterday")
+    old["timestamp"] -= 25 * 3600 * 1000
+    assert bridge.deliver(webhook_body(old))["statusCode"] == 200
+    bridge.settle()
+    assert bridge.logs.named("event.stale") and bridge.poller.invocations == []
+
+
+def test_a_megabyte_batch_from_facebook_is_taken_whole(bridge: Bridge):
+    bridge.poller.pause()
+    people = [f"10000000000{n:05d}" for n in range(100)]
+    body = webhook_body(*(messaging_text(p, "x" * 10_000) for p in people), entries=10)
+    assert len(body) > 1_000_000
+    assert bridge.deliver(body)["statusCode"] == 200
+    [accepted] = bridge.logs.named("webhook.accepted")
+    assert accepted["events"] == 100
+    assert bridge.poller.queue_depth() == (100, 0)
 
 
 def test_a_plain_text_body_is_verified_on_its_exact_bytes(bridge: Bridge):
@@ -83,7 +118,7 @@ def test_a_signed_but_malformed_body_is_accepted_and_logged(bridge: Bridge):
         assert bridge.deliver(body)["statusCode"] == 200
     assert len(bridge.logs.named("webhook.malformed")) == 3
     bridge.settle()
-    assert bridge.invoke.invocations == []
+    assert bridge.poller.invocations == []
 
 
 def test_echoes_deliveries_and_reads_are_acknowledged_and_ignored(bridge: Bridge):
@@ -93,26 +128,31 @@ def test_echoes_deliveries_and_reads_are_acknowledged_and_ignored(bridge: Bridge
     read = {"sender": {"id": ALICE}, "read": {"watermark": 1}}
     assert bridge.deliver(webhook_body(echo, delivery, read))["statusCode"] == 200
     bridge.settle()
-    assert bridge.invoke.invocations == []
+    assert bridge.poller.invocations == []
     assert bridge.graph.calls == []
 
 
 def test_an_oversized_body_is_refused_before_anything_else(bridge: Bridge):
-    response = bridge.deliver(b"{" + b" " * 300_000 + b"}")
+    response = bridge.deliver(b"{" + b" " * 3_000_000 + b"}")
     assert response["statusCode"] == 413
 
 
 def test_a_failed_hand_off_asks_facebook_to_retry(bridge: Bridge):
-    bridge.invoke.fail_next(status=500, times=10)
+    queue = bridge.harness.queue_url
+    bridge.harness.set("QUEUE_URL", queue + "-gone")  # SQS refuses: the queue does not exist
+    app.reset()
     body = webhook_body(messaging_text(ALICE, "hello", mid="m_retry"))
     response = bridge.deliver(body)
     assert response["statusCode"] == 503
     assert bridge.logs.named("webhook.handoff_failed")
     # Facebook delivers the same body again; this time it goes through and is answered once.
-    bridge.invoke.clear()
+    bridge.harness.set("QUEUE_URL", queue)
+    app.reset()
     assert bridge.deliver(body)["statusCode"] == 200
+    assert bridge.deliver(body)["statusCode"] == 200  # a repeat: SQS drops it
     bridge.settle()
     assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert len(bridge.poller.invocations) == 1
 
 
 def test_the_keep_warm_ping_touches_nothing(bridge: Bridge):

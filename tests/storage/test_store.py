@@ -1,197 +1,247 @@
-"""The storage layer against moto and against DynamoDB Local, AWS's own engine."""
+"""The storage layer's contract, against moto, against DynamoDB Local (AWS's own engine) and
+against the in-memory fakes the bot's unit tests use, so that they cannot drift apart."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from handler.store import ClaimState, Store
+from handler import schema
+from handler.claims import ClaimLost, Claims, ClaimState, Reply
+from handler.store import Store
 from tests.conftest import new_table
+from tests.support.fakes import MemoryClaims, MemoryStore
 from tests.support.processes import ChildServer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-LEASE = timedelta(minutes=2)
+NOW_MS = int(NOW.timestamp() * 1000)
+DAY = "2026-11-25"
 ALICE = "1000000000000001"
 BOB = "1000000000000002"
 FAR = 2_000_000_000  # an expiry far in the future
+REPLY = Reply(({"text": "one"}, {"text": "two"}), "q?", "one two")
+
+
+@dataclass
+class Storage:
+    store: Any
+    claims: Any
+    client: Any = None  # the boto3 client, None for the fakes
+    table: str = ""
+
+    def counter(self, psid: str, day: str = DAY) -> int:
+        return self.store.questions_used(psid, day)
+
+
+def _dynamodb(url: str) -> Storage:
+    client, table = new_table(url)
+    return Storage(Store(client, table), Claims(client, table), client, table)
+
+
+@pytest.fixture(params=["memory", "moto_server", "dynamodb_local"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    if request.param == "memory":
+        store = MemoryStore()
+        return Storage(store, MemoryClaims(store))
+    return _dynamodb(request.getfixturevalue(request.param).url)
 
 
 @pytest.fixture(params=["moto_server", "dynamodb_local"])
-def store(request: pytest.FixtureRequest) -> Store:
-    server = request.getfixturevalue(request.param)
-    client, table = new_table(server.url)
-    return Store(client, table)
+def dynamodb(request: pytest.FixtureRequest) -> Storage:
+    return _dynamodb(request.getfixturevalue(request.param).url)
 
 
 @pytest.fixture
-def atomic_store(dynamodb_local: ChildServer) -> Store:
+def atomic(dynamodb_local: ChildServer) -> Storage:
     """For races: moto does not apply concurrent conditional writes atomically (two can both
     pass one condition); DynamoDB Local, AWS's own engine, does, as DynamoDB does."""
-    client, table = new_table(dynamodb_local.url)
-    return Store(client, table)
+    return _dynamodb(dynamodb_local.url)
 
 
-def test_an_event_is_claimed_once(store: Store):
-    assert store.claim_event("m1", NOW, LEASE, "a").state is ClaimState.NEW
-    assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.HELD
-    store.mark_event("m1", "done")
-    assert store.claim_event("m1", NOW, LEASE, "b").state is ClaimState.DUPLICATE
+def claim(
+    storage: Storage, owner: str = "a", event: str = "m1", at: int = NOW_MS, lease: int = 60_000
+):
+    return storage.claims.claim(event, owner, at, at + lease)
 
 
-def test_concurrent_claims_of_one_event_admit_exactly_one(atomic_store: Store):
-    store = atomic_store
+# -- claims -----------------------------------------------------------------------------------
+
+
+def test_an_event_is_claimed_by_one_attempt_until_its_lease_ends(storage: Storage):
+    first = claim(storage, "a")
+    assert first.state is ClaimState.NEW and first.attempts == 1
+    assert claim(storage, "b", at=NOW_MS + 59_000).state is ClaimState.HELD
+    later = claim(storage, "b", at=NOW_MS + 61_000)
+    assert later.state is ClaimState.RESUMED and later.attempts == 2
+
+
+def test_a_finished_event_is_never_claimed_again(storage: Storage):
+    storage.claims.finish(claim(storage, "a"), "answered")
+    assert claim(storage, "b", at=NOW_MS + 10**9).state is ClaimState.DUPLICATE
+
+
+def test_a_released_attempt_lets_the_next_one_claim_at_once_and_says_why(storage: Storage):
+    storage.claims.release(claim(storage, "a"), "send:graph_unavailable")
+    again = claim(storage, "b", at=NOW_MS + 1)
+    assert again.state is ClaimState.RESUMED
+    assert again.last_error == "send:graph_unavailable"
+
+
+def test_a_recorded_reply_and_its_sent_bubbles_come_back_to_the_next_attempt(storage: Storage):
+    first = storage.claims.record(claim(storage, "a"), REPLY)
+    storage.claims.record_sent(first, 1)
+    storage.claims.release(first, "send:graph_unavailable")
+    resumed = claim(storage, "b", at=NOW_MS + 1)
+    assert (resumed.reply, resumed.sent) == (REPLY, 1)
+
+
+def test_a_question_counts_once_with_its_answer_however_often_it_is_recorded(storage: Storage):
+    count = storage.store.count_item(ALICE, DAY, FAR)
+    first = storage.claims.record(claim(storage, "a"), REPLY, count, DAY)
+    assert first.counted == DAY and storage.counter(ALICE) == 1
+    storage.claims.release(first, "x")
+    second = claim(storage, "b", at=NOW_MS + 1)
+    assert second.counted == DAY
+    storage.claims.record(second, REPLY, storage.store.count_item(ALICE, DAY, FAR), DAY)
+    assert storage.counter(ALICE) == 1
+
+
+def test_every_change_needs_the_claim(storage: Storage):
+    mine = claim(storage, "a")
+    storage.claims.release(mine, "gone")
+    claim(storage, "b", at=NOW_MS + 1)  # taken over
+    count = storage.store.count_item(ALICE, DAY, FAR)
+    for change in (
+        lambda: storage.claims.record(mine, REPLY),
+        lambda: storage.claims.record(mine, REPLY, count, DAY),
+        lambda: storage.claims.record_sent(mine, 1),
+        lambda: storage.claims.release(mine, "x"),
+        lambda: storage.claims.finish(mine, "answered", [storage.store.touch_item(ALICE, NOW)]),
+    ):
+        with pytest.raises(ClaimLost):
+            change()
+    assert storage.counter(ALICE) == 0
+    assert storage.store.get_user(ALICE) is None  # the finish's other writes did not happen
+
+
+def test_finishing_writes_the_conversation_and_activity_with_it(storage: Storage):
+    turns = [{"role": "user", "content": "q?"}, {"role": "assistant", "content": "a."}]
+    writes = [storage.store.touch_item(ALICE, NOW), storage.store.history_item(ALICE, turns, FAR)]
+    storage.claims.finish(storage.claims.record(claim(storage), REPLY), "answered", writes)
+    assert storage.store.load_history(ALICE) == turns
+    assert storage.store.get_user(ALICE).active_at == NOW.isoformat(timespec="seconds")
+    item = storage.claims.get("m1")
+    assert item is not None and "reply" not in item  # the text is not kept once sent
+
+
+def test_concurrent_claims_of_one_event_admit_exactly_one(atomic: Storage):
     with ThreadPoolExecutor(8) as pool:
-        states = list(
-            pool.map(lambda n: store.claim_event("m2", NOW, LEASE, f"a{n}").state, range(16))
-        )
+        states = list(pool.map(lambda n: claim(atomic, f"a{n}").state, range(16)))
     assert states.count(ClaimState.NEW) == 1
 
 
-def test_a_claim_whose_lease_ran_out_is_retaken_with_what_it_counted(store: Store):
-    store.claim_event("m3", NOW, LEASE, "a")
-    store.note_counted("m3", "2026-11-25")
-    assert store.claim_event("m3", NOW + LEASE / 2, LEASE, "b").state is ClaimState.HELD
-    later = store.claim_event("m3", NOW + LEASE * 2, LEASE, "a")
-    assert later.state is ClaimState.RETAKEN
-    assert later.counted_day == "2026-11-25"
+def test_a_claim_sent_again_after_its_answer_was_lost_is_still_ours(dynamodb: Storage):
+    first = claim(dynamodb, "a")
+    again = claim(dynamodb, "a", at=NOW_MS + 5)  # botocore resending the same request
+    assert again.state is ClaimState.NEW and again.owner == first.owner
 
 
-def test_a_claim_put_sent_again_after_a_lost_answer_is_still_ours(store: Store):
-    assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.NEW
-    assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.NEW
-    store.mark_event("m6", "done")
-    assert store.claim_event("m6", NOW, LEASE, "attempt-1").state is ClaimState.DUPLICATE
+def test_the_event_item_expires_well_after_redeliveries(dynamodb: Storage):
+    claim(dynamodb)
+    item = dynamodb.claims.get("m1")
+    assert int(item[schema.TTL_ATTRIBUTE]["N"]) - NOW_MS // 1000 >= 48 * 3600
 
 
-def test_an_event_is_answered_once_its_reply_is_on_its_way(store: Store):
-    assert not store.answered("m9")
-    store.claim_event("m9", NOW, LEASE, "a")
-    assert not store.answered("m9")  # being worked on: a failure would give it back
-    store.mark_event("m9", "replying")
-    assert store.answered("m9")
-    store.mark_event("m9", "done")
-    assert store.answered("m9")
+# -- the daily counter ------------------------------------------------------------------------
 
 
-def test_the_holder_renews_its_claim_and_only_the_holder_can(store: Store):
-    store.claim_event("m5", NOW, LEASE, "attempt-1")
-    assert store.renew_claim("m5", "attempt-1", NOW + LEASE * 3)
-    assert not store.renew_claim("m5", "attempt-2", NOW + LEASE * 9)
-    assert store.claim_event("m5", NOW + LEASE * 2, LEASE, "x").state is ClaimState.HELD
-    assert store.claim_event("m5", NOW + LEASE * 4, LEASE, "x").state is ClaimState.RETAKEN
-    assert not store.renew_claim("m5", "attempt-1", NOW + LEASE * 9)  # it lost the claim
+def test_ten_thousand_questions_in_a_day_keep_the_counter_item_small(dynamodb_local: ChildServer):
+    storage = _dynamodb(dynamodb_local.url)
+
+    def count(_: int) -> None:  # the counter's part of the answer's transaction, alone
+        storage.client.update_item(**storage.store.count_item(ALICE, DAY, FAR)["Update"])
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(count, range(10_000)))
+    item = storage.client.get_item(TableName=storage.table, Key=schema.counter_key(ALICE, DAY))
+    assert storage.counter(ALICE) == 10_000
+    assert sorted(item["Item"]) == ["count", schema.TTL_ATTRIBUTE, "pk", "sk"]
+    assert len(json.dumps(item["Item"]).encode()) < 1024
 
 
-def test_replying_and_done_events_are_never_retaken(store: Store):
-    for state in ("replying", "done"):
-        event = f"m-{state}"
-        store.claim_event(event, NOW, LEASE, "a")
-        store.mark_event(event, state)
-        assert (
-            store.claim_event(event, NOW + timedelta(days=1), LEASE, "a").state
-            is ClaimState.DUPLICATE
+# -- users, history, snapshot -----------------------------------------------------------------
+
+
+def test_a_user_is_created_on_first_sight_only(storage: Storage):
+    user, created = storage.store.create_user(ALICE, NOW)
+    assert created and user.status == "default"
+    storage.store.set_status(ALICE, "unlimited", NOW)
+    again, created = storage.store.create_user(ALICE, NOW)
+    assert not created and again.status == "unlimited"
+
+
+def test_one_read_tells_the_worker_who_someone_is(dynamodb: Storage):
+    assert dynamodb.store.snapshot(ALICE, DAY).user is None
+    dynamodb.store.create_user(ALICE, NOW)
+    dynamodb.store.set_limit(ALICE, 7, NOW)
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    dynamodb.client.transact_write_items(
+        TransactItems=[
+            dynamodb.store.history_item(ALICE, turns, FAR),
+            dynamodb.store.count_item(ALICE, DAY, FAR),
+        ]
+    )
+    snapshot = dynamodb.store.snapshot(ALICE, DAY)
+    assert (snapshot.user.daily_limit, snapshot.history, snapshot.used_today) == (7, turns, 1)
+    assert dynamodb.store.snapshot(BOB, DAY).used_today == 0
+
+
+def test_status_and_limit_changes_persist(storage: Storage):
+    storage.store.create_user(ALICE, NOW)
+    storage.store.set_status(ALICE, "blocked", NOW)
+    storage.store.set_limit(ALICE, 4, NOW)
+    user = storage.store.get_user(ALICE)
+    assert (user.status, user.daily_limit) == ("blocked", 4)
+    storage.store.set_limit(ALICE, None, NOW)
+    assert storage.store.get_user(ALICE).daily_limit is None
+
+
+def test_an_owner_can_set_a_status_before_the_user_ever_writes(dynamodb: Storage):
+    dynamodb.store.set_status(BOB, "unlimited", NOW)
+    assert [u.psid for u in dynamodb.store.recent_users()] == [BOB]
+    user, created = dynamodb.store.create_user(BOB, NOW)
+    assert not created and user.status == "unlimited"
+
+
+def test_recent_users_are_listed_newest_first(dynamodb: Storage):
+    for n, psid in enumerate((ALICE, BOB)):
+        dynamodb.store.create_user(psid, NOW)
+        dynamodb.client.transact_write_items(
+            TransactItems=[dynamodb.store.touch_item(psid, NOW.replace(hour=13 + n))]
         )
+    assert [u.psid for u in dynamodb.store.recent_users()] == [BOB, ALICE]
 
 
-def test_a_released_event_can_be_claimed_again(store: Store):
-    store.claim_event("m4", NOW, LEASE, "a")
-    store.release_event("m4")
-    assert store.claim_event("m4", NOW, LEASE, "a").state is ClaimState.NEW
+def test_expired_history_is_ignored_though_dynamodb_has_not_deleted_it(dynamodb: Storage):
+    turns = [{"role": "user", "content": "q"}]
+    dynamodb.client.transact_write_items(
+        TransactItems=[dynamodb.store.history_item(ALICE, turns, 1)]
+    )
+    assert dynamodb.store.load_history(ALICE) == []
+    dynamodb.store.clear_history(ALICE)
 
 
-def test_a_user_is_created_on_first_sight_only(store: Store):
-    user, created = store.touch_user(ALICE, NOW)
-    assert created and user.status == "default" and user.first_seen == NOW.isoformat()
-    again, created_again = store.touch_user(ALICE, NOW + timedelta(seconds=1))
-    assert not created_again
-    assert again.first_seen == NOW.isoformat()
-    assert again.active_at == (NOW + timedelta(seconds=1)).isoformat()
-
-
-def test_status_and_limit_changes_persist(store: Store):
-    store.touch_user(ALICE, NOW)
-    assert store.set_status(ALICE, "blocked", NOW).status == "blocked"
-    assert store.touch_user(ALICE, NOW)[0].status == "blocked"
-    assert store.set_limit(ALICE, 3, NOW).daily_limit == 3
-    assert store.set_limit(ALICE, None, NOW).daily_limit is None
-    with pytest.raises(ValueError):
-        store.set_status(ALICE, "royalty", NOW)
-
-
-def test_an_owner_can_set_a_status_before_the_user_ever_writes(store: Store):
-    user = store.set_status(BOB, "unlimited", NOW)
-    assert user.status == "unlimited"
-    _, created = store.touch_user(BOB, NOW)
-    assert not created  # the owner already knows this user
-
-
-def test_the_daily_counter_stops_at_the_limit(store: Store):
-    taken = [store.take_question(ALICE, "2026-11-25", 3, FAR, f"m{n}") for n in range(5)]
-    assert taken == [True, True, True, False, False]
-    assert store.questions_used(ALICE, "2026-11-25") == 3
-    assert store.take_question(ALICE, "2026-11-26", 3, FAR, "m9")
-
-
-def test_one_event_is_counted_once_however_often_its_write_is_sent(store: Store):
-    assert store.take_question(ALICE, "2026-11-25", 3, FAR, "m1")
-    assert store.take_question(ALICE, "2026-11-25", 3, FAR, "m1")  # a resent write
-    assert store.questions_used(ALICE, "2026-11-25") == 1
-    for n in (2, 3):
-        store.take_question(ALICE, "2026-11-25", 3, FAR, f"m{n}")
-    assert store.take_question(ALICE, "2026-11-25", 3, FAR, "m3")  # counted, even at the limit
-    assert not store.take_question(ALICE, "2026-11-25", 3, FAR, "m4")
-
-
-def test_concurrent_questions_never_exceed_the_limit(atomic_store: Store):
-    store = atomic_store
-    with ThreadPoolExecutor(8) as pool:
-        taken = list(
-            pool.map(lambda n: store.take_question(BOB, "2026-11-25", 5, FAR, f"m{n}"), range(20))
+def test_forgetting_a_user_deletes_all_their_items_and_nobody_elses(storage: Storage):
+    for psid in (ALICE, BOB):
+        storage.store.create_user(psid, NOW)
+        storage.claims.record(
+            claim(storage, event=f"e-{psid}"), REPLY, storage.store.count_item(psid, DAY, FAR), DAY
         )
-    assert taken.count(True) == 5
-    assert store.questions_used(BOB, "2026-11-25") == 5
-
-
-def test_a_zero_limit_allows_nothing_and_unlimited_still_counts(store: Store):
-    assert not store.take_question(ALICE, "2026-11-25", 0, FAR, "m1")
-    assert store.questions_used(ALICE, "2026-11-25") == 0
-    assert all(store.take_question(BOB, "2026-11-25", None, FAR, f"m{n}") for n in range(12))
-    assert store.questions_used(BOB, "2026-11-25") == 12
-
-
-def test_a_question_given_back_is_available_again_and_never_below_zero(store: Store):
-    store.take_question(ALICE, "2026-11-25", 1, FAR, "m1")
-    store.give_back_question(ALICE, "2026-11-25", "m1")
-    store.give_back_question(ALICE, "2026-11-25", "m1")
-    store.give_back_question(ALICE, "2026-11-25", "m-never-counted")
-    assert store.questions_used(ALICE, "2026-11-25") == 0
-    assert store.take_question(ALICE, "2026-11-25", 1, FAR, "m2")
-
-
-def test_recent_users_are_listed_newest_first(store: Store):
-    store.touch_user(ALICE, NOW)
-    store.touch_user(BOB, NOW + timedelta(minutes=1))
-    assert [u.psid for u in store.recent_users()] == [BOB, ALICE]
-
-
-def test_history_round_trips_and_expired_history_is_ignored(store: Store):
-    turns = [{"role": "user", "content": "héllo"}, {"role": "assistant", "content": "hi"}]
-    store.save_history(ALICE, turns, int((datetime.now(UTC) + timedelta(hours=1)).timestamp()))
-    assert store.load_history(ALICE) == turns
-    store.save_history(BOB, turns, int((datetime.now(UTC) - timedelta(hours=1)).timestamp()))
-    assert store.load_history(BOB) == []
-    store.clear_history(ALICE)
-    assert store.load_history(ALICE) == []
-
-
-def test_forgetting_a_user_deletes_all_their_items_and_nobody_elses(store: Store):
-    store.touch_user(ALICE, NOW)
-    store.take_question(ALICE, "2026-11-25", 5, FAR, "m1")
-    store.save_history(ALICE, [], 2_000_000_000)
-    store.touch_user(BOB, NOW)
-    assert store.forget_user(ALICE) == 3
-    assert store.get_user(ALICE) is None
-    assert store.get_user(BOB) is not None
-    assert store.forget_user(ALICE) == 0
+    storage.store.forget_user(ALICE)
+    assert storage.store.get_user(ALICE) is None and storage.counter(ALICE) == 0
+    assert storage.store.get_user(BOB) is not None and storage.counter(BOB) == 1

@@ -157,7 +157,7 @@ class Bridge:
         **queue: Any,
     ) -> None:
         queue.setdefault("visibility_timeout", 2)
-        queue.setdefault("retry_delay_seconds", 1)
+        queue.setdefault("retry_delay_seconds", 0)
         self.harness = Harness(
             HarnessOptions(
                 aws_url=moto_url,

@@ -3,7 +3,16 @@ import json
 
 import pytest
 
-from handler.events import MalformedBody, classify, http_request, parse_webhook
+from handler.events import (
+    MAX_TEXT_CHARS,
+    Inbound,
+    MalformedBody,
+    classify,
+    derived_id,
+    http_request,
+    is_stale,
+    parse_webhook,
+)
 
 PAGE = "111222333444555"
 ALICE = "1000000000000001"
@@ -30,8 +39,11 @@ def text(psid: str, mid: str, words: str) -> dict:
 def test_events_are_told_apart_by_shape():
     assert classify({"requestContext": {"http": {"method": "GET"}}}) == "http"
     assert classify({"source": "aws.events", "detail-type": "Scheduled Event"}) == "keep_warm"
-    assert classify({"messenger_bridge_work": 1, "events": []}) == "work"
+    sqs = {"messageId": "1", "body": "{}", "eventSource": "aws:sqs"}
+    assert classify({"Records": [sqs, sqs]}) == "queue"
     assert classify({"Records": []}) == "unknown"
+    assert classify({"Records": [sqs, {"eventSource": "aws:s3"}]}) == "unknown"
+    assert classify({"messenger_bridge_work": 1, "events": []}) == "unknown"  # the old hand-off
     assert classify("nope") == "unknown"
 
 
@@ -93,9 +105,43 @@ def test_postbacks_and_quick_replies_carry_their_payload():
     events = parse_webhook(body(entry(postback, no_mid, quick)))
     assert [(e.kind, e.payload, e.text, e.event_id) for e in events] == [
         ("postback", "HELP", "Help", "pb1"),
-        ("postback", "USAGE", "", f"{BOB}:7:p"),
+        ("postback", "USAGE", "", derived_id(BOB, 7, "postback", "USAGE", "")),
         ("quick_reply", "ADMIN:default:1", "Keep default", "m5"),
     ]
+
+
+def test_an_event_without_a_mid_gets_the_same_id_on_every_delivery_and_its_own():
+    def tap(payload: str, timestamp: int = 7) -> dict:
+        return {"sender": {"id": BOB}, "timestamp": timestamp, "postback": {"payload": payload}}
+
+    first = parse_webhook(body(entry(tap("USAGE"))))
+    again = parse_webhook(body(entry(tap("USAGE"))))
+    other_payload = parse_webhook(body(entry(tap("HELP"))))
+    other_time = parse_webhook(body(entry(tap("USAGE", 8))))
+    assert first[0].event_id == again[0].event_id
+    assert len({first[0].event_id, other_payload[0].event_id, other_time[0].event_id}) == 3
+
+
+def test_a_huge_text_is_cut_so_one_event_always_fits_one_queue_message():
+    [event] = parse_webhook(body(entry(text(ALICE, "m1", "x" * (MAX_TEXT_CHARS * 3)))))
+    assert len(event.text) == MAX_TEXT_CHARS
+
+
+def test_events_older_than_messengers_window_are_stale_and_unknown_times_are_not():
+    now = 1_800_000_000_000
+    day = 24 * 3600 * 1000
+    assert not is_stale(now - day + 1000, now)
+    assert is_stale(now - day - 1000, now)
+    assert not is_stale(0, now)
+    assert not is_stale(now + 5000, now)  # a clock a little ahead is not stale
+
+
+def test_an_event_survives_the_queue_and_nothing_else_passes_for_one():
+    [event] = parse_webhook(body(entry(text(ALICE, "m1", "héllo 😀"))))
+    assert Inbound.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+    for junk in ({}, {"psid": ALICE}, [1], "x", {"event_id": "m", "psid": ALICE, "timestamp": "1"}):
+        with pytest.raises(ValueError):
+            Inbound.from_dict(junk)
 
 
 def test_attachments_and_stickers_without_text_are_reported_as_such():

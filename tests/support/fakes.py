@@ -1,0 +1,290 @@
+"""In-memory stand-ins for the bot's store, claims, messenger and model.
+
+They keep the same rules as the DynamoDB versions (conditions on the claim's owner, one count
+per event, all-or-nothing finishes); ``tests/storage`` runs one contract against both, so a
+rule that drifts here fails there.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from handler.claims import DONE, WORKING, Claim, ClaimLost, ClaimState, Reply
+from handler.llm import Completion, ModelError
+from handler.messenger import SendError
+from handler.quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
+from handler.store import Snapshot, Turn, User
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+@dataclass
+class MemoryStore:
+    users: dict[str, User] = field(default_factory=dict)
+    counters: dict[tuple[str, str], int] = field(default_factory=dict)
+    histories: dict[str, list[Turn]] = field(default_factory=dict)
+
+    def snapshot(self, psid: str, day: str) -> Snapshot:
+        return Snapshot(
+            self.users.get(psid),
+            list(self.histories.get(psid, [])),
+            self.counters.get((psid, day), 0),
+        )
+
+    def create_user(self, psid: str, now: datetime) -> tuple[User, bool]:
+        if psid in self.users:
+            return self.users[psid], False
+        self.users[psid] = User(psid, first_seen=_iso(now), active_at=_iso(now))
+        return self.users[psid], True
+
+    def touch_item(self, psid: str, now: datetime) -> tuple[str, Any]:
+        return ("touch", (psid, now))
+
+    def count_item(self, psid: str, day: str, expires_at: int) -> tuple[str, Any]:
+        return ("count", (psid, day))
+
+    def history_item(self, psid: str, turns: list[Turn], expires_at: int) -> tuple[str, Any]:
+        return ("history", (psid, list(turns)))
+
+    def apply(self, item: tuple[str, Any]) -> None:
+        kind, args = item
+        if kind == "touch":
+            psid, now = args
+            user = self.users.get(psid) or User(psid, first_seen=_iso(now))
+            self.users[psid] = replace(user, active_at=_iso(now))
+        elif kind == "count":
+            self.counters[args] = self.counters.get(args, 0) + 1
+        elif kind == "history":
+            psid, turns = args
+            self.histories[psid] = turns
+        else:
+            raise ValueError(kind)
+
+    def get_user(self, psid: str) -> User | None:
+        return self.users.get(psid)
+
+    def set_status(self, psid: str, status: str, now: datetime) -> User:
+        assert status in STATUSES
+        user = self.users.get(psid) or User(psid, first_seen=_iso(now), active_at=_iso(now))
+        self.users[psid] = replace(user, status=status)
+        return self.users[psid]
+
+    def set_limit(self, psid: str, limit: int | None, now: datetime) -> User:
+        user = self.users.get(psid) or User(psid, first_seen=_iso(now), active_at=_iso(now))
+        self.users[psid] = replace(user, daily_limit=limit)
+        return self.users[psid]
+
+    def recent_users(self, limit: int = 20) -> list[User]:
+        return sorted(self.users.values(), key=lambda u: u.active_at, reverse=True)[:limit]
+
+    def forget_user(self, psid: str) -> int:
+        gone = int(self.users.pop(psid, None) is not None)
+        gone += int(self.histories.pop(psid, None) is not None)
+        for key in [k for k in self.counters if k[0] == psid]:
+            del self.counters[key]
+            gone += 1
+        return gone
+
+    def questions_used(self, psid: str, day: str) -> int:
+        return self.counters.get((psid, day), 0)
+
+    def usage(self, user: User, day: str, default_limit: int) -> Usage:
+        return Usage(
+            self.questions_used(user.psid, day),
+            effective_limit(user.status, user.daily_limit, default_limit),
+        )
+
+    def load_history(self, psid: str) -> list[Turn]:
+        return list(self.histories.get(psid, []))
+
+    def clear_history(self, psid: str) -> None:
+        self.histories.pop(psid, None)
+
+
+@dataclass
+class MemoryClaims:
+    store: MemoryStore
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, event_id: str, owner: str, now_ms: int, lease_until_ms: int) -> Claim:
+        with self.lock:
+            item = self.items.get(event_id)
+            if item is None or (item["state"] == WORKING and item["lease_until"] < now_ms):
+                item = item or {"attempts": 0, "sent": 0}
+                item.update(state=WORKING, owner=owner, lease_until=lease_until_ms)
+                item["attempts"] += 1
+                self.items[event_id] = item
+                state = ClaimState.NEW if item["attempts"] == 1 else ClaimState.RESUMED
+                return self._claim(event_id, owner, state, item)
+            if item["state"] == DONE:
+                return self._claim(event_id, owner, ClaimState.DUPLICATE, item)
+            return self._claim(event_id, owner, ClaimState.HELD, item)
+
+    @staticmethod
+    def _claim(event_id: str, owner: str, state: ClaimState, item: dict[str, Any]) -> Claim:
+        return Claim(
+            event_id=event_id,
+            owner=owner,
+            state=state,
+            lease_until_ms=item.get("lease_until", 0),
+            attempts=item["attempts"],
+            reply=item.get("reply"),
+            sent=item.get("sent", 0),
+            counted=item.get("counted"),
+            last_error=item.get("last_error"),
+        )
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.items.get(event_id))
+
+    def _owned(self, claim: Claim) -> dict[str, Any]:
+        item = self.items.get(claim.event_id)
+        if item is None or item["owner"] != claim.owner or item["state"] != WORKING:
+            raise ClaimLost(claim.event_id)
+        return item
+
+    def record(self, claim: Claim, reply: Reply, count: Any = None, day: str = "") -> Claim:
+        with self.lock:
+            item = self._owned(claim)
+            item.update(reply=reply, sent=0)
+            if count is not None and "counted" not in item:
+                item["counted"] = day
+                self.store.apply(count)
+            return replace(claim, reply=reply, sent=0, counted=item.get("counted"))
+
+    def record_sent(self, claim: Claim, sent: int) -> Claim:
+        with self.lock:
+            self._owned(claim)["sent"] = sent
+            return replace(claim, sent=sent)
+
+    def release(self, claim: Claim, why: str) -> None:
+        with self.lock:
+            self._owned(claim).update(last_error=why, lease_until=0)
+
+    def finish(self, claim: Claim, outcome: str, extra: list[Any] | None = None) -> None:
+        with self.lock:
+            item = self._owned(claim)
+            item.update(state=DONE, outcome=outcome)
+            item.pop("reply", None)
+            item.pop("lease_until", None)
+            for write in extra or []:
+                self.store.apply(write)
+
+
+@dataclass
+class Sent:
+    psid: str
+    message: dict[str, Any] | None = None
+    action: str | None = None
+
+    @property
+    def text(self) -> str | None:
+        return (self.message or {}).get("text")
+
+
+class FakeMessenger:
+    """Records what reaches the person; ``fail`` makes the next sends fail as given.
+
+    ``fail(error, times, after=True)`` records the message before raising (Graph took it,
+    the answer was lost), as a read timeout does.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+        self._faults: list[tuple[Callable[[], BaseException], bool, bool]] = []
+        self.before_send: Callable[[int], None] | None = None  # called with the send's index
+
+    def fail(
+        self,
+        error: Callable[[], BaseException],
+        times: int = 1,
+        *,
+        delivered: bool = False,
+        actions: bool = False,
+    ) -> None:
+        self._faults += [(error, delivered, actions)] * times
+
+    def _fault(self, is_action: bool) -> tuple[Callable[[], BaseException], bool] | None:
+        for index, (error, delivered, actions) in enumerate(self._faults):
+            if actions == is_action:
+                del self._faults[index]
+                return error, delivered
+        return None
+
+    def send_message(self, psid: str, message: dict[str, Any], deadline: float) -> None:
+        if self.before_send is not None:
+            self.before_send(len(self.sent))
+        fault = self._fault(False)
+        if fault is not None:
+            error, delivered = fault
+            if delivered:
+                self.sent.append(Sent(psid, message))
+            raise error()
+        self.sent.append(Sent(psid, message))
+
+    def sender_action(self, psid: str, action: str, deadline: float) -> None:
+        fault = self._fault(True)
+        if fault is not None:
+            raise fault[0]()
+        self.sent.append(Sent(psid, action=action))
+
+    def texts_to(self, psid: str) -> list[str]:
+        return [s.text for s in self.sent if s.psid == psid and s.text is not None]
+
+    def messages_to(self, psid: str) -> list[dict[str, Any]]:
+        return [s.message for s in self.sent if s.psid == psid and s.message is not None]
+
+
+class FakeModel:
+    """Answers from a script (texts or errors); records every request it was asked."""
+
+    def __init__(self, *answers: str | BaseException | Completion) -> None:
+        self.script: list[str | BaseException | Completion] = list(answers)
+        self.asked: list[list[Turn]] = []
+        self.default: str = "The answer is 42."
+
+    def __call__(self, messages: list[Turn], deadline: float) -> Completion:
+        self.asked.append(messages)
+        answer = self.script.pop(0) if self.script else self.default
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, Completion):
+            return answer
+        return Completion(answer, "stop")
+
+
+def send_error(reason: str, **fields: Any) -> Callable[[], SendError]:
+    """What the real client raises, by the names ``handler.messenger.classify`` gives."""
+    presets: dict[str, dict[str, Any]] = {
+        "graph_unavailable": {"permanent": False, "status": 500, "code": 2},
+        "rate_limited": {"permanent": False, "status": 400, "code": 613},
+        "person_unavailable": {"permanent": True, "status": 400, "code": 551},
+        "page_token_invalid": {"permanent": True, "status": 401, "code": 190},
+        "no_answer:ReadTimeout": {"permanent": False, "maybe_delivered": True},
+        "connection:ConnectionError": {"permanent": False},
+    }
+    merged = {**presets.get(reason, {"permanent": False}), **fields}
+    return lambda: SendError(reason, **merged)
+
+
+def model_error(reason: str, retryable: bool, retry_after: float | None = None) -> ModelError:
+    return ModelError(reason, retryable, retry_after)
+
+
+__all__ = [
+    "STATUS_DEFAULT",
+    "FakeMessenger",
+    "FakeModel",
+    "MemoryClaims",
+    "MemoryStore",
+    "model_error",
+    "send_error",
+]

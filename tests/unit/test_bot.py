@@ -1,0 +1,312 @@
+"""The conversation rules, with the store, claims, messenger and model in memory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import pytest
+
+from handler import replies
+from handler.bot import Attempt, Bot, RetryLater
+from handler.claims import Reply
+from handler.events import Inbound
+from handler.llm import Completion
+from handler.settings import Settings
+from tests.support.fakes import (
+    FakeMessenger,
+    FakeModel,
+    MemoryClaims,
+    MemoryStore,
+    model_error,
+    send_error,
+)
+
+ALICE = "1000000000000001"
+BOB = "1000000000000002"
+ADMIN = "1000000000009999"
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+DAY = "2026-11-30"
+NOW_MS = int(NOW.timestamp() * 1000)
+
+
+class ContainerDied(BaseException):
+    """Lambda ending the process: no ``except Exception`` sees it."""
+
+
+@dataclass
+class World:
+    bot: Bot
+    store: MemoryStore
+    claims: MemoryClaims
+    messenger: FakeMessenger
+    model: FakeModel
+
+    def handle(self, event: Inbound, receive: int = 1, last: bool = False) -> str:
+        return self.bot.handle(event, attempt(receive, last))
+
+    def texts(self, psid: str = ALICE) -> list[str]:
+        return self.messenger.texts_to(psid)
+
+    def state(self, event: Inbound) -> str | None:
+        item = self.claims.get(event.event_id)
+        return item and item["state"]
+
+
+def attempt(receive: int = 1, last: bool = False) -> Attempt:
+    return Attempt(
+        owner=uuid.uuid4().hex,
+        deadline=time.monotonic() + 60,
+        lease_until_ms=NOW_MS + 60_000,
+        receive=receive,
+        last=last,
+    )
+
+
+def message(text: str, mid: str | None = None, psid: str = ALICE) -> Inbound:
+    return Inbound(mid or f"m_{uuid.uuid4().hex}", psid, "page", NOW_MS - 1000, "text", text)
+
+
+def postback(payload: str, title: str = "", psid: str = ALICE) -> Inbound:
+    return Inbound(f"m_{uuid.uuid4().hex}", psid, "page", NOW_MS - 1000, "postback", title, payload)
+
+
+@pytest.fixture
+def world() -> World:
+    store = MemoryStore()
+    claims = MemoryClaims(store)
+    messenger = FakeMessenger()
+    model = FakeModel()
+    settings = Settings(table_name="t", daily_limit=3, admin_psids=frozenset({ADMIN}))
+    bot = Bot(settings, store, claims, messenger, model, clock=lambda: NOW)  # type: ignore[arg-type]
+    store.create_user(ALICE, NOW)  # someone who has written before; BOB is new
+    return World(bot, store, claims, messenger, model)
+
+
+# -- questions -------------------------------------------------------------------------------
+
+
+def test_a_question_is_answered_counted_once_and_remembered(world: World):
+    assert world.handle(message("What is it?")) == "answered"
+    assert world.texts() == ["The answer is 42."]
+    assert world.store.counters == {(ALICE, DAY): 1}
+    assert [t["content"] for t in world.store.histories[ALICE]] == [
+        "What is it?",
+        "The answer is 42.",
+    ]
+    assert world.messenger.sent[0].action == "mark_seen"  # seen, typing, then the answer
+
+
+def test_the_next_question_sees_the_exchange_before_it(world: World):
+    world.handle(message("one"))
+    world.handle(message("two"))
+    assert [m["content"] for m in world.model.asked[1][1:]] == ["one", "The answer is 42.", "two"]
+
+
+def test_over_the_limit_is_told_and_the_model_is_not_asked(world: World):
+    for n in range(3):
+        world.handle(message(f"q{n}"))
+    assert world.handle(message("one more")) == "over_limit"
+    assert len(world.model.asked) == 3
+    assert world.texts()[-1].startswith("You've used your 3 questions for today.")
+    assert world.store.counters[(ALICE, DAY)] == 3
+
+
+def test_owners_have_no_limit(world: World):
+    for n in range(5):
+        assert world.handle(message(f"q{n}", psid=ADMIN)) == "answered"
+
+
+def test_commands_are_answered_and_never_counted(world: World):
+    assert world.handle(message("/usage")) == "command:usage"
+    assert world.texts() == [
+        "Today you've asked 0 of 3 questions; 3 left. The count resets in 12 h 0 min (00:00 UTC)."
+    ]
+    assert world.store.counters == {}
+    assert world.model.asked == []
+
+
+def test_a_blocked_person_gets_nothing(world: World):
+    world.store.set_status(ALICE, "blocked", NOW)
+    assert world.handle(message("hello?")) == "blocked"
+    assert world.messenger.sent == [] and world.model.asked == []
+
+
+def test_a_new_person_is_announced_to_the_owner_once_even_when_their_message_is_retried(
+    world: World,
+):
+    first = message("hi", psid=BOB)
+    world.model.script = [model_error("timeout", True)]
+    with pytest.raises(RetryLater):
+        world.handle(first)
+    assert world.handle(first, receive=2) == "answered"
+    world.handle(message("and again", psid=BOB))
+    notices = world.messenger.messages_to(ADMIN)
+    assert len(notices) == 1
+    assert notices[0]["attachment"]["payload"]["text"].startswith(f"New user {BOB}")
+
+
+def test_attachments_get_a_polite_note(world: World):
+    event = replace(message(""), kind="attachments")
+    assert world.handle(event) == "attachments"
+    assert world.texts() == [replies.ATTACHMENTS_ONLY]
+
+
+def test_an_unknown_postback_is_ignored_and_a_known_one_runs(world: World):
+    assert world.handle(postback("SOMETHING_ELSE", "Something")) == "ignored"
+    assert world.handle(postback("HELP", "Help")) == "command:help"
+    assert world.texts() == [replies.USER_HELP]
+
+
+# -- the model -------------------------------------------------------------------------------
+
+
+def test_a_model_that_may_recover_is_tried_later_and_the_person_is_told_once(world: World):
+    event = message("q")
+    world.model.script = [model_error("timeout", True), model_error("status_503", True, 7.0)]
+    with pytest.raises(RetryLater) as first:
+        world.handle(event, receive=1)
+    with pytest.raises(RetryLater) as second:
+        world.handle(event, receive=2)
+    assert (first.value.reason, second.value.after) == ("model:timeout", 7.0)
+    assert world.texts() == [replies.MODEL_TROUBLE]
+    assert world.store.counters == {}  # nothing billed, nothing counted
+    assert world.claims.get(event.event_id)["last_error"] == "model:status_503"
+    assert world.handle(event, receive=3) == "answered"
+    assert world.texts() == [replies.MODEL_TROUBLE, "The answer is 42."]
+    assert world.store.counters == {(ALICE, DAY): 1}
+
+
+def test_on_the_last_receive_a_failing_model_ends_in_an_apology_not_the_dead_letter_queue(
+    world: World,
+):
+    world.model.script = [model_error("timeout", True)]
+    assert world.handle(message("q"), receive=5, last=True) == "model_failed"
+    assert world.texts() == [replies.APOLOGY]
+    assert world.store.counters == {}
+
+
+def test_a_billing_problem_is_apologised_for_at_once(world: World):
+    world.model.script = [model_error("insufficient_quota", False)]
+    assert world.handle(message("q")) == "model_failed"
+    assert world.texts() == [replies.APOLOGY]
+    assert world.store.counters == {}
+
+
+def test_an_empty_answer_was_paid_for_so_it_counts_and_the_person_is_told_why(world: World):
+    world.model.script = [Completion("", "length")]
+    assert world.handle(message("q")) == "empty_answer"
+    assert world.texts() == [replies.EMPTY_ANSWER]
+    assert world.store.counters == {(ALICE, DAY): 1}
+    assert ALICE not in world.store.histories  # nothing was said to remember
+
+
+# -- sending, retries and resuming -----------------------------------------------------------
+
+
+def test_after_a_send_failure_the_retry_sends_the_recorded_answer_without_asking_again(
+    world: World,
+):
+    event = message("q")
+    world.messenger.fail(send_error("graph_unavailable"))
+    with pytest.raises(RetryLater, match="send:graph_unavailable"):
+        world.handle(event)
+    assert world.store.counters == {(ALICE, DAY): 1}  # answered by the model: billed
+    assert world.handle(event, receive=2) == "answered"
+    assert world.texts() == ["The answer is 42."]
+    assert len(world.model.asked) == 1
+    assert world.store.counters == {(ALICE, DAY): 1}
+    assert world.claims.get(event.event_id).get("reply") is None  # not kept once sent
+
+
+def test_a_kill_mid_answer_resumes_with_the_bubbles_not_yet_confirmed(world: World):
+    long_answer = "\n\n".join(f"Part {n}. " + "word " * 380 for n in range(1, 4))
+    world.model.script = [long_answer]
+    event = message("long please")
+
+    def die_after_two(index: int) -> None:
+        if index == 4:  # mark_seen, typing_on, bubble 1, bubble 2 were sent
+            raise ContainerDied()
+
+    world.messenger.before_send = die_after_two
+    with pytest.raises(ContainerDied):
+        world.handle(event)
+    world.messenger.before_send = None
+    assert [t[:6] for t in world.texts()] == ["Part 1", "Part 2"]
+    # Lambda ended the invocation: its lease has run out when the message comes back.
+    later = replace(attempt(receive=2), lease_until_ms=NOW_MS + 120_000)
+    world.claims.items[event.event_id]["lease_until"] = NOW_MS - 1
+    assert world.bot.handle(event, later) == "answered"
+    assert [t[:6] for t in world.texts()] == ["Part 1", "Part 2", "Part 3"]
+    assert len(world.model.asked) == 1 and world.store.counters == {(ALICE, DAY): 1}
+
+
+def test_a_bubble_that_may_have_arrived_is_not_sent_again(world: World):
+    world.messenger.fail(send_error("no_answer:ReadTimeout"), delivered=True)
+    assert world.handle(message("q")) == "answered"
+    assert world.texts() == ["The answer is 42."]
+
+
+def test_a_person_who_cannot_be_reached_ends_the_event(world: World):
+    event = message("q")
+    world.messenger.fail(send_error("person_unavailable"))
+    assert world.handle(event) == "unreachable"
+    assert world.state(event) == "done"
+    assert world.store.counters == {(ALICE, DAY): 1}  # the model answered: it was paid for
+
+
+def test_an_invalid_page_token_is_retried_for_the_owner_to_fix(world: World):
+    world.messenger.fail(send_error("page_token_invalid"), actions=True)
+    with pytest.raises(RetryLater, match="page_token_invalid"):
+        world.handle(message("q"))
+    assert world.model.asked == []
+
+
+def test_a_worker_that_lost_its_claim_sends_nothing(world: World):
+    event = message("q")
+
+    def someone_else_took_it(messages: list, deadline: float) -> Completion:
+        world.claims.items[event.event_id]["owner"] = "another attempt"
+        return Completion("late answer", "stop")
+
+    world.bot.ask_model = someone_else_took_it
+    assert world.handle(event) == "claim_lost"
+    assert world.texts() == [] and world.store.counters == {}
+
+
+def test_no_bubble_is_sent_once_the_lease_is_ending(world: World):
+    ending = replace(attempt(), lease_until_ms=NOW_MS + 500)
+    with pytest.raises(RetryLater, match="lease ending"):
+        world.bot.handle(message("q"), ending)
+    assert world.texts() == []
+
+
+def test_a_finished_event_is_not_answered_again_and_a_held_one_waits(world: World):
+    event = message("q")
+    world.handle(event)
+    assert world.handle(event) == "duplicate"
+    held = message("other")
+    world.claims.claim(held.event_id, "alive", NOW_MS, NOW_MS + 60_000)
+    with pytest.raises(RetryLater, match="held"):
+        world.handle(held)
+    assert world.texts() == ["The answer is 42."]
+
+
+def test_an_event_older_than_the_messaging_window_is_dropped(world: World):
+    stale = replace(message("q"), timestamp=NOW_MS - 25 * 3600 * 1000)
+    assert world.handle(stale) == "stale"
+    assert world.messenger.sent == [] and world.claims.items == {}
+
+
+def test_an_event_with_no_time_is_judged_by_when_it_was_queued(world: World):
+    event = replace(message("q"), timestamp=0)
+    old = replace(attempt(), queued_ms=NOW_MS - 25 * 3600 * 1000)
+    assert world.bot.handle(event, old) == "stale"
+    assert world.handle(event) == "answered"
+
+
+def test_a_recorded_reply_round_trips_through_json():
+    reply = Reply(({"text": "a"}, {"text": "b"}), "q", "ab")
+    assert Reply.from_json(reply.to_json()) == reply
