@@ -13,14 +13,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from handler.settings import ASYNC_RETRIES
-
 from .config import BridgeSecrets, BridgeSettings
-from .environment import function_environment, with_failure_queue
+from .environment import function_environment, with_queue
 from .keep_warm import create_keep_warm
 from .naming import Names
 from .packaging import PYTHON_VERSION
-from .policies import function_arn, handler_policy, handler_resources, lambda_trust_policy
+from .policies import handler_policy, handler_resources, lambda_trust_policy
+from .queues import create_queue_trigger, create_queues
 from .secrets import create_secret_store
 from .table import create_table
 
@@ -28,11 +27,6 @@ COMPONENT_TYPE = "messenger-bridge:index:MessengerBridge"
 RUNTIME = f"python{PYTHON_VERSION}"
 HANDLER = "handler.app.lambda_handler"
 VERIFY_TOKEN_LENGTH = 32
-# Asynchronous (worker) invocations: retried twice within the hour, then parked in SQS. The
-# worker counts on the number (handler.settings).
-ASYNC_MAX_RETRIES = ASYNC_RETRIES
-ASYNC_MAX_EVENT_AGE_SECONDS = 3600
-FAILURE_RETENTION_SECONDS = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -44,14 +38,15 @@ class MessengerBridgeArgs:
 
 
 class MessengerBridge(pulumi.ComponentResource):
-    """Function + URL, table, secrets, queue, logs, role and the keep-warm schedule."""
+    """Function + URL, table, secrets, FIFO queue + DLQ, logs, role and keep-warm schedule."""
 
     webhook_url: pulumi.Output[str]
     verify_token: pulumi.Output[str]
     table_name: pulumi.Output[str]
     function_name: pulumi.Output[str]
     function_arn: pulumi.Output[str]
-    failure_queue_url: pulumi.Output[str]
+    queue_url: pulumi.Output[str]
+    dead_letter_queue_url: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MessengerBridgeArgs, opts: pulumi.ResourceOptions | None = None
@@ -78,13 +73,7 @@ class MessengerBridge(pulumi.ComponentResource):
             self,
         )
         table = create_table(f"{name}-table", names.table, settings.protect_table, self)
-        queue = aws.sqs.Queue(
-            f"{name}-failures",
-            name=names.failure_queue,
-            sqs_managed_sse_enabled=True,
-            message_retention_seconds=FAILURE_RETENTION_SECONDS,
-            opts=child,
-        )
+        queues = create_queues(f"{name}-queue", names, settings, self)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=names.log_group,
@@ -104,17 +93,15 @@ class MessengerBridge(pulumi.ComponentResource):
             role=role.id,
             policy=pulumi.Output.all(
                 table=table.arn,
-                function=self._own_arn(names.function),
                 parameters=pulumi.Output.all(*[p.arn for p in store.parameters.values()]),
                 key=store.key_arn,
                 logs=log_group.arn,
-                queue=queue.arn,
+                queue=queues.queue.arn,
             ).apply(
                 lambda arns: json.dumps(
                     handler_policy(
                         handler_resources(
                             table_arn=arns["table"],
-                            function_arn=arns["function"],
                             parameter_arns=arns["parameters"],
                             key_arn=arns["key"],
                             log_group_arn=arns["logs"],
@@ -142,7 +129,7 @@ class MessengerBridge(pulumi.ComponentResource):
             timeout=settings.timeout_seconds,
             reserved_concurrent_executions=settings.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=with_failure_queue(environment, queue.url)
+                variables=with_queue(environment, queues.queue.url)
             ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON", log_group=log_group.name
@@ -155,18 +142,8 @@ class MessengerBridge(pulumi.ComponentResource):
             ),
         )
         url = self._public_url(name, function)
-        aws.lambda_.FunctionEventInvokeConfig(
-            f"{name}-async",
-            function_name=function.name,
-            maximum_retry_attempts=ASYNC_MAX_RETRIES,
-            maximum_event_age_in_seconds=ASYNC_MAX_EVENT_AGE_SECONDS,
-            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
-                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
-                    destination=queue.arn
-                )
-            ),
-            # AWS checks that the role may send to the queue when this is created.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        create_queue_trigger(
+            f"{name}-queue-trigger", queues.queue, function, settings, policy, self
         )
         if settings.keep_warm_minutes:
             create_keep_warm(
@@ -182,7 +159,8 @@ class MessengerBridge(pulumi.ComponentResource):
         self.table_name = table.name
         self.function_name = function.name
         self.function_arn = function.arn
-        self.failure_queue_url = queue.url
+        self.queue_url = queues.queue.url
+        self.dead_letter_queue_url = queues.dead_letter_queue.url
         self.register_outputs(
             {
                 "webhook_url": self.webhook_url,
@@ -190,18 +168,10 @@ class MessengerBridge(pulumi.ComponentResource):
                 "table_name": self.table_name,
                 "function_name": self.function_name,
                 "function_arn": self.function_arn,
-                "failure_queue_url": self.failure_queue_url,
+                "queue_url": self.queue_url,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
             }
         )
-
-    def _own_arn(self, function_name: str) -> pulumi.Output[str]:
-        """The function's ARN without the Function resource: its policy must come first."""
-        invoke = pulumi.InvokeOptions(parent=self)
-        return pulumi.Output.all(
-            aws.get_partition_output(opts=invoke).partition,
-            aws.get_region_output(opts=invoke).region,
-            aws.get_caller_identity_output(opts=invoke).account_id,
-        ).apply(lambda parts: function_arn(*parts, function_name))
 
     def _public_url(self, name: str, function: aws.lambda_.Function) -> aws.lambda_.FunctionUrl:
         """A public URL: Facebook signs its deliveries and the handler checks the signature.

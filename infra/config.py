@@ -20,7 +20,9 @@ import pulumi
 
 from handler.settings import (
     DEFAULT_GRAPH_API_URL,
+    DEFAULT_MAX_RECEIVES,
     DEFAULT_MODEL,
+    DEFAULT_RETRY_DELAY_SECONDS,
     DEFAULT_SYSTEM_PROMPT,
     SECRET_SOURCES,
     Settings,
@@ -45,6 +47,15 @@ LOG_RETENTION_DAYS = (
 PROTECTED_STACKS = frozenset({"prod"})
 # Secrets the stack can make up itself when none is configured.
 GENERATED_SECRETS = frozenset({"verify_token"})
+
+# What AWS accepts for an SQS FIFO queue feeding Lambda: at most 10 records a batch, a
+# maximum concurrency of 2 to 1000, and 1 to 1000 receives before the dead-letter queue.
+FIFO_MAX_BATCH_SIZE = 10
+MAX_CONCURRENCY_RANGE = (2, 1000)
+MAX_RECEIVE_COUNT = 1000
+# The handler's longest backoff (handler.batch.MAX_BACKOFF_SECONDS): a first wait above it
+# would be cut down anyway.
+MAX_RETRY_DELAY_SECONDS = 900
 
 # How long one model call may take, retries included: the function must outlive it.
 OPENAI_TIMEOUT_SECONDS: float = HANDLER_DEFAULTS["openai_timeout_seconds"]
@@ -85,6 +96,10 @@ class BridgeSettings:
     architecture: str = "arm64"
     log_retention_days: int = 14
     reserved_concurrency: int | None = None
+    batch_size: int = FIFO_MAX_BATCH_SIZE
+    max_concurrency: int = 5
+    max_receive_count: int = DEFAULT_MAX_RECEIVES
+    retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
     graph_api_version: str = DEFAULT_GRAPH_API_VERSION
     openai_base_url: str | None = None
     quota_timezone: str = HANDLER_DEFAULTS["timezone"]
@@ -245,6 +260,12 @@ def parse_settings(
         architecture=r.choice("architecture", d.architecture, ARCHITECTURES),
         log_retention_days=r.integer("logRetentionDays", d.log_retention_days, 0),
         reserved_concurrency=None if reserved == -1 else reserved,
+        batch_size=r.integer("batchSize", d.batch_size, 1, FIFO_MAX_BATCH_SIZE),
+        max_concurrency=r.integer("maxConcurrency", d.max_concurrency, *MAX_CONCURRENCY_RANGE),
+        max_receive_count=r.integer("maxReceiveCount", d.max_receive_count, 1, MAX_RECEIVE_COUNT),
+        retry_delay_seconds=r.integer(
+            "retryDelaySeconds", d.retry_delay_seconds, 0, MAX_RETRY_DELAY_SECONDS
+        ),
         graph_api_version=r.text("graphApiVersion") or d.graph_api_version,
         openai_base_url=_openai_base_url(r, "openaiBaseUrl"),
         quota_timezone=_timezone(r, "quotaTimezone", d.quota_timezone),
@@ -267,6 +288,17 @@ def parse_settings(
         r.fail("logRetentionDays", f"must be one of {allowed}, got {settings.log_retention_days}")
     if settings.reserved_concurrency == 0:
         r.fail("reservedConcurrency", "0 would throttle every request; leave it unset (-1)")
+    elif (
+        settings.reserved_concurrency is not None
+        and settings.max_concurrency >= settings.reserved_concurrency
+    ):
+        # Throttled batches go back to the queue and count as receives: enough of them and
+        # a message lands in the dead-letter queue unanswered.
+        r.fail(
+            "maxConcurrency",
+            f"must be less than reservedConcurrency ({settings.reserved_concurrency}), so the "
+            f"queue's invocations leave room for the webhook's, got {settings.max_concurrency}",
+        )
     if not _GRAPH_VERSION.match(settings.graph_api_version):
         r.fail("graphApiVersion", f"must look like v24.0, got {settings.graph_api_version!r}")
     if r.problems:

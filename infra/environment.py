@@ -11,14 +11,17 @@ from typing import TypeVar
 from handler.settings import SECRET_SOURCES, Env
 
 from .config import OPENAI_MAX_RETRIES, OPENAI_TIMEOUT_SECONDS, BridgeSettings, ConfigError
+from .naming import QUEUE_NAME_LIMIT
 
 T = TypeVar("T")
 
 # Lambda refuses an environment whose names and values exceed 4 KB in total.
 MAX_ENVIRONMENT_BYTES = 4096
-# The failure queue's URL is known only once the queue exists (``with_failure_queue``); room
-# for the longest one: https://sqs.<region>.amazonaws.com/<account>/<80-character name>.
-FAILURE_QUEUE_URL_ROOM = len(Env.FAILURE_QUEUE_URL) + 160
+# The queue's URL is known only once the queue exists (``with_queue``): keep room for the
+# longest, a 12-digit account and an 80-character name, in a region of up to 20 characters
+# (the longest today has 14) and the partition with the longest domain (China's).
+LONGEST_QUEUE_URL = f"https://sqs.{'r' * 20}.amazonaws.com.cn/{'0' * 12}/{'q' * QUEUE_NAME_LIMIT}"
+QUEUE_URL_ROOM = len(Env.QUEUE_URL) + len(LONGEST_QUEUE_URL)
 
 
 def _number(value: float) -> str:
@@ -48,14 +51,15 @@ def function_environment(
         Env.HISTORY_MAX_CHARS: str(settings.history_max_chars),
         Env.HISTORY_TTL_HOURS: str(settings.history_ttl_hours),
         Env.LOG_LEVEL: settings.log_level,
+        # One setting: the queue's redrive policy moves a message after the same count.
+        Env.MAX_RECEIVES: str(settings.max_receive_count),
+        Env.RETRY_DELAY_SECONDS: str(settings.retry_delay_seconds),
     }
     if settings.openai_base_url:
         variables[Env.OPENAI_BASE_URL] = settings.openai_base_url
     for secret, (variable, _plain) in SECRET_SOURCES.items():
         variables[variable] = secret_parameters[secret]
-    size = FAILURE_QUEUE_URL_ROOM + sum(
-        len(k.encode()) + len(v.encode()) for k, v in variables.items()
-    )
+    size = QUEUE_URL_ROOM + sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
     if size > MAX_ENVIRONMENT_BYTES:
         raise ConfigError(
             [
@@ -66,6 +70,6 @@ def function_environment(
     return variables
 
 
-def with_failure_queue(variables: Mapping[str, str], queue_url: T) -> dict[str, str | T]:
-    """The environment plus the queue where workers park the messages they gave up on."""
-    return {**variables, Env.FAILURE_QUEUE_URL: queue_url}
+def with_queue(variables: Mapping[str, str], queue_url: T) -> dict[str, str | T]:
+    """The environment plus the queue the webhook sends to and the worker backs off on."""
+    return {**variables, Env.QUEUE_URL: queue_url}

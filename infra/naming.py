@@ -11,8 +11,18 @@ from dataclasses import dataclass
 
 # The tightest character set of the services named here (Lambda, SQS, EventBridge, IAM).
 _SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-# Service limits on name length.
-_LIMITS = {"function": 64, "role": 64, "keep_warm_rule": 64, "failure_queue": 80, "table": 255}
+# Service limits on name length; a queue's counts its ".fifo".
+QUEUE_NAME_LIMIT = 80
+_LIMITS = {
+    "function": 64,
+    "role": 64,
+    "keep_warm_rule": 64,
+    "queue": QUEUE_NAME_LIMIT,
+    "dead_letter_queue": QUEUE_NAME_LIMIT,
+    "table": 255,
+}
+# SQS wants this ending on every FIFO queue's name.
+FIFO_SUFFIX = ".fifo"
 
 
 class NamingError(ValueError):
@@ -46,8 +56,14 @@ class Names:
         return f"/aws/lambda/{self.function}"
 
     @property
-    def failure_queue(self) -> str:
-        return f"{self.prefix}-failures"
+    def queue(self) -> str:
+        """The FIFO queue between the webhook and the worker."""
+        return f"{self.prefix}{FIFO_SUFFIX}"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        """A FIFO queue's dead-letter queue must be FIFO too."""
+        return f"{self.prefix}-dead{FIFO_SUFFIX}"
 
     @property
     def keep_warm_rule(self) -> str:

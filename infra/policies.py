@@ -33,30 +33,28 @@ def lambda_trust_policy() -> PolicyDocument:
     }
 
 
-def function_arn(partition: str, region: str, account_id: str, function_name: str) -> str:
-    """The function's ARN from its name: the policy needs it before the function exists."""
-    return f"arn:{partition}:lambda:{region}:{account_id}:function:{function_name}"
-
-
 def handler_resources(
     *,
     table_arn: str,
-    function_arn: str,
     parameter_arns: Sequence[str],
     key_arn: str,
     log_group_arn: str,
     queue_arn: str,
 ) -> dict[str, tuple[str, ...]]:
-    """The ARNs of each resource group of ``HANDLER_ACTIONS``."""
+    """The ARNs of each resource group of ``HANDLER_ACTIONS``.
+
+    The dead-letter queue needs nothing: SQS moves messages there itself.
+    """
     return {
         "table": (table_arn,),
         "table_indexes": (f"{table_arn}/index/*",),
-        "function": (function_arn,),
+        # The webhook sends, Lambda's event source mapping receives and deletes with the
+        # function's role, the worker backs failures off: all on this one queue.
+        "queue": (queue_arn,),
         "secret_parameters": tuple(sorted(parameter_arns)),
         "secrets_key": (key_arn,),
         # Log streams live under the group: arn:...:log-group:<name>:log-stream:<stream>.
         "log_group": (f"{log_group_arn}:*",),
-        "failure_queue": (queue_arn,),
     }
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import runpy
 import sys
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,14 @@ def mock_state(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, dic
         state["arn"] = _arn("sqs", physical)
         state["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{physical}"
         resource_id = state["url"]
+    elif typ == "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy":
+        resource_id = unwrap(inputs.get("queueUrl", name))  # AWS's id is the queue's URL
+    elif typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
+        resource_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))  # AWS's id is the UUID
+        state["uuid"] = resource_id
+        state["arn"] = _arn("lambda", f"event-source-mapping:{resource_id}")
+        state["functionArn"] = unwrap(inputs.get("functionName"))
+        state["state"] = "Enabled"
     elif typ == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = _arn("logs", f"log-group:{physical}")
     elif typ == "aws:iam/role:Role":

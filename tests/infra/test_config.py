@@ -7,8 +7,10 @@ import dataclasses
 import pytest
 import yaml
 
+from handler.batch import MAX_BACKOFF_SECONDS
 from handler.settings import DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT, SECRET_SOURCES, Settings
 from infra.config import (
+    MAX_RETRY_DELAY_SECONDS,
     MODEL_CALL_BUDGET_SECONDS,
     REQUIRED_SECRET_KEYS,
     SECRET_KEYS,
@@ -64,6 +66,10 @@ def test_defaults_from_the_brief_and_the_handler() -> None:
     assert settings.openai_base_url is None
     assert settings.kms_key_arn is None
     assert settings.protect_table is False
+    assert settings.batch_size == 10
+    assert settings.max_concurrency == 5
+    assert settings.max_receive_count == handler.max_receives == 5
+    assert settings.retry_delay_seconds == handler.retry_delay_seconds == 10
 
 
 def test_default_timeout_outlives_a_model_call_with_retries() -> None:
@@ -71,6 +77,10 @@ def test_default_timeout_outlives_a_model_call_with_retries() -> None:
     budget = handler.openai_timeout_seconds * (handler.openai_max_retries + 1)
     assert MODEL_CALL_BUDGET_SECONDS == budget == 75
     assert parse().timeout_seconds > budget
+
+
+def test_first_retry_delay_is_bounded_by_the_handlers_longest_backoff() -> None:
+    assert MAX_RETRY_DELAY_SECONDS == MAX_BACKOFF_SECONDS
 
 
 @pytest.mark.parametrize(("stack", "protected"), [("prod", True), ("dev", False), ("test", False)])
@@ -92,6 +102,10 @@ def test_values_are_parsed() -> None:
         maxTokens="100",
         adminPsids='["42", 7]',
         reservedConcurrency="3",
+        maxConcurrency="2",
+        batchSize="1",
+        maxReceiveCount="8",
+        retryDelaySeconds="0",
         logLevel="warning",
         protectTable="true",
         openaiBaseUrl="http://localhost:8080/v1/",
@@ -103,6 +117,10 @@ def test_values_are_parsed() -> None:
     assert settings.max_tokens == 100
     assert settings.admin_psids == ("42", "7")
     assert settings.reserved_concurrency == 3
+    assert settings.max_concurrency == 2
+    assert settings.batch_size == 1
+    assert settings.max_receive_count == 8
+    assert settings.retry_delay_seconds == 0
     assert settings.log_level == "WARNING"
     assert settings.protect_table is True
     assert settings.openai_base_url == "http://localhost:8080/v1"
@@ -131,6 +149,19 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
         ({"logRetentionDays": "10"}, "logRetentionDays: must be one of"),
         ({"reservedConcurrency": "0"}, "reservedConcurrency: 0 would throttle"),
         ({"reservedConcurrency": "-2"}, "reservedConcurrency: must be at least -1"),
+        ({"batchSize": "0"}, "batchSize: must be between 1 and 10"),
+        ({"batchSize": "11"}, "batchSize: must be between 1 and 10"),
+        ({"batchSize": "ten"}, "batchSize: must be a whole number"),
+        ({"maxConcurrency": "1"}, "maxConcurrency: must be between 2 and 1000"),
+        ({"maxConcurrency": "1001"}, "maxConcurrency: must be between 2 and 1000"),
+        (
+            {"maxConcurrency": "5", "reservedConcurrency": "5"},
+            "maxConcurrency: must be less than reservedConcurrency (5)",
+        ),
+        ({"maxReceiveCount": "0"}, "maxReceiveCount: must be between 1 and 1000"),
+        ({"maxReceiveCount": "1001"}, "maxReceiveCount: must be between 1 and 1000"),
+        ({"retryDelaySeconds": "-1"}, "retryDelaySeconds: must be between 0 and 900"),
+        ({"retryDelaySeconds": "901"}, "retryDelaySeconds: must be between 0 and 900"),
         ({"graphApiVersion": "24"}, "graphApiVersion: must look like v24.0"),
         ({"openaiBaseUrl": "llm.local"}, "openaiBaseUrl: must be an http(s) URL"),
         ({"quotaTimezone": "Mars/Olympus"}, "quotaTimezone: is not a known IANA time zone"),
@@ -148,6 +179,11 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
 def test_invalid_values_are_reported_with_their_key(raw: dict[str, str], fragment: str) -> None:
     reported = problems(**raw)
     assert any(fragment in p for p in reported), reported
+
+
+def test_reserved_concurrency_above_the_queues_leaves_the_webhook_room() -> None:
+    settings = parse(reservedConcurrency="6", maxConcurrency="5")
+    assert (settings.reserved_concurrency, settings.max_concurrency) == (6, 5)
 
 
 def test_every_problem_is_reported_at_once() -> None:

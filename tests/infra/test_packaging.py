@@ -181,7 +181,7 @@ IMPORT_CHECK = """
 import sys
 extracted, runtime = sys.argv[1], sys.argv[2]
 sys.path[:0] = [extracted, runtime]
-from handler import app, llm, messenger, worker, store
+from handler import app, batch, bot, claims, handoff, llm, messenger, store
 import openai, requests, tzdata, pydantic_core, jiter
 for module in (app, openai, requests, tzdata, pydantic_core, jiter):
     assert module.__file__.startswith(extracted), module

@@ -1,4 +1,4 @@
-"""The IAM documents, names, schedule and environment as pure functions."""
+"""The IAM documents, names, queue policies, schedule and environment as pure functions."""
 
 from __future__ import annotations
 
@@ -8,25 +8,27 @@ from handler.permissions import HANDLER_ACTIONS
 from handler.settings import SECRET_SOURCES, Env, load_settings
 from infra.config import BridgeSettings, ConfigError
 from infra.environment import (
-    FAILURE_QUEUE_URL_ROOM,
     MAX_ENVIRONMENT_BYTES,
+    QUEUE_URL_ROOM,
     function_environment,
+    with_queue,
 )
 from infra.keep_warm import rate_expression
-from infra.naming import NamingError, names_for
-from infra.policies import function_arn, handler_policy, handler_resources, lambda_trust_policy
+from infra.naming import QUEUE_NAME_LIMIT, NamingError, names_for
+from infra.policies import handler_policy, handler_resources, lambda_trust_policy
+from infra.queues import redrive_allow_policy, redrive_policy, visibility_timeout
 
 TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/t"
+QUEUE = "arn:aws:sqs:eu-west-1:111122223333:q.fifo"
 RESOURCES = handler_resources(
     table_arn=TABLE,
-    function_arn="arn:aws:lambda:eu-west-1:111122223333:function:f",
     parameter_arns=[
         "arn:aws:ssm:eu-west-1:111122223333:parameter/p/b",
         "arn:aws:ssm:eu-west-1:111122223333:parameter/p/a",
     ],
     key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
     log_group_arn="arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/f",
-    queue_arn="arn:aws:sqs:eu-west-1:111122223333:q",
+    queue_arn=QUEUE,
 )
 
 
@@ -39,15 +41,10 @@ def test_trust_policy_names_only_lambda() -> None:
     }
 
 
-def test_function_arn_is_built_from_its_parts() -> None:
-    assert function_arn("aws-cn", "cn-north-1", "111122223333", "f") == (
-        "arn:aws-cn:lambda:cn-north-1:111122223333:function:f"
-    )
-
-
 def test_resources_cover_every_handler_group() -> None:
     assert set(RESOURCES) == set(HANDLER_ACTIONS)
     assert RESOURCES["table_indexes"] == (f"{TABLE}/index/*",)
+    assert RESOURCES["queue"] == (QUEUE,)
     assert RESOURCES["log_group"] == (
         "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/f:*",
     )
@@ -76,9 +73,15 @@ def test_policy_sids_are_unique_and_alphanumeric() -> None:
 
 
 def test_policy_refuses_a_missing_group() -> None:
-    partial = {k: v for k, v in RESOURCES.items() if k != "failure_queue"}
-    with pytest.raises(ValueError, match="failure_queue"):
+    partial = {k: v for k, v in RESOURCES.items() if k != "queue"}
+    with pytest.raises(ValueError, match="queue"):
         handler_policy(partial)
+
+
+def test_policy_grants_no_lambda_action() -> None:
+    # The function no longer invokes itself: the queue's event source mapping does.
+    actions = [a for s in handler_policy(RESOURCES)["Statement"] for a in s["Action"]]
+    assert not [a for a in actions if a.startswith("lambda:")]
 
 
 def test_policy_refuses_a_group_the_handler_does_not_have() -> None:
@@ -108,7 +111,8 @@ def test_names_derive_from_project_and_stack() -> None:
     assert names.function == names.table == "messenger-bridge-dev"
     assert names.role == "messenger-bridge-dev-function"
     assert names.log_group == "/aws/lambda/messenger-bridge-dev"
-    assert names.failure_queue == "messenger-bridge-dev-failures"
+    assert names.queue == "messenger-bridge-dev.fifo"
+    assert names.dead_letter_queue == "messenger-bridge-dev-dead.fifo"
     assert names.keep_warm_rule == "messenger-bridge-dev-keep-warm"
     assert names.key_alias == "alias/messenger-bridge-dev-secrets"
     assert names.parameter("app_secret") == "/messenger-bridge/dev/app-secret"
@@ -132,6 +136,40 @@ def test_names_refuse_characters_aws_refuses(stack: str) -> None:
 def test_names_refuse_what_is_too_long() -> None:
     with pytest.raises(NamingError, match="longer than 64 characters"):
         names_for("messenger-bridge", "s" * 40)
+
+
+def test_the_longest_accepted_names_make_valid_queue_names() -> None:
+    accepted = []
+    for length in range(1, 100):
+        try:
+            accepted.append(names_for("messenger-bridge", "s" * length))
+        except NamingError:
+            break
+    longest = accepted[-1]
+    for name in (longest.queue, longest.dead_letter_queue):
+        assert name.endswith(".fifo")
+        assert len(name) <= QUEUE_NAME_LIMIT == 80
+
+
+# --- queues ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timeout", "visibility"), [(76, 456), (120, 720), (900, 5400)])
+def test_visibility_timeout_is_six_function_timeouts(timeout: int, visibility: int) -> None:
+    assert visibility_timeout(timeout) == visibility
+    assert visibility <= 12 * 3600  # SQS's longest
+
+
+def test_redrive_policy_names_the_dead_letter_queue_and_the_receives() -> None:
+    dead = "arn:aws:sqs:eu-west-1:111122223333:q-dead.fifo"
+    assert redrive_policy(dead, 7) == {"deadLetterTargetArn": dead, "maxReceiveCount": 7}
+
+
+def test_redrive_allow_policy_admits_only_the_one_queue() -> None:
+    assert redrive_allow_policy(QUEUE) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [QUEUE],
+    }
 
 
 # --- schedule -------------------------------------------------------------------------------
@@ -166,8 +204,11 @@ def test_the_handler_reads_back_what_the_environment_says() -> None:
         quota_timezone="Asia/Tokyo",
         log_level="DEBUG",
         history_turns=2,
+        max_receive_count=3,
+        retry_delay_seconds=45,
     )
-    env = function_environment(settings, "table-x", parameters())
+    queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/q.fifo"
+    env = with_queue(function_environment(settings, "table-x", parameters()), queue_url)
     loaded = load_settings(env)
     assert loaded.table_name == "table-x"
     assert loaded.model == "m"
@@ -178,7 +219,22 @@ def test_the_handler_reads_back_what_the_environment_says() -> None:
     assert loaded.log_level == "DEBUG"
     assert loaded.history_turns == 2
     assert loaded.graph_api_url == settings.graph_api_url
+    assert loaded.queue_url == queue_url
+    assert loaded.max_receives == 3
+    assert loaded.retry_delay_seconds == 45
     assert dict(loaded.secret_parameters) == parameters()
+
+
+def test_the_handler_and_the_stack_agree_on_retry_defaults() -> None:
+    loaded = load_settings(function_environment(BridgeSettings(), "t", parameters()))
+    handler = load_settings({Env.TABLE_NAME: "t"})
+    assert loaded.max_receives == handler.max_receives
+    assert loaded.retry_delay_seconds == handler.retry_delay_seconds
+
+
+def test_queue_url_room_holds_the_longest_real_url() -> None:
+    longest = f"https://sqs.ap-southeast-7.amazonaws.com/111122223333/{'q' * 75}.fifo"
+    assert len(Env.QUEUE_URL) + len(longest) <= QUEUE_URL_ROOM
 
 
 def test_environment_needs_every_secret_parameter() -> None:
@@ -190,7 +246,7 @@ def test_environment_needs_every_secret_parameter() -> None:
 def test_environment_over_lambdas_limit_is_a_config_error() -> None:
     env = function_environment(BridgeSettings(), "t", parameters())
     used = sum(len(k) + len(v) for k, v in env.items()) - len(env[Env.SYSTEM_PROMPT])
-    used += FAILURE_QUEUE_URL_ROOM  # the queue's URL, known only once the queue exists
+    used += QUEUE_URL_ROOM  # the queue's URL, known only once the queue exists
     fits = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used))
     function_environment(fits, "t", parameters())
     too_long = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used + 1))

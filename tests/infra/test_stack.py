@@ -35,11 +35,17 @@ ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 QUEUE = "aws:sqs/queue:Queue"
+REDRIVE_ALLOW = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
+MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 ASYNC_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+COMPONENT = "messenger-bridge:index:MessengerBridge"
 
 ALL_ENV_NAMES = {value for key, value in vars(Env).items() if not key.startswith("_")}
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:messenger-bridge-test"
+WORK_QUEUE = "messenger-bridge-test.fifo"
+DEAD_LETTER_QUEUE = "messenger-bridge-test-dead.fifo"
+DAYS = 24 * 3600
 BYO_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0000aaaa-bbbb-cccc-dddd-eeeeffff0000"
 
 Capture = Callable[..., CapturedStack]
@@ -59,6 +65,23 @@ def statements_by_sid(stack: CapturedStack) -> dict[str, dict]:
 
 def sid(group: str) -> str:
     return "".join(part.capitalize() for part in group.split("_"))
+
+
+def queue_named(stack: CapturedStack, name: str) -> CapturedResource:
+    (found,) = [q for q in stack.of_type(QUEUE) if q.inputs["name"] == name]
+    return found
+
+
+def work_queue(stack: CapturedStack) -> CapturedResource:
+    return queue_named(stack, WORK_QUEUE)
+
+
+def dead_letter_queue(stack: CapturedStack) -> CapturedResource:
+    return queue_named(stack, DEAD_LETTER_QUEUE)
+
+
+def redrive_of(stack: CapturedStack) -> dict:
+    return json.loads(work_queue(stack).inputs["redrivePolicy"])
 
 
 def permission(stack: CapturedStack, action: str, principal: str) -> CapturedResource:
@@ -91,11 +114,11 @@ def test_function_memory_timeout_and_architecture_defaults(stack: CapturedStack)
 
 def test_function_settings_follow_config(capture: Capture) -> None:
     config = {"architecture": "x86_64", "memoryMb": 1024, "timeoutSeconds": 200}
-    function = capture({**config, "reservedConcurrency": 5}).one(FUNCTION).inputs
+    function = capture({**config, "reservedConcurrency": 10}).one(FUNCTION).inputs
     assert function["architectures"] == ["x86_64"]
     assert function["memorySize"] == 1024
     assert function["timeout"] == 200
-    assert function["reservedConcurrentExecutions"] == 5
+    assert function["reservedConcurrentExecutions"] == 10
 
 
 @pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
@@ -127,6 +150,7 @@ def test_environment_values(stack: CapturedStack) -> None:
     assert env[Env.DAILY_LIMIT] == "10"
     assert env[Env.QUOTA_TIMEZONE] == "UTC"
     assert env[Env.ADMIN_PSIDS] == ""
+    assert env[Env.RETRY_DELAY_SECONDS] == "10"
 
 
 def test_environment_follows_config(capture: Capture) -> None:
@@ -136,6 +160,7 @@ def test_environment_follows_config(capture: Capture) -> None:
         "adminPsids": ["123", "456"],
         "temperature": "0.2",
         "logLevel": "debug",
+        "retryDelaySeconds": 30,
     }
     env = env_of(capture(config))
     assert set(env) == ALL_ENV_NAMES
@@ -144,6 +169,7 @@ def test_environment_follows_config(capture: Capture) -> None:
     assert env[Env.ADMIN_PSIDS] == "123,456"
     assert env[Env.OPENAI_TEMPERATURE] == "0.2"
     assert env[Env.LOG_LEVEL] == "DEBUG"
+    assert env[Env.RETRY_DELAY_SECONDS] == "30"
 
 
 def test_environment_names_the_secret_parameters(stack: CapturedStack) -> None:
@@ -380,11 +406,10 @@ def test_policy_resources_are_exactly_each_groups_arns(stack: CapturedStack) -> 
     expected = {
         "table": [table_arn],
         "table_indexes": [f"{table_arn}/index/*"],
-        "function": [FUNCTION_ARN],
+        "queue": [work_queue(stack).arn],
         "secret_parameters": sorted(p.arn for p in stack.of_type(PARAMETER)),
         "secrets_key": [stack.one(KEY).arn],
         "log_group": [f"{stack.one(LOG_GROUP).arn}:*"],
-        "failure_queue": [stack.one(QUEUE).arn],
     }
     assert set(expected) == set(HANDLER_ACTIONS)
     statements = statements_by_sid(stack)
@@ -392,13 +417,21 @@ def test_policy_resources_are_exactly_each_groups_arns(stack: CapturedStack) -> 
         assert statements[sid(group)]["Resource"] == resources, group
 
 
-def test_policy_self_invocation_arn_is_the_functions_own(stack: CapturedStack) -> None:
-    assert stack.one(FUNCTION).arn == FUNCTION_ARN
-    assert {
-        "aws:index/getCallerIdentity:getCallerIdentity",
-        "aws:index/getPartition:getPartition",
-        "aws:index/getRegion:getRegion",
-    } <= set(stack.calls)
+def test_queue_statement_is_the_handlers_sqs_actions_on_the_queue_only(
+    stack: CapturedStack,
+) -> None:
+    statement = statements_by_sid(stack)[sid("queue")]
+    assert statement["Action"] == sorted(HANDLER_ACTIONS["queue"])
+    assert statement["Resource"] == [work_queue(stack).arn]
+    # SQS moves failures to the dead-letter queue itself: the role needs nothing on it.
+    assert dead_letter_queue(stack).arn not in json.dumps(policy_of(stack))
+
+
+def test_role_policy_cannot_invoke_any_function(stack: CapturedStack) -> None:
+    actions = [action for s in policy_of(stack)["Statement"] for action in s["Action"]]
+    assert "lambda:InvokeFunction" not in actions
+    assert not [action for action in actions if action.startswith("lambda:")]
+    assert FUNCTION_ARN not in json.dumps(policy_of(stack))
 
 
 def test_no_wildcard_action_or_resource(stack: CapturedStack) -> None:
@@ -408,7 +441,7 @@ def test_no_wildcard_action_or_resource(stack: CapturedStack) -> None:
         assert all(arn.startswith("arn:aws:") for arn in statement["Resource"])
 
 
-# --- logs, failures, dependencies ------------------------------------------------------------
+# --- logs and dependencies -------------------------------------------------------------------
 
 
 def test_log_group_name_and_retention(stack: CapturedStack, capture: Capture) -> None:
@@ -424,31 +457,122 @@ def test_function_is_created_after_its_log_group_and_policy(stack: CapturedStack
     assert stack.one(ROLE_POLICY).urn in dependencies
 
 
-def test_async_invocations_retry_then_go_to_the_failure_queue(stack: CapturedStack) -> None:
-    config = stack.one(ASYNC_CONFIG)
-    assert config.inputs["functionName"] == "messenger-bridge-test"
-    assert config.inputs["maximumRetryAttempts"] == 2
-    assert config.inputs["maximumEventAgeInSeconds"] == 3600
-    assert config.inputs["destinationConfig"] == {
-        "onFailure": {"destination": stack.one(QUEUE).arn}
-    }
-    assert stack.one(ROLE_POLICY).urn in config.dependencies  # AWS checks sqs:SendMessage
+def test_every_resource_belongs_to_the_bridge_component(stack: CapturedStack) -> None:
+    # Declared with parent=self: one component owns all, so several bridges can coexist.
+    (component,) = {r.parent for r in stack.resources}
+    assert component.split("::")[-2].endswith(COMPONENT)
 
 
-def test_workers_park_what_they_give_up_on_in_the_same_failure_queue(
+# --- the queues -------------------------------------------------------------------------------
+
+
+def test_two_queues_the_work_queue_and_its_dead_letter_queue(stack: CapturedStack) -> None:
+    assert {q.inputs["name"] for q in stack.of_type(QUEUE)} == {WORK_QUEUE, DEAD_LETTER_QUEUE}
+
+
+@pytest.mark.parametrize("name", [WORK_QUEUE, DEAD_LETTER_QUEUE])
+def test_both_queues_are_high_throughput_fifo_deduplicated_by_id(
+    stack: CapturedStack, name: str
+) -> None:
+    queue = queue_named(stack, name).inputs
+    assert queue["fifoQueue"] is True
+    # The webhook gives each event its id; equal texts are still two questions.
+    assert queue["contentBasedDeduplication"] is False
+    assert queue["deduplicationScope"] == "messageGroup"
+    assert queue["fifoThroughputLimit"] == "perMessageGroupId"
+
+
+@pytest.mark.parametrize("name", [WORK_QUEUE, DEAD_LETTER_QUEUE])
+def test_both_queues_are_encrypted_at_rest(stack: CapturedStack, name: str) -> None:
+    queue = queue_named(stack, name).inputs
+    assert queue["sqsManagedSseEnabled"] is True
+    assert "kmsMasterKeyId" not in queue  # SQS's own key: no KMS key policy to get wrong
+
+
+def test_queue_keeps_messages_four_days_and_the_dead_letter_queue_fourteen(
     stack: CapturedStack,
 ) -> None:
-    assert env_of(stack)[Env.FAILURE_QUEUE_URL] == stack.one(QUEUE).state["url"]
-    statement = statements_by_sid(stack)[sid("failure_queue")]
-    assert statement["Action"] == ["sqs:SendMessage"]
-    assert statement["Resource"] == [stack.one(QUEUE).arn]
+    assert work_queue(stack).inputs["messageRetentionSeconds"] == 4 * DAYS
+    assert dead_letter_queue(stack).inputs["messageRetentionSeconds"] == 14 * DAYS
 
 
-def test_failure_queue_is_encrypted_and_keeps_two_weeks(stack: CapturedStack) -> None:
-    queue = stack.one(QUEUE).inputs
-    assert queue["name"] == "messenger-bridge-test-failures"
-    assert queue["sqsManagedSseEnabled"] is True
-    assert queue["messageRetentionSeconds"] == 14 * 24 * 3600
+def test_failures_go_to_the_dead_letter_queue_after_five_receives(stack: CapturedStack) -> None:
+    assert redrive_of(stack) == {
+        "deadLetterTargetArn": dead_letter_queue(stack).arn,
+        "maxReceiveCount": 5,
+    }
+    assert "redrivePolicy" not in dead_letter_queue(stack).inputs  # the end of the line
+
+
+def test_the_handler_counts_the_receives_the_redrive_policy_allows(capture: Capture) -> None:
+    stack = capture({"maxReceiveCount": 3})
+    assert redrive_of(stack)["maxReceiveCount"] == 3
+    assert env_of(stack)[Env.MAX_RECEIVES] == "3"
+
+
+def test_only_the_work_queue_may_use_the_dead_letter_queue(stack: CapturedStack) -> None:
+    allow = stack.one(REDRIVE_ALLOW).inputs
+    assert allow["queueUrl"] == dead_letter_queue(stack).state["url"]
+    assert json.loads(allow["redriveAllowPolicy"]) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [work_queue(stack).arn],
+    }
+
+
+def test_visibility_timeout_is_six_function_timeouts(stack: CapturedStack) -> None:
+    timeout = stack.one(FUNCTION).inputs["timeout"]
+    assert work_queue(stack).inputs["visibilityTimeoutSeconds"] == 6 * timeout == 720
+
+
+def test_visibility_timeout_follows_the_function_timeout(capture: Capture) -> None:
+    stack = capture({"timeoutSeconds": 300})
+    assert work_queue(stack).inputs["visibilityTimeoutSeconds"] == 6 * 300
+
+
+def test_the_function_is_told_its_queue(stack: CapturedStack) -> None:
+    env = env_of(stack)
+    assert env[Env.QUEUE_URL] == work_queue(stack).state["url"]
+    assert env[Env.MAX_RECEIVES] == str(redrive_of(stack)["maxReceiveCount"])
+
+
+# --- the event source mapping -----------------------------------------------------------------
+
+
+def test_the_queue_feeds_the_function(stack: CapturedStack) -> None:
+    mapping = stack.one(MAPPING).inputs
+    assert mapping["eventSourceArn"] == work_queue(stack).arn
+    assert mapping["functionName"] == stack.one(FUNCTION).arn == FUNCTION_ARN
+    assert mapping["enabled"] is True
+
+
+def test_the_function_reports_which_records_failed(stack: CapturedStack) -> None:
+    assert stack.one(MAPPING).inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_mapping_takes_full_batches_and_caps_concurrency_at_five(stack: CapturedStack) -> None:
+    mapping = stack.one(MAPPING).inputs
+    assert mapping["batchSize"] == 10
+    assert mapping["scalingConfig"] == {"maximumConcurrency": 5}
+
+
+def test_mapping_follows_the_queue_settings(capture: Capture) -> None:
+    mapping = capture({"batchSize": 3, "maxConcurrency": 20}).one(MAPPING).inputs
+    assert mapping["batchSize"] == 3
+    assert mapping["scalingConfig"] == {"maximumConcurrency": 20}
+
+
+def test_mapping_is_created_after_the_role_may_receive(stack: CapturedStack) -> None:
+    # Lambda checks the role's SQS permissions when the mapping is created.
+    assert stack.one(ROLE_POLICY).urn in stack.one(MAPPING).dependencies
+
+
+def test_nothing_reads_the_dead_letter_queue(stack: CapturedStack) -> None:
+    sources = {m.inputs["eventSourceArn"] for m in stack.of_type(MAPPING)}
+    assert dead_letter_queue(stack).arn not in sources
+
+
+def test_no_asynchronous_invocation_config_is_left(stack: CapturedStack) -> None:
+    assert stack.of_type(ASYNC_CONFIG) == []
 
 
 # --- outputs and names ----------------------------------------------------------------------
@@ -460,7 +584,8 @@ def test_outputs(stack: CapturedStack) -> None:
         "verifyToken",
         "tableName",
         "functionName",
-        "failureQueueUrl",
+        "queueUrl",
+        "deadLetterQueueUrl",
     }
     assert (
         stack.output("webhookUrl")
@@ -468,7 +593,8 @@ def test_outputs(stack: CapturedStack) -> None:
     )
     assert stack.output("tableName") == "messenger-bridge-test"
     assert stack.output("functionName") == "messenger-bridge-test"
-    assert stack.output("failureQueueUrl") == stack.one(QUEUE).state["url"]
+    assert stack.output("queueUrl") == work_queue(stack).state["url"]
+    assert stack.output("deadLetterQueueUrl") == dead_letter_queue(stack).state["url"]
     assert stack.output("verifyToken") == stack.one(PASSWORD).state["result"]
     secret = {name for name, output in stack.outputs.items() if output.secret}
     assert secret == {"verifyToken"}
@@ -503,6 +629,11 @@ def test_two_stacks_have_no_name_in_common(stack: CapturedStack, capture: Captur
         ({"kmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:alias/mine"}, "not an alias"),
         ({"adminPsids": ["12a"]}, "adminPsids"),
         ({"systemPrompt": "x" * 5000}, "systemPrompt"),
+        ({"batchSize": 11}, "batchSize: must be between 1 and 10"),
+        ({"maxConcurrency": 1}, "maxConcurrency: must be between 2 and 1000"),
+        ({"maxConcurrency": 8, "reservedConcurrency": 8}, "maxConcurrency: must be less than"),
+        ({"maxReceiveCount": 0}, "maxReceiveCount: must be between 1 and 1000"),
+        ({"retryDelaySeconds": 901}, "retryDelaySeconds: must be between 0 and 900"),
     ],
 )
 def test_invalid_settings_fail_with_the_key(capture: Capture, config: dict, message: str) -> None:
