@@ -28,8 +28,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m local",
         description=(
-            "Run the Messenger bridge on this machine: the real handler with embedded AWS, "
-            "a Messenger simulator and a chat page. No account needed."
+            "Run the Messenger bridge on this machine: the real handler with embedded AWS "
+            "(DynamoDB and an SQS FIFO queue on moto, a poller in place of Lambda's event "
+            "source mapping), a Messenger simulator and a chat page. No account needed."
         ),
         epilog="See docs/LOCAL.md for tunnels and the real Graph API.",
     )

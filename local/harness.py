@@ -52,6 +52,7 @@ class HarnessOptions:
     graph: MessengerSimulator | None = None  # None: a new simulator
     model: FakeOpenAI | None = None  # None: a new fake with its default echo
     use_model: bool = True  # False: no fake model (a real or compatible one is configured)
+    use_graph: bool = True  # False: no simulator (the real Graph API is configured)
     poll: bool = True  # False: no poller (the caller consumes the queue itself)
 
 
@@ -120,9 +121,10 @@ class Harness:
             visibility_timeout=options.visibility_timeout,
             max_receives=options.max_receives,
         )
-        self.graph = options.graph or self._own(
-            MessengerSimulator(options.secrets.get("page_access_token"), page_id=PAGE_ID)
-        )
+        if options.use_graph:
+            self.graph = options.graph or self._own(
+                MessengerSimulator(options.secrets.get("page_access_token"), page_id=PAGE_ID)
+            )
         if options.use_model:
             self.model = options.model or self._own(
                 FakeOpenAI(api_key=options.secrets.get("openai_api_key") or None)

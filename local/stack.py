@@ -1,16 +1,18 @@
 """The whole bridge on this machine, with no account anywhere: what ``make local`` starts.
 
-The real handler code runs in this process. Only endpoints change: DynamoDB is moto's server
-(in-process, on loopback), the asynchronous self-invocation goes to the Lambda Invoke
-stand-in, the Graph API is the Messenger simulator, and without an OpenAI key the model is
-an offline echo. Every part binds 127.0.0.1; ``stop()`` ends them all and restores the
-environment it changed.
+The real handler code runs in this process, wired to the stand-ins by ``local.harness``:
+DynamoDB, the SQS FIFO queue and its dead-letter queue are moto's server (in-process, on
+loopback), a queue poller standing in for Lambda's event source mapping hands the queued
+messages to the handler, the Graph API is the Messenger simulator, and without an OpenAI key
+the model is an offline echo. The chat page and the webhook share one port in front. Every
+part binds 127.0.0.1; ``stop()`` ends them all and restores the environment it changed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
 import threading
@@ -19,10 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-import boto3
-from botocore.config import Config
-
-from handler import app, schema
+from handler import app
 from handler.quota import STATUS_UNLIMITED, day_key
 from handler.settings import (
     DEFAULT_GRAPH_API_URL,
@@ -35,23 +34,37 @@ from handler.settings import (
     parse_admin_psids,
 )
 from handler.store import Store, User
+from local.aws import REGION, EmbeddedAWS, create_table
+from local.event_source import QueuePoller
 from local.graph import MessengerSimulator
-from local.invoke import LambdaInvokeStandIn
+from local.harness import FUNCTION_NAME, PAGE_ID, Harness, HarnessOptions
 from local.model import ECHO_NOTE, FakeOpenAI, echo_responder, last_user_text
 from local.webapp import ChatServer
 
 OWNER_PSID = "1000000000000001"
-PAGE_ID = "100000000000001"
-PAGE_NAME = "Local Page"
-TABLE_NAME = "messenger-bridge-local"
-FUNCTION_NAME = "messenger-bridge-local"
-REGION = "us-east-1"
+PAGE_NAME = "Local Page"  # the simulator's
+TABLE_NAME = "messenger-bridge-local"  # the queues are named after it
 DEFAULT_PORT = 8000
 DEFAULT_MODEL_LATENCY = 0.6
-# Lambda retries failed events after 1 and 2 minutes; locally a second is plenty.
-RETRY_DELAY_SECONDS = 1.0
+# The queue as deployed, with quicker retries: someone is watching the page. A message the
+# worker reports failed is tried again after 1 s, 3 s, 9 s and 27 s (deployed: 10 s, 30 s...),
+# and after MAX_RECEIVES receives SQS moves it to the dead-letter queue.
+RETRY_DELAY_SECONDS = 1
+MAX_RECEIVES = 5
+BATCH_SIZE = 10
+MAX_CONCURRENCY = 5
+# Room for a slow model (a local Ollama, say). Lambda refuses a mapping whose queue hides a
+# message for less than the function may run, so the visibility timeout, after which a batch
+# that crashed or timed out comes back, is the same.
+FUNCTION_TIMEOUT_SECONDS = 60.0
+VISIBILITY_TIMEOUT_SECONDS = 60
+# How long stopping waits for a batch in progress (the echo model is cut off first).
+STOP_WAIT_SECONDS = 3.0
+DEAD_LETTER_CHECK_SECONDS = 1.0
 LONG_ANSWER_WORDS = "long answer"
 FACEBOOK_SECRETS = ("APP_SECRET", "PAGE_ACCESS_TOKEN", "VERIFY_TOKEN")
+# A FIFO queue name is letters, digits, - and _, at most 80 characters with "-dead.fifo".
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{3,70}")
 
 GraphMode = Literal["simulator", "real"]
 ModelKind = Literal["echo", "openai", "compatible"]
@@ -89,41 +102,42 @@ _LONG_ANSWER = (
     # max_tokens (800 tokens, about 3200 characters) that would cut a longer answer.
     "When you send a message, the page signs it with the app secret exactly as Facebook "
     "signs a webhook delivery and posts it to this process's /webhook. There it becomes a "
-    "Lambda Function URL event for the real handler, which checks the signature and hands "
-    "the message to an asynchronous invocation of itself before answering 200 within "
-    "milliseconds: Facebook wants quick answers, and a model may take many seconds. The "
-    "invocation is the worker. It claims the event in DynamoDB first, so that a delivery "
-    "Facebook repeats is answered once only. Then it looks the person up, creating their "
-    "record on first sight and telling the owner about the newcomer with three buttons: "
+    "Lambda Function URL event for the real handler, which checks the signature, puts the "
+    "message on an SQS FIFO queue, one message group per person, and answers 200 within "
+    "milliseconds: Facebook wants quick answers, and a model may take many seconds. A "
+    "poller standing in for Lambda's event source mapping takes batches off the queue and "
+    "hands them to the worker, the same function: each person's messages one at a time, in "
+    "the order they were sent, and different people in parallel. The worker claims the "
+    "event in DynamoDB first, so that a delivery Facebook repeats is answered once only. "
+    "Then it looks the person up, telling the owner about a newcomer with three buttons: "
     "allow unlimited questions, keep the default daily limit, or block. Commands such as "
-    "/help, /usage and /reset, and the menu's buttons, are answered right there, without "
-    "the model and without counting a question. The owner's commands work for owners only; "
-    "from anyone else they are ordinary questions, so that nobody can guess their way in.",
-    "An ordinary question is counted against the daily limit with a conditional write, so "
-    "two messages arriving together cannot both take the last question of the day. The "
-    "worker marks the message seen, shows the typing indicator, loads the last turns of the "
-    "conversation and asks the model. If the model fails, the question is given back and "
-    "the person gets a short apology instead of silence. A Messenger text bubble holds at "
-    "most 2000 characters, so a long answer like this one is split at the most natural "
-    "boundary that fits: after a paragraph if there is one, else after a sentence, else "
-    "between words. Each part is sent as its own bubble, in order, and if sending fails "
-    "half-way the worker never sends the first parts again, since answering twice is "
-    "worse than answering once in part. The conversation is remembered for a while, so "
-    "that follow-up questions make sense, and forgotten after a day of silence or at once "
-    "with /reset, so that each answer only ever sees what it needs. This paragraph is the "
-    "second bubble of three.",
+    "/help, /usage and /reset are answered right there, without the model and without "
+    "counting a question.",
+    "An ordinary question is counted only once the model has answered, in the same write "
+    "that records the answer, and the answer is recorded before it is sent: a failure "
+    "before the answer costs the person nothing, and a retry after it sends the recorded "
+    "answer without asking the model, or counting, a second time. The worker marks the "
+    "message seen, shows the typing indicator, loads the last turns of the conversation "
+    "and asks the model. A Messenger text bubble holds at most 2000 characters, so a long "
+    "answer like this one is split at the most natural boundary that fits: after a "
+    "paragraph if there is one, else after a sentence, else between words. Each part is "
+    "sent as its own bubble, in order, and a retry never sends again the parts already "
+    "sent. When the model or the Send API fails, the worker reports the message failed and "
+    "the queue hands it back a little later, here after one second, then three, then nine, "
+    "while the person's later messages wait behind it. This paragraph is the second bubble "
+    "of three.",
     "Everything here runs the code that is deployed; only the addresses change. DynamoDB "
-    "is moto's server inside this process, the self-invocation goes to a local stand-in "
-    "for the Lambda Invoke API, the Graph API is a simulator that records what the bot "
-    "sends so that this page can show it, and the model is this offline echo. Set "
-    "OPENAI_API_KEY and start again for real answers. When you are ready for a real page, "
-    "docs/LOCAL.md shows how to point its webhook at this very process through a tunnel, "
-    "and docs/DEPLOY.md how to deploy the same code to AWS with Pulumi. Until then, switch "
-    "between people on the left, go over the daily limit, and approve newcomers as the "
-    "Owner, or type /users as the Owner to see everyone with their status and today's "
-    "count. Nothing here needs an account, and everything disappears when you press "
-    "Ctrl-C in the terminal: the table lives in memory only, and every server that this "
-    "process started stops with it, leaving nothing behind on your machine.",
+    "and the FIFO queue live in moto's server inside this process, the poller plays the "
+    "event source mapping with its batches, partial batch responses and concurrency cap, "
+    "and a message that fails five times goes to the dead-letter queue instead of holding "
+    "up the person's next ones. The Graph API is a simulator that records what the bot "
+    "sends so that this page can show it, and the model is this offline echo: set "
+    "OPENAI_API_KEY and start again for real answers. docs/LOCAL.md shows how to point a "
+    "real page's webhook at this very process through a tunnel, and docs/DEPLOY.md how to "
+    "deploy the same code to AWS with Pulumi. Until then, switch between people on the "
+    "left, go over the daily limit, and approve newcomers as the Owner. Nothing here "
+    "needs an account, and everything is gone when you press Ctrl-C: the table and the "
+    "queues live in memory, and every server that this process started stops with it.",
 )
 
 
@@ -134,72 +148,7 @@ def offline_responder(body: dict[str, Any]) -> str:
     return echo_responder(body)
 
 
-# -- embedded AWS ---------------------------------------------------------------------------
-
-
-class EmbeddedAWS:
-    """moto's server in a thread of this process, on loopback: AWS with no account.
-
-    moto's own ``ThreadedMotoServer`` never closes its listening socket; this one does.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._address = (host, port)
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Self:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self._server = make_server(
-            *self._address,
-            DomainDispatcherApplication(create_backend_app),
-            threaded=True,
-            request_handler=MotoRequestHandler,
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="moto",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("embedded AWS is not running")
-        return f"http://{self._address[0]}:{self._server.server_port}"
-
-    def stop(self, timeout: float = 2.0) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout)
-        self._server = None
-        self._thread = None
-
-
-def create_table(client: Any, table_name: str) -> None:
-    """The table as the Pulumi stack makes it: same keys and index, TTL on."""
-    client.create_table(**schema.create_table_request(table_name))
-    client.get_waiter("table_exists").wait(
-        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-    )
-    client.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.TTL_ATTRIBUTE},
-    )
+# -- what the page reads --------------------------------------------------------------------
 
 
 class StoreDirectory:
@@ -237,24 +186,41 @@ class LocalStack:
     """Starts every part, points the handler at them through its environment, stops them.
 
     ``env`` is the environment the handler reads (``os.environ``); what ``start`` changes
-    in it is put back by ``stop``.
+    in it is put back by ``stop``. The AWS side, the simulator and the queue poller are a
+    ``local.harness.Harness``; this adds the chat page, the echo model and the choices.
     """
 
     def __init__(self, options: Options, env: MutableMapping[str, str] | None = None) -> None:
         self.options = options
         self.env: MutableMapping[str, str] = os.environ if env is None else env
         self._saved: dict[str, str | None] = {}
-        self.aws: EmbeddedAWS | None = None
-        self.model: FakeOpenAI | None = None
-        self.graph: MessengerSimulator | None = None
-        self.invoke: LambdaInvokeStandIn | None = None
+        self.harness: Harness | None = None
+        self.model: FakeOpenAI | None = None  # the echo model (a harness never stops it)
         self.chat: ChatServer | None = None
         self.settings: Settings | None = None
         self.graph_mode: GraphMode = "simulator"
         self.model_choice = ModelChoice("echo", "")
+        self.table_name = TABLE_NAME
         self.generated_secrets: list[str] = []
         self.admins: tuple[str, ...] = ()
         self.notes: list[str] = []
+        self._secrets: dict[str, str] = {}  # by secret name, as the harness takes them
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- the parts -------------------------------------------------------------------------
+
+    @property
+    def aws(self) -> EmbeddedAWS | None:
+        return self.harness.embedded if self.harness is not None else None
+
+    @property
+    def graph(self) -> MessengerSimulator | None:
+        return self.harness.graph if self.harness is not None else None
+
+    @property
+    def poller(self) -> QueuePoller | None:
+        return self.harness.poller if self.harness is not None else None
 
     # -- environment -----------------------------------------------------------------------
 
@@ -295,7 +261,7 @@ class LocalStack:
         self.chat = ChatServer(
             lambda_handler=app.lambda_handler,
             function_name=FUNCTION_NAME,
-            app_secret=self._get("APP_SECRET"),
+            app_secret=self._secrets["app_secret"],
             page_id=PAGE_ID,
             simulator=None,
             directory=_NoDirectory(),
@@ -311,44 +277,40 @@ class LocalStack:
                 "pick another with LOCAL_PORT=N or --port N (0 takes any free port)"
             ) from None
 
-        self.aws = EmbeddedAWS().start()
-        self._point_aws_here(self.aws.url)
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=self.aws.url,
-            region_name=REGION,
-            config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2}),
-        )
-        table = self._get(Env.TABLE_NAME) or TABLE_NAME
-        self._set(Env.TABLE_NAME, table)
-        create_table(dynamodb, table)
-
+        # Whatever ~/.aws holds, nothing here can reach a real account.
+        self._set("AWS_CONFIG_FILE", os.devnull)
+        self._set("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         if self.model_choice.kind == "echo":
             self.model = FakeOpenAI(offline_responder, latency=options.model_latency).start()
-            self._set(Env.OPENAI_BASE_URL, self.model.base_url)
             self._set("OPENAI_API_KEY", None)  # a key set anyway never leaves for the echo
-        if self.graph_mode == "simulator":
-            self.graph = MessengerSimulator(
-                self._get("PAGE_ACCESS_TOKEN"), page_id=PAGE_ID, page_name=PAGE_NAME
-            ).start()
-            self._set(Env.GRAPH_API_URL, self.graph.graph_api_url)
-        self.invoke = LambdaInvokeStandIn(
-            {FUNCTION_NAME: app.lambda_handler},
-            retry_delay=RETRY_DELAY_SECONDS,
-            on_failure=_report_failure,
-        ).start()
-        self._set("AWS_ENDPOINT_URL_LAMBDA", self.invoke.url)
-        self._set("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
+        self.harness = Harness(
+            HarnessOptions(
+                name=self.table_name,
+                secrets=self._secrets,
+                secrets_in_ssm=False,  # local runs read the plain variables
+                batch_size=BATCH_SIZE,
+                max_concurrency=MAX_CONCURRENCY,
+                max_receives=MAX_RECEIVES,
+                visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
+                retry_delay_seconds=RETRY_DELAY_SECONDS,
+                function_timeout=FUNCTION_TIMEOUT_SECONDS,
+                handler=app.lambda_handler,
+                model=self.model,
+                use_model=self.model is not None,
+                use_graph=self.graph_mode == "simulator",
+            )
+        ).start(self.env)
 
         try:
             self.settings = load_settings(self.env)
         except SettingsError as error:
             raise StackError(str(error)) from None
-        app.reset()
-
-        self.chat.simulator = self.graph
-        self.chat.directory = StoreDirectory(Store(dynamodb, table), self.settings)
+        self.chat.simulator = self.harness.graph
+        self.chat.directory = StoreDirectory(
+            Store(self.harness.dynamodb, self.harness.table), self.settings
+        )
         self.chat.config = self.page_config()
+        self._watch_dead_letters()
 
     def _decide(self) -> None:
         """Settle mode, secrets, admins and model from options and environment; set env."""
@@ -364,14 +326,23 @@ class LocalStack:
                     + " (see docs/LOCAL.md)"
                 )
             self._set(Env.GRAPH_API_URL, url or DEFAULT_GRAPH_API_URL)
+        plain = {plain: secret for secret, (_variable, plain) in SECRET_SOURCES.items()}
         for name in FACEBOOK_SECRETS:
-            if not self._get(name):
-                self._set(name, secrets.token_urlsafe(24))
+            value = self._get(name)
+            if not value:
+                value = secrets.token_urlsafe(24)
                 self.generated_secrets.append(name)
+            self._secrets[plain[name]] = value
         for variable, _plain in SECRET_SOURCES.values():
-            if self._get(variable):
+            if self._get(variable):  # the harness clears them for the run
                 self.notes.append(f"{variable} is ignored: local runs read secrets from env")
-            self._set(variable, None)
+
+        table = self._get(Env.TABLE_NAME) or TABLE_NAME
+        if not QUEUE_NAME.fullmatch(table):
+            raise StackError(
+                f"{Env.TABLE_NAME} names the queues too: use 3 to 70 letters, digits, - or _"
+            )
+        self.table_name = table
 
         admins = options.admins or tuple(self._get(Env.ADMIN_PSIDS).replace(",", " ").split())
         try:
@@ -386,46 +357,78 @@ class LocalStack:
             self._set(Env.DAILY_LIMIT, str(options.daily_limit))
         if options.log_level:
             self._set(Env.LOG_LEVEL, options.log_level.upper())
+        try:  # every other setting, before anything starts
+            load_settings({**self.env, Env.TABLE_NAME: table})
+        except SettingsError as error:
+            raise StackError(str(error)) from None
 
         key, base = self._get("OPENAI_API_KEY"), self._get(Env.OPENAI_BASE_URL)
         model = self._get(Env.OPENAI_MODEL) or DEFAULT_MODEL
         if options.echo or not (key or base):
             why = "--echo" if options.echo else "no OPENAI_API_KEY"
             self.model_choice = ModelChoice("echo", f"offline echo model ({why})")
-        elif base:
+            return
+        if key:
+            self._secrets["openai_api_key"] = key
+        if base:
             self.model_choice = ModelChoice(
                 "compatible", f"OpenAI-compatible server at {base}, model {model}"
             )
         else:
             self.model_choice = ModelChoice("openai", f"OpenAI API, model {model}")
 
-    def _point_aws_here(self, url: str) -> None:
-        """Fake credentials, a fixed region and every AWS endpoint on loopback."""
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": url,  # anything not redirected below still stays here
-            "AWS_ENDPOINT_URL_DYNAMODB": url,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        }.items():
-            self._set(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
-            self._set(name, None)
+    def _watch_dead_letters(self) -> None:
+        """Lambda's failures would wait on the dead-letter queue for the owner: say so here."""
+        harness = self.harness
+        assert harness is not None
+        sqs = harness.client("sqs")
+        queue, name = harness.dead_letter_url, _queue_name(harness.dead_letter_url)
+
+        def watch() -> None:
+            seen = 0
+            while not self._watching.wait(DEAD_LETTER_CHECK_SECONDS):
+                try:
+                    count = _depth(sqs, queue)
+                except Exception:  # stopping, say: look again
+                    continue
+                if count > seen:
+                    moved = count - seen
+                    print(
+                        f"local: {moved} message{'s' if moved > 1 else ''} moved to the "
+                        f"dead-letter queue {name} after {MAX_RECEIVES} receives; the "
+                        "record.retry log lines above say why",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                seen = count
+
+        self._watching.clear()
+        self._watcher = threading.Thread(target=watch, name="dead-letters", daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
         """Stop every part (newest first) and put the environment back; idempotent."""
-        for part in (self.chat, self.invoke, self.graph, self.model, self.aws):
-            if part is None:
+        self._watching.set()
+        if self._watcher is not None:
+            self._watcher.join(DEAD_LETTER_CHECK_SECONDS + 5)
+            self._watcher = None
+        harness, poller = self.harness, self.poller
+        steps: list[tuple[str, Any]] = [("chat page", self.chat and self.chat.stop)]
+        if poller is not None:
+            # No new batches; the echo model cut off, so the batch in progress ends quickly.
+            steps.append(("queue poller", poller.pause))
+        steps.append(("echo model", self.model and self.model.stop))
+        if poller is not None:
+            steps.append(("queue poller", lambda: poller.stop(STOP_WAIT_SECONDS)))
+        steps.append(("AWS, simulator", harness and harness.stop))
+        for name, step in steps:
+            if not step:
                 continue
             try:
-                part.stop()
+                step()
             except Exception:  # stop the others whatever one of them does
-                log.exception("stopping %r failed", part)
-        self.chat = self.invoke = self.graph = self.model = self.aws = None
+                log.exception("stopping the %s failed", name)
+        self.chat = self.model = self.harness = None
         self._restore_env()
         app.reset()
 
@@ -463,13 +466,18 @@ class LocalStack:
 
     def summary(self) -> list[str]:
         """The lines printed at start: where to go, what answers, what is real."""
-        assert self.chat is not None and self.aws is not None and self.settings is not None
+        from handler.batch import backoff_seconds
+
+        assert self.chat is not None and self.harness is not None and self.settings is not None
+        harness = self.harness
         base = self.chat.url
         verify = (
-            f"{self._get('VERIFY_TOKEN')} (random for this run)"
+            f"{self._secrets['verify_token']} (random for this run)"
             if "VERIFY_TOKEN" in self.generated_secrets
             else "from VERIFY_TOKEN"
         )
+        waits = [f"{backoff_seconds(n, RETRY_DELAY_SECONDS)} s" for n in range(1, MAX_RECEIVES)]
+        retries = f"{', '.join(waits[:-1])} and {waits[-1]}" if len(waits) > 1 else "".join(waits)
         lines = [
             "Messenger bridge running locally: the real handler, no account needed.",
             f"  Chat page:    {base}/",
@@ -487,8 +495,14 @@ class LocalStack:
                 "the chat page is off"
             )
         lines += [
-            f"  Storage:      embedded DynamoDB (moto) at {self.aws.url}, table "
+            f"  Storage:      embedded DynamoDB (moto) at {harness.aws_url}, table "
             f"{self.settings.table_name}; gone when this stops",
+            "  Queue:        FIFO queue (moto) + queue poller standing in for Lambda's event "
+            "source mapping",
+            f"                {_queue_name(harness.queue_url)}, one message group per person; "
+            f"a failed message is tried again after {retries}",
+            f"  Dead letters: FIFO dead-letter queue {_queue_name(harness.dead_letter_url)}, "
+            f"after {MAX_RECEIVES} receives",
             f"  Daily limit:  {self.settings.daily_limit} questions; owner PSID "
             + ", ".join(self.admins),
             *(f"  Note: {note}" for note in self.notes),
@@ -507,14 +521,28 @@ class _NoDirectory:
         return []
 
 
-def _report_failure(event: Any, error: BaseException) -> None:
-    """Lambda would send this to the failure queue; locally, say it where it is seen."""
-    print(
-        f"local: a worker invocation failed after its retries ({type(error).__name__}); "
-        "see the log lines above",
-        file=sys.stderr,
-        flush=True,
+def _queue_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _depth(sqs: Any, queue_url: str) -> int:
+    """Messages on a queue, visible or not."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
     )
 
 
-__all__ = ["EmbeddedAWS", "LocalStack", "Options", "StackError", "offline_responder"]
+# EmbeddedAWS and create_table live in local.aws; importable from here as they were.
+__all__ = [
+    "REGION",
+    "EmbeddedAWS",
+    "LocalStack",
+    "Options",
+    "StackError",
+    "create_table",
+    "offline_responder",
+]

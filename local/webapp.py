@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 from handler.signature import sign
 from local._http import LocalServer, Request, Response, random_token
 from local.graph import MessengerSimulator
-from local.invoke import LambdaContext
+from local.runtime import lambda_context
 
 Handler = Callable[[Any, Any], Any]
 
@@ -269,17 +269,8 @@ class ChatServer(LocalServer):
 
     def _webhook(self, request: Request) -> Response:
         event = function_url_event(request, domain=f"127.0.0.1:{self.port}")
-        request_id = event["requestContext"]["requestId"]
-        context = LambdaContext(
-            function_name=self.function_name,
-            function_version="$LATEST",
-            invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}",
-            memory_limit_in_mb="256",
-            aws_request_id=request_id,
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            log_stream_name="local",
-            deadline=time.monotonic() + FUNCTION_TIMEOUT_SECONDS,
-        )
+        context = lambda_context(self.function_name, FUNCTION_TIMEOUT_SECONDS)
+        context.aws_request_id = event["requestContext"]["requestId"]  # one id, as on AWS
         try:
             result = self.lambda_handler(event, context)
         except Exception:

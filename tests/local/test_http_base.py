@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from local import FakeOpenAI, LambdaInvokeStandIn, MessengerSimulator
+from local import FakeOpenAI, MessengerSimulator
 from local._http import FaultQueue, LocalServer, Request, Response
 
 
@@ -59,7 +59,7 @@ def test_stop_closes_idle_keep_alive_connections_quickly() -> None:
             session.get(url, timeout=2)
 
 
-@pytest.mark.parametrize("make", [MessengerSimulator, FakeOpenAI, lambda: LambdaInvokeStandIn({})])
+@pytest.mark.parametrize("make", [MessengerSimulator, FakeOpenAI])
 def test_every_server_stops_and_frees_its_port(make: type) -> None:
     server = make()
     with server:

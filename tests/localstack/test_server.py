@@ -18,12 +18,21 @@ def test_it_prints_where_everything_is_and_which_model_answers(local: LocalProce
     assert "Set OPENAI_API_KEY for real answers." in local.output
     assert local.printed("Graph API").startswith("local Messenger simulator")
     assert local.printed("Daily limit").startswith("2 questions; owner PSID " + OWNER)
+    assert local.printed("Storage").startswith("embedded DynamoDB (moto) at http://127.0.0.1:")
+    assert local.printed("Queue") == (
+        "FIFO queue (moto) + queue poller standing in for Lambda's event source mapping"
+    )
+    assert "one message group per person" in local.output
+    assert local.printed("Dead letters").startswith("FIFO dead-letter queue ")
 
 
 def test_every_listener_is_on_loopback(local: LocalProcess):
     addresses = listening(local.process.pid)
     assert (("127.0.0.1", local.port)) in addresses
-    assert len(addresses) >= 5  # page, moto, Invoke stand-in, simulator, echo model
+    moto = local.printed("Storage").split()[4].rstrip(",")  # embedded DynamoDB (moto) at URL
+    assert ("127.0.0.1", int(moto.rsplit(":", 1)[1])) in addresses
+    # Page, moto (table and queues), simulator, echo model; the queue poller listens on nothing.
+    assert len(addresses) == 4
     assert {host for host, _port in addresses} == {"127.0.0.1"}
 
 
