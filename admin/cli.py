@@ -1,7 +1,7 @@
 """``python -m admin``: the command line, where it finds the table, and the exit codes.
 
-Exit codes: 0 done, 1 failed (unknown table or PSID, AWS refused, cancelled), 2 the command
-line is wrong. Known failures end in one ``error:`` line on stderr, never a traceback.
+Exit codes: 0 done, 1 failed (unknown table, PSID or message, AWS refused, cancelled), 2 the
+command line is wrong. Known failures end in one ``error:`` line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handler.claims import Claims
 from handler.commands import MAX_LIMIT
 from handler.quota import STATUSES
 from handler.store import Store
@@ -24,6 +25,7 @@ from . import commands
 from .commands import CLEAR_LIMIT, Context
 from .errors import EXIT_ERROR, EXIT_USAGE, AdminError, UsageError, explain_aws_error
 from .queries import Reader
+from .queues import Sqs
 from .target import AWS_CONFIG, aws_session, resolve
 
 PROG = "python -m admin"
@@ -31,10 +33,14 @@ EXIT_INTERRUPTED = 130
 DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 DESCRIPTION = """\
-Look after a deployed bridge: its users, their limits, how much they ask.
+Look after a deployed bridge: its users, their limits, how much they ask, and the messages
+that failed for good.
 
 The table is --table, else $BRIDGE_TABLE, else the TABLE_NAME of --function, else
 `pulumi stack output tableName` (run in this project, for --stack or the selected stack).
+The queues (for replay) come the same way: --dead-letter-url / --queue-url, else
+$BRIDGE_DLQ_URL / $BRIDGE_QUEUE_URL, else the QUEUE_URL of --function (its dead-letter
+queue from its redrive policy), else the stack outputs deadLetterQueueUrl and queueUrl.
 AWS credentials, region and endpoint come from the usual places (--profile, AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL, ~/.aws); with the table from Pulumi, so may the region."""
 
@@ -46,6 +52,9 @@ examples:
   python -m admin set 1234567890123456 --limit 50
   python -m admin usage --from 2026-11-01 --to 2026-11-30 --format csv > november.csv
   python -m admin forget 1234567890123456 --yes
+  python -m admin replay                    # what is on the dead-letter queue, and why
+  python -m admin replay --all --dry-run    # what replaying would do
+  python -m admin replay --psid 1234567890123456
 
 exit codes: 0 done, 1 failed, 2 wrong command line. See docs/ADMIN.md."""
 
@@ -106,12 +115,14 @@ def _common_options(parser: argparse.ArgumentParser, *, in_command: bool) -> Non
     unset: Any = argparse.SUPPRESS if in_command else None
     where = parser.add_argument_group("table and AWS")
     where.add_argument("--table", default=unset, help="DynamoDB table name (env BRIDGE_TABLE)")
-    where.add_argument("--stack", default=unset, help="Pulumi stack to read tableName from")
+    where.add_argument(
+        "--stack", default=unset, help="Pulumi stack to read tableName (and queue URLs) from"
+    )
     where.add_argument(
         "--function",
         default=unset,
         metavar="NAME",
-        help="read TABLE_NAME, DAILY_LIMIT and QUOTA_TIMEZONE from this Lambda function",
+        help="read TABLE_NAME, DAILY_LIMIT, QUOTA_TIMEZONE and QUEUE_URL from this Lambda function",
     )
     where.add_argument(
         "--region",
@@ -135,6 +146,25 @@ def _common_options(parser: argparse.ArgumentParser, *, in_command: bool) -> Non
     )
 
 
+def _queue_options(parser: argparse.ArgumentParser, *, in_command: bool) -> None:
+    """Where ``replay`` finds the queues; before or after the command, as the others."""
+    unset: Any = argparse.SUPPRESS if in_command else None
+    queues = parser.add_argument_group("queues (replay)")
+    queues.add_argument(
+        "--queue-url",
+        default=unset,
+        metavar="URL",
+        help="the FIFO queue the function reads, by URL or name (env BRIDGE_QUEUE_URL)",
+    )
+    queues.add_argument(
+        "--dead-letter-url",
+        default=unset,
+        metavar="URL",
+        help="its dead-letter queue, by URL or name (env BRIDGE_DLQ_URL; else from the "
+        "queue's redrive policy)",
+    )
+
+
 def _format_option(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
     parser.add_argument(
         "--format",
@@ -152,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_options(parser, in_command=False)
+    _queue_options(parser, in_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
@@ -203,6 +234,46 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     _format_option(forget, ("table", "json"))
     forget.set_defaults(run=commands.forget)
+
+    replay = command(
+        "replay", "Show the dead-letter queue and why; send chosen messages back to the queue."
+    )
+    _queue_options(replay, in_command=True)
+    replay.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="a message id (or its first 8 characters, as the table shows) or an event id",
+    )
+    replay.add_argument("--all", action="store_true", help="every message still answerable")
+    replay.add_argument(
+        "--psid",
+        action="append",
+        type=_psid,
+        metavar="PSID",
+        help="this person's messages; repeat for more people",
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would be done; change nothing"
+    )
+    replay.add_argument(
+        "--drop-stale",
+        action="store_true",
+        help="delete messages outside Messenger's 24-hour window (the chosen ones; all of "
+        "them when none are chosen)",
+    )
+    replay.add_argument(
+        "--discard",
+        action="store_true",
+        help="delete the chosen messages without answering them",
+    )
+    replay.add_argument(
+        "--show-text",
+        action="store_true",
+        help="also show what people wrote (personal data: keep it out of logs and tickets)",
+    )
+    _format_option(replay, ("table", "csv", "json"))
+    replay.set_defaults(run=commands.replay)
     return parser
 
 
@@ -236,6 +307,8 @@ def main(argv: Sequence[str] | None = None, *, now: datetime | None = None) -> i
             target=target,
             store=Store(client, target.table),
             reader=Reader(client, target.table),
+            claims=Claims(client, target.table),
+            sqs=Sqs(session.client("sqs", region_name=target.region, config=AWS_CONFIG)),
             now=now or datetime.now(UTC),
             out=sys.stdout,
             err=err,

@@ -1,16 +1,21 @@
-"""The five commands. Each reads through ``Reader``, writes through the bot's own ``Store``,
+"""The six commands. Each reads through ``Reader``, writes through the bot's own ``Store``
+(``replay`` reads the bot's ``Claims`` and works on the queues through ``admin.queues``),
 and prints one result on stdout in the asked format; notes and progress go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
+from handler import schema
+from handler.claims import Claims
 from handler.quota import (
     COUNTER_RETENTION,
     STATUS_BLOCKED,
@@ -24,10 +29,12 @@ from handler.store import Store, User
 from . import render
 from .errors import AdminError, UsageError
 from .progress import Progress
-from .queries import DAY_PREFIX, Reader
+from .queries import Reader
+from .queues import Sqs
 from .render import Column, plural
+from .replay import STALE, Action, Outcome, Plan, Replayer, Selection
 from .reports import UsageReport, build_report, check_range
-from .target import Target
+from .target import Target, find_dead_letter_queue, find_queue
 
 CLEAR_LIMIT = "default"  # ``set --limit default``: back to the configured default
 SHOW_DAYS = 7
@@ -44,6 +51,8 @@ class Context:
     target: Target
     store: Store
     reader: Reader
+    claims: Claims
+    sqs: Sqs
     now: datetime
     out: TextIO
     err: TextIO
@@ -296,8 +305,8 @@ def _report_range(ctx: Context) -> tuple[date, date]:
 def usage(ctx: Context) -> int:
     """Per-user, per-day question counts over a range.
 
-    Cost: one Query of the users index, then one Query per user for
-    ``pk = USER#<psid> AND sk BETWEEN DAY#<from> AND DAY#<to>``: 1 + users requests
+    Cost: one Query of the users index, then one Query per user for the user's partition
+    with the sort key between the counters of ``from`` and ``to``: 1 + users requests
     whatever the length of the range, each reading only the counters it reports. A Scan
     with a filter would be a single call in the code but would read (and bill) every item
     of the table, conversation histories included, for any range; with counters kept only
@@ -410,15 +419,17 @@ def _weekday(day: str) -> str:
 
 
 def _describe(keys: Sequence[str]) -> str:
-    days = sum(1 for key in keys if key.startswith(DAY_PREFIX))
+    """'profile, 2 daily counters, conversation history': what forget is about to delete."""
+    days = sum(1 for key in keys if key.startswith(schema.DAY_PREFIX))
+    profile, history = schema.PROFILE in keys, schema.HISTORY in keys
     parts = []
-    if "PROFILE" in keys:
+    if profile:
         parts.append("profile")
     if days:
         parts.append(plural(days, "daily counter"))
-    if "HISTORY" in keys:
+    if history:
         parts.append("conversation history")
-    others = len(keys) - days - ("PROFILE" in keys) - ("HISTORY" in keys)
+    others = len(keys) - days - profile - history
     if others:
         parts.append(plural(others, "other item"))
     return ", ".join(parts)
@@ -460,4 +471,256 @@ def forget(ctx: Context) -> int:
         ctx.out.write(render.to_json({"psid": psid, "deleted": deleted, "what": what}))
     else:
         ctx.out.write(f"Forgot {psid}: deleted {plural(deleted, 'item')} ({what}).\n")
+    # Messages that failed for good wait on the dead-letter queue, not in the table.
+    ctx.note(
+        f"messages of {psid} still on the dead-letter queue are not in the table: "
+        f"`python -m admin replay --psid {psid} --discard` deletes them"
+    )
     return 0
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+LOOK_HINT = (
+    "nothing was sent back. To replay: python -m admin replay --all (or message ids, or "
+    "--psid PSID); add --dry-run to see what it would do first"
+)
+
+
+def _replay_plan(args: argparse.Namespace) -> Plan:
+    selection = Selection(
+        everything=args.all, ids=frozenset(args.ids), psids=frozenset(args.psid or ())
+    )
+    if args.discard and not selection.named:
+        raise UsageError("say which messages to discard: message ids, --psid PSID or --all")
+    return Plan(selection, drop_stale=args.drop_stale, discard=args.discard, dry_run=args.dry_run)
+
+
+def replay(ctx: Context) -> int:
+    """The dead-letter queue, each message with who, how old and why it failed; the chosen
+    ones sent back to the queue (or dropped). Message text only with ``--show-text``."""
+    plan = _replay_plan(ctx.args)
+    hints, stack = ctx.target.queues, ctx.args.stack
+    dead_letter_url, _source = find_dead_letter_queue(hints, ctx.sqs, stack)
+    waiting, in_flight = ctx.sqs.depth(dead_letter_url)  # also: is it there at all
+    queue_url = None
+    if plan.selection.named and not plan.discard:
+        queue_url, _source = find_queue(hints, dead_letter_url, ctx.sqs, stack)
+    with Progress(ctx.err) as progress:
+        replayer = Replayer(
+            sqs=ctx.sqs,
+            event_item=ctx.claims.get,
+            dead_letter_url=dead_letter_url,
+            queue_url=queue_url,
+            plan=plan,
+            now_ms=int(ctx.now.timestamp() * 1000),
+            on_message=lambda n: progress.show(
+                f"Reading the dead-letter queue… {plural(n, 'message')}"
+            ),
+        )
+        outcomes = replayer.run()
+    show_text = ctx.args.show_text
+    records = [_outcome_record(o, plan, ctx, show_text) for o in outcomes]
+    if ctx.args.format == "json":
+        ctx.out.write(
+            render.to_json(
+                {
+                    "dead_letter_queue": dead_letter_url,
+                    "queue": queue_url,
+                    "dry_run": plan.dry_run,
+                    "messages": records,
+                    "other_messages": replayer.others,
+                }
+            )
+        )
+    elif ctx.args.format == "csv":
+        header = _replay_header(show_text)
+        ctx.out.write(render.to_csv(header, [[r[h] for h in header] for r in records]))
+    else:
+        ctx.out.write(_replay_table(outcomes, records, plan, replayer.others, show_text))
+    _replay_notes(ctx, plan, outcomes, waiting, in_flight, len(outcomes) + replayer.others)
+    unknown = replayer.unknown_ids()
+    if unknown:
+        raise AdminError(f"not on the dead-letter queue: {', '.join(unknown)}")
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+def _result(outcome: Outcome, plan: Plan) -> str:
+    """What happened to the message, or what would, in words."""
+    if outcome.error:
+        return f"failed ({outcome.error}): {outcome.reason}"
+    if outcome.action is Action.KEEP:
+        if not plan.selection.named:
+            return outcome.reason or "can be replayed"
+        return f"not sent: {outcome.reason}"
+    done = {
+        Action.REPLAY: ("sent back to the queue", "would be sent back to the queue"),
+        Action.DROP: (f"dropped: {STALE}", f"would be dropped: {STALE}"),
+        Action.DISCARD: ("discarded", "would be discarded"),
+    }[outcome.action]
+    return done[0] if outcome.done else done[1]
+
+
+_SUMMARY_ORDER = (
+    "can be replayed",
+    "no longer answerable",
+    "cannot be replayed",
+    "sent back",
+    "would be sent back",
+    "dropped",
+    "would be dropped",
+    "discarded",
+    "would be discarded",
+    "not sent",
+    "failed",
+)
+
+
+def _short_result(outcome: Outcome, plan: Plan) -> str:
+    """The result in a few words, for the summary line."""
+    if outcome.error:
+        return "failed"
+    if outcome.action is Action.KEEP:
+        if plan.selection.named:
+            return "not sent"
+        if outcome.dead.event is None:
+            return "cannot be replayed"
+        return "no longer answerable" if outcome.dead.stale else "can be replayed"
+    verb = {Action.REPLAY: "sent back", Action.DROP: "dropped", Action.DISCARD: "discarded"}
+    return verb[outcome.action] if outcome.done else f"would be {verb[outcome.action]}"
+
+
+def _stamp(ms: int) -> str | None:
+    if ms <= 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _outcome_record(outcome: Outcome, plan: Plan, ctx: Context, show_text: bool) -> dict[str, Any]:
+    dead, attempts = outcome.dead, outcome.dead.attempts
+    now_ms = int(ctx.now.timestamp() * 1000)
+    record: dict[str, Any] = {
+        "message_id": dead.letter.message_id,
+        "event_id": dead.event_id,
+        "psid": dead.psid,
+        "kind": dead.event.kind if dead.event else None,
+        "sent_at": _stamp(dead.sent_ms),
+        "age_from": dead.age_from,
+        "age_seconds": (now_ms - dead.sent_ms) // 1000 if dead.sent_ms > 0 else None,
+        "receives": dead.receives,
+        "attempts": attempts.count,
+        "last_error": attempts.last_error,
+        "answer_ready": attempts.answer_ready,
+        "answered": attempts.answered,
+        "answerable": dead.event is not None and not dead.stale,
+        "why": attempts.why,
+        "action": outcome.action.value,
+        "done": outcome.done,
+        "result": _result(outcome, plan),
+        "error": outcome.error,
+        "new_message_id": outcome.new_message_id,
+    }
+    if show_text:
+        record["text"] = dead.event.text if dead.event else None
+        record["payload"] = dead.event.payload if dead.event else None
+    return record
+
+
+def _replay_header(show_text: bool) -> list[str]:
+    header = [
+        "message_id", "event_id", "psid", "kind", "sent_at", "age_from", "age_seconds",
+        "receives", "attempts", "last_error", "answer_ready", "answered", "answerable", "why",
+        "action", "done", "result", "error", "new_message_id",
+    ]  # fmt: skip
+    return [*header, "text", "payload"] if show_text else header
+
+
+def _text_cell(record: dict[str, Any]) -> str:
+    """What the person wrote, quoted and escaped (no line breaks or control characters)."""
+    if record["text"] is None:
+        return render.MISSING
+    cell = json.dumps(record["text"], ensure_ascii=False)
+    return f"{cell} [{record['payload']}]" if record["payload"] else cell
+
+
+def _age_cell(record: dict[str, Any]) -> str:
+    seconds = record["age_seconds"]
+    return render.MISSING if seconds is None else render.ago(timedelta(seconds=seconds))
+
+
+def _replay_rows(records: Sequence[dict[str, Any]], show_text: bool) -> str:
+    columns = [
+        Column("MESSAGE"),
+        Column("PSID"),
+        Column("KIND"),
+        Column("AGE"),
+        Column("RECEIVES", right=True),
+        Column("WHY"),
+        Column("RESULT"),
+        *([Column("TEXT")] if show_text else []),
+    ]
+    rows = [
+        [
+            r["message_id"][:8],
+            r["psid"],
+            r["kind"] or render.MISSING,
+            _age_cell(r),
+            r["receives"],
+            r["why"],
+            r["result"],
+            *([_text_cell(r)] if show_text else []),
+        ]
+        for r in records
+    ]
+    return render.table(columns, rows)
+
+
+def _replay_table(
+    outcomes: Sequence[Outcome],
+    records: Sequence[dict[str, Any]],
+    plan: Plan,
+    others: int,
+    show_text: bool,
+) -> str:
+    """The messages, then one line of totals: '3 messages: 2 sent back, 1 not sent'."""
+    if outcomes:
+        tally = Counter(_short_result(o, plan) for o in outcomes)
+        ordered = sorted(tally.items(), key=lambda item: _SUMMARY_ORDER.index(item[0]))
+        totals = ", ".join(f"{count} {what}" for what, count in ordered)
+        parts = [_replay_rows(records, show_text), f"{plural(len(outcomes), 'message')}: {totals}"]
+    elif plan.selection.named or others:
+        parts = ["No message on the dead-letter queue matches."]
+    else:
+        parts = ["The dead-letter queue is empty."]
+    if others:
+        parts.append(f"{plural(others, 'other message')} left on the dead-letter queue.")
+    if plan.dry_run:
+        parts.append("Dry run: nothing was changed.")
+    return "\n".join(parts) + "\n"
+
+
+def _replay_notes(
+    ctx: Context,
+    plan: Plan,
+    outcomes: Sequence[Outcome],
+    waiting: int,
+    in_flight: int,
+    read: int,
+) -> None:
+    """What the owner may want to do next, and what the run could not see."""
+    answerable = any(o.dead.event is not None and not o.dead.stale for o in outcomes)
+    if not plan.selection.named and answerable:
+        ctx.note(LOOK_HINT)
+    stale = sum(1 for o in outcomes if o.dead.stale and o.dead.event and o.action is Action.KEEP)
+    if stale and not plan.drop_stale:
+        ctx.note(f"--drop-stale deletes the {plural(stale, 'message')} no longer answerable")
+    if in_flight:
+        ctx.note(
+            f"not shown: {plural(in_flight, 'message')} that another reader of the dead-letter "
+            "queue holds (in flight); look again in a few minutes"
+        )
+    if waiting > read:
+        ctx.note(
+            f"SQS counts about {waiting} messages and {read} were read: SQS hands out a "
+            "person's messages ten at a time, the rest show once those are replayed or dropped"
+        )

@@ -32,6 +32,8 @@ _BAD_CREDENTIALS = {
     "SignatureDoesNotMatch",
 }
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+# SQS's "no such queue", in its query (old) and JSON (current) protocols.
+_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
 class AdminError(Exception):
@@ -66,6 +68,12 @@ def explain_aws_error(error: BotoCoreError | ClientError, table: str, region: st
             return (
                 f"table {table} not found in region {where}; "
                 "pass --table or check --region/AWS_PROFILE"
+            )
+        if code in _NO_QUEUE:
+            return (
+                f"queue not found in region {where} ({error.operation_name}); check "
+                "--dead-letter-url/--queue-url (or BRIDGE_DLQ_URL/BRIDGE_QUEUE_URL) and "
+                "--region/AWS_PROFILE"
             )
         if code == "ValidationException" and "index" in message.lower():
             return (

@@ -1,7 +1,8 @@
 """Reads the bot's ``Store`` has no call for: every user, and counters for many users at once.
 
 All of them are Queries on a key or BatchGetItem, never a Scan: a Scan reads every item of
-the table (conversation histories, dedupe claims) to find the few the CLI wants.
+the table (conversation histories, event records) to find the few the CLI wants. Keys are
+built by ``handler.schema`` only, so the CLI reads what the bot writes.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from handler.store import User
 from handler.store import user_from_item as user_from_item  # one parser for profile items
 
 BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
-USER_PREFIX = "USER#"
-DAY_PREFIX = "DAY#"
 
 
 def _pk(psid: str) -> dict[str, str]:
-    return {"S": f"{USER_PREFIX}{psid}"}
+    return {"S": schema.user_pk(psid)}
 
 
 def day_sort_key(day: date | str) -> str:
-    return f"{DAY_PREFIX}{day if isinstance(day, str) else day.isoformat()}"
+    """The counter's sort key for a day; ``schema`` owns its layout."""
+    return schema.day_sk(day if isinstance(day, str) else day.isoformat())
 
 
 class Reader:
@@ -51,7 +51,7 @@ class Reader:
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             for item in page.get("Items", []):
-                psid = item[schema.PARTITION_KEY]["S"].removeprefix(USER_PREFIX)
+                psid = schema.psid_of(item[schema.PARTITION_KEY]["S"])
                 yield user_from_item(psid, item)
                 seen += 1
             start = page.get("LastEvaluatedKey")
@@ -65,12 +65,9 @@ class Reader:
         wanted = list(dict.fromkeys(psids))
         counts = dict.fromkeys(wanted, 0)
         for first in range(0, len(wanted), BATCH_GET_MAX_KEYS):
-            keys = [
-                {schema.PARTITION_KEY: _pk(p), schema.SORT_KEY: {"S": day_sort_key(day)}}
-                for p in wanted[first : first + BATCH_GET_MAX_KEYS]
-            ]
+            keys = [schema.counter_key(p, day) for p in wanted[first : first + BATCH_GET_MAX_KEYS]]
             for item in self._batch_get(keys):
-                psid = item[schema.PARTITION_KEY]["S"].removeprefix(USER_PREFIX)
+                psid = schema.psid_of(item[schema.PARTITION_KEY]["S"])
                 counts[psid] = int(item.get("count", {}).get("N", "0"))
             if on_batch:
                 on_batch(min(first + BATCH_GET_MAX_KEYS, len(wanted)))
@@ -116,14 +113,14 @@ class Reader:
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             for item in page.get("Items", []):
-                day = item[schema.SORT_KEY]["S"].removeprefix(DAY_PREFIX)
+                day = schema.day_of(item[schema.SORT_KEY]["S"])
                 counts[day] = int(item.get("count", {}).get("N", "0"))
             start = page.get("LastEvaluatedKey")
             if not start:
                 return counts
 
     def sort_keys(self, psid: str) -> list[str]:
-        """What is stored about one user (``PROFILE``, ``DAY#...``, ``HISTORY``), keys only."""
+        """What is stored about one user (profile, daily counters, history), sort keys only."""
         keys: list[str] = []
         start: dict[str, Any] | None = None
         while True:

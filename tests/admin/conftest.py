@@ -7,15 +7,19 @@ The CLI runs in-process through ``admin.cli.main`` with boto3 pointed at moto by
 from __future__ import annotations
 
 import io
+import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from admin.cli import main
-from handler.store import Store
+from handler.store import Store, TransactItem
 from tests.conftest import new_table
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -35,7 +39,14 @@ COUNTS: dict[str, dict[str, int]] = {
     DAVE: {"2026-11-18": 3},
 }
 # Variables of the owner's shell that would change what the CLI does.
-OWNER_VARIABLES = ("BRIDGE_TABLE", "DAILY_LIMIT", "QUOTA_TIMEZONE", "AWS_PROFILE")
+OWNER_VARIABLES = (
+    "BRIDGE_TABLE",
+    "BRIDGE_QUEUE_URL",
+    "BRIDGE_DLQ_URL",
+    "DAILY_LIMIT",
+    "QUOTA_TIMEZONE",
+    "AWS_PROFILE",
+)
 
 
 @dataclass
@@ -53,23 +64,29 @@ class Seeded:
     url: str
 
 
-def seed(store: Store) -> None:
-    """Users and counters written through the bot's own Store calls."""
-    store.touch_user(DAVE, NOW - timedelta(days=7))
+def seed(client: Any, store: Store) -> None:
+    """Users and counters written through the bot's own Store calls: a user's record when
+    they first write, their activity and each question counted in a transaction, as the
+    worker does when it answers."""
+
+    def write(item: TransactItem) -> None:
+        client.transact_write_items(TransactItems=[item])
+
+    store.create_user(DAVE, NOW - timedelta(days=7))
     store.set_status(DAVE, "blocked", NOW - timedelta(days=6))
-    store.touch_user(CAROL, NOW - timedelta(days=40))
-    store.touch_user(CAROL, NOW - timedelta(days=1))
+    store.create_user(CAROL, NOW - timedelta(days=40))
+    write(store.touch_item(CAROL, NOW - timedelta(days=1)))
     store.set_limit(CAROL, 25, NOW - timedelta(days=1))
-    store.save_history(CAROL, [{"role": "user", "content": "hi"}] * 3, FAR_FUTURE)
-    store.touch_user(BOB, NOW - timedelta(days=2))
-    store.touch_user(BOB, NOW - timedelta(hours=3))
+    write(store.history_item(CAROL, [{"role": "user", "content": "hi"}] * 3, FAR_FUTURE))
+    store.create_user(BOB, NOW - timedelta(days=2))
+    write(store.touch_item(BOB, NOW - timedelta(hours=3)))
     store.set_status(BOB, "unlimited", NOW - timedelta(hours=3))
-    store.touch_user(ALICE, NOW - timedelta(days=5))
-    store.touch_user(ALICE, NOW - timedelta(minutes=5))
+    store.create_user(ALICE, NOW - timedelta(days=5))
+    write(store.touch_item(ALICE, NOW - timedelta(minutes=5)))
     for psid, days in COUNTS.items():
         for day, count in days.items():
-            for n in range(count):
-                assert store.take_question(psid, day, None, FAR_FUTURE, f"m_{psid}_{day}_{n}")
+            for _ in range(count):
+                write(store.count_item(psid, day, FAR_FUTURE))
 
 
 @pytest.fixture
@@ -84,7 +101,7 @@ def aws_env(moto_server, monkeypatch: pytest.MonkeyPatch) -> str:
 def _seeded_table(url: str) -> Seeded:
     client, table = new_table(url)
     store = Store(client, table)
-    seed(store)
+    seed(client, store)
     return Seeded(store, client, table, url)
 
 
@@ -162,7 +179,13 @@ class FakeTerminal:
 def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """``fake_pulumi(table=..., fail=...)``: a ``pulumi`` alone on PATH; returns its call log."""
 
-    def install(table: str = "", fail: str = "", region: str = "us-east-1") -> Path:
+    def install(
+        table: str = "",
+        fail: str = "",
+        region: str = "us-east-1",
+        queue: str = "",
+        dead_letter: str = "",
+    ) -> Path:
         folder = tmp_path / "bin"
         folder.mkdir(exist_ok=True)
         log = tmp_path / "pulumi-calls.log"
@@ -173,6 +196,8 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
             f'if [ -n "{fail}" ]; then echo "error: {fail}" >&2; exit 255; fi\n'
             'case "$1 $2 $3" in\n'
             f'  "stack output tableName") echo "{table}" ;;\n'
+            f'  "stack output queueUrl") echo "{queue}" ;;\n'
+            f'  "stack output deadLetterQueueUrl") echo "{dead_letter}" ;;\n'
             f'  "config get aws:region") echo "{region}" ;;\n'
             '  *) echo "error: unexpected command: $*" >&2; exit 1 ;;\n'
             "esac\n"
@@ -182,3 +207,22 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         return log
 
     return install
+
+
+def make_function(url: str, variables: dict[str, str]) -> str:
+    """A Lambda function in moto with these environment variables, as ``--function`` reads."""
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
+    name = f"bridge-{uuid.uuid4().hex[:8]}"
+    iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1")
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    boto3.client("lambda", endpoint_url=url, region_name="us-east-1").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": variables},
+    )
+    return name
