@@ -191,7 +191,7 @@ def test_rate_limited_sends_are_backed_off_and_the_answer_is_not_asked_for_again
 
 @pytest.mark.parametrize(
     ("code", "subcode", "level"),
-    [(551, 1545041, "WARNING"), (10, 2018278, "WARNING")],
+    [(551, 1545041, "WARN"), (10, 2018278, "WARN")],
 )
 def test_permanent_send_failures_are_not_retried_and_logged_once(
     bridge: Bridge, code: int, subcode: int | None, level: str

@@ -122,9 +122,7 @@ def test_a_send_api_outage_is_backed_off_and_answered_in_order_once_it_is_over(m
         send(bridge, text)
     bridge.poller.wait_for(lambda: len(bridge.logs.named("record.retry")) >= 3, timeout=20)
     # The receives of "one": spaced out, not burnt through in a second.
-    starts = [
-        i.started for i in bridge.poller.invocations if any('"one"' in b for b in i.bodies)
-    ]
+    starts = [i.started for i in bridge.poller.invocations if any('"one"' in b for b in i.bodies)]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     bridge.graph.clear()  # Graph is back
     bridge.settle()
@@ -245,3 +243,50 @@ def test_the_trouble_note_comes_once_however_often_the_model_fails(bridge: Bridg
     bridge.model.fail_next(503, times=3)
     bridge.say(ALICE, "hello")
     assert bridge.texts_to(ALICE) == [replies.MODEL_TROUBLE, "The answer is 42."]
+
+
+def test_the_owner_replays_a_parked_message_and_it_is_answered_from_the_recorded_answer(
+    bridge: Bridge, capsys: pytest.CaptureFixture[str]
+):
+    from admin.cli import main as admin
+
+    bridge.say(ALICE, "hi")
+    bridge.graph.fail_next(400, code=190, times=100, only="message")  # the token was revoked
+    bridge.say(ALICE, "are you there?")
+    assert len(bridge.dead_letters()) == 1
+    where = ["--table", bridge.table, "--dead-letter-url", bridge.harness.dead_letter_url]
+    assert admin(["replay", *where]) == 0  # first a look: who, how old, why
+    shown = capsys.readouterr().out
+    assert ALICE in shown and "page_token_invalid" in shown and "are you there?" not in shown
+    bridge.graph.clear()  # the owner renewed the token
+    assert admin(["replay", "--all", *where]) == 0
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert len(bridge.model.requests) == 2  # the parked answer was sent, not asked for again
+    assert bridge.used_today(ALICE) == 2 and bridge.dead_letters() == []
+
+
+def test_with_batches_of_several_a_failing_message_uses_up_the_receives_behind_it(
+    make_bridge, monkeypatch: pytest.MonkeyPatch
+):
+    """Why the stack hands one message at a time: in a FIFO batch every message counts a
+    receive, so the messages behind a failing one are received with it each time and follow
+    it to the dead-letter queue. (With the default batch of one, the test above: they go on.)
+    """
+    bridge = make_bridge(queue={"batch_size": 3})
+    real = Bot.handle
+
+    def poisoned(self: Bot, event: Any, attempt: Any) -> str:
+        if event.text == "poison":
+            raise RetryLater("send:graph_unavailable")
+        return real(self, event, attempt)
+
+    monkeypatch.setattr(Bot, "handle", poisoned)
+    bridge.model.responder = echo
+    bridge.poller.pause()
+    for text in ("poison", "after one", "after two"):
+        send(bridge, text)
+    bridge.poller.resume()
+    bridge.settle()
+    assert answers(bridge) == []
+    assert sorted(m["text"] for m in bridge.dead_letters()) == ["after one", "after two", "poison"]
