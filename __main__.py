@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
 
 from infra.bridge import MessengerBridge, MessengerBridgeArgs
 from infra.config import load_secrets, load_settings
@@ -18,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 
 settings = load_settings()
 secrets = load_secrets()
-names = names_for(pulumi.get_project(), pulumi.get_stack())
+names = names_for(pulumi.get_project(), pulumi.get_stack(), aws.get_region().region)
 archive = build_lambda_archive(PROJECT_ROOT, settings.architecture)
 
 bridge = MessengerBridge(

@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from handler.defaults import DEFAULTS
 from handler.settings import Env
 
 from .errors import AdminError, UsageError
@@ -33,8 +34,9 @@ DEAD_LETTER_VARIABLE = "BRIDGE_DLQ_URL"
 TABLE_OUTPUT = "tableName"
 QUEUE_OUTPUT = "queueUrl"
 DEAD_LETTER_OUTPUT = "deadLetterQueueUrl"
-DEFAULT_DAILY_LIMIT = 10
-DEFAULT_TIMEZONE = "UTC"
+# A stack's own defaults (Pulumi.yaml, through handler/defaults.py) when nothing says more.
+DEFAULT_DAILY_LIMIT: int = DEFAULTS["dailyLimit"]
+DEFAULT_TIMEZONE: str = DEFAULTS["quotaTimezone"]
 PULUMI_TIMEOUT_SECONDS = 120
 # Where Pulumi.yaml lives: pulumi must run there to find the project, wherever we were started.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

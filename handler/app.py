@@ -6,6 +6,7 @@ on its first batch.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -13,7 +14,7 @@ from . import clients
 from .events import classify, http_request
 from .handoff import Handoff, HandoffError
 from .logs import get_logger, log, log_context
-from .secrets import Secrets, load_secrets
+from .secrets import Secrets, load_parameters
 from .settings import Settings, load_settings
 from .webhook import respond, route
 
@@ -30,7 +31,9 @@ class Runtime:
 
     def secrets(self) -> Secrets:
         if self._secrets is None:
-            self._secrets = load_secrets(self.settings)
+            self._secrets, prompt = load_parameters(self.settings)
+            if prompt and prompt.strip():
+                self.settings = dataclasses.replace(self.settings, system_prompt=prompt.strip())
         return self._secrets
 
     @functools.cached_property
@@ -46,7 +49,8 @@ class Runtime:
         from .messenger import Messenger
         from .store import Store
 
-        settings, secrets = self.settings, self.secrets()
+        secrets = self.secrets()  # first: it may bring the system prompt into the settings
+        settings = self.settings
         dynamodb = clients.aws("dynamodb")
         return Bot(
             settings=settings,

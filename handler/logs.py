@@ -21,6 +21,8 @@ _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 _secrets: set[str] = set()
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 6
+# Lambda's level names: its application log level filter and CloudWatch read these.
+LAMBDA_LEVEL_NAMES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
 def register_secrets(*values: str | None) -> None:
@@ -49,7 +51,7 @@ class JsonFormatter(logging.Formatter):
         line: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
+            "level": LAMBDA_LEVEL_NAMES.get(record.levelname, record.levelname),
             "message": record.getMessage(),
             **(_context.get() or {}),
             **getattr(record, "fields", {}),

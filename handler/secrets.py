@@ -1,6 +1,8 @@
 """The four secrets, from SSM SecureString parameters in one call at cold start, then cached.
 
-Where no parameter names are configured (local runs), they come from the environment.
+Where no parameter names are configured (local runs), they come from the environment. A
+system prompt too long for the environment lives in a parameter too and comes in the same
+call: no round trip of its own.
 """
 
 from __future__ import annotations
@@ -38,9 +40,29 @@ def _from_parameters(names: Mapping[str, str]) -> dict[str, str]:
     return {secret: by_name.get(name, "") for secret, name in names.items()}
 
 
-def load_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> Secrets:
+PROMPT = "system_prompt"  # the prompt's place among the fetched parameters
+
+
+def load_parameters(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> tuple[Secrets, str | None]:
+    """The secrets, and the system prompt when a parameter holds it."""
+    names = dict(settings.secret_parameters)
+    if settings.system_prompt_parameter:
+        names[PROMPT] = settings.system_prompt_parameter
+    values = _from_parameters(names) if names else {}
+    prompt = values.pop(PROMPT, None)
+    return load_secrets(settings, env, values), prompt
+
+
+def load_secrets(
+    settings: Settings, env: Mapping[str, str] | None = None, fetched: dict[str, str] | None = None
+) -> Secrets:
     env = os.environ if env is None else env
-    values = _from_parameters(settings.secret_parameters) if settings.secret_parameters else {}
+    if fetched is not None:
+        values = dict(fetched)
+    else:
+        values = _from_parameters(settings.secret_parameters) if settings.secret_parameters else {}
     for secret, (_param_var, plain_var) in SECRET_SOURCES.items():
         if secret not in settings.secret_parameters:
             values[secret] = env.get(plain_var, "")

@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DEFAULT_GRAPH_API_URL = "https://graph.facebook.com/v24.0"
-DEFAULT_MODEL = "gpt-4.1-mini"
+from .defaults import DEFAULTS
+
+GRAPH_API_HOST = "https://graph.facebook.com"
+# The stack's defaults (Pulumi.yaml, through the generated handler/defaults.py): what a run
+# that sets no variable uses, so a local run behaves as a fresh stack does.
+DEFAULT_GRAPH_API_VERSION: str = DEFAULTS["graphApiVersion"]
+DEFAULT_GRAPH_API_URL = f"{GRAPH_API_HOST}/{DEFAULT_GRAPH_API_VERSION}"
+DEFAULT_MODEL: str = DEFAULTS["model"]
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant chatting through Facebook Messenger. "
     "Answer clearly and concisely in the language of the question; use plain text, not Markdown."
 )
-
 # Receives of one queued message before SQS moves it to the dead-letter queue (the stack's
 # redrive policy says the same number), and the first of the growing waits between them.
-DEFAULT_MAX_RECEIVES = 5
-DEFAULT_RETRY_DELAY_SECONDS = 10
+DEFAULT_MAX_RECEIVES: int = DEFAULTS["maxReceiveCount"]
+DEFAULT_RETRY_DELAY_SECONDS: int = DEFAULTS["retryDelaySeconds"]
+# Lambda's level names, which its log filter and CloudWatch read; Python's names map to them.
+LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+LOG_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
 class SettingsError(ValueError):
@@ -46,6 +55,8 @@ class Env:
     HISTORY_MAX_CHARS = "HISTORY_MAX_CHARS"
     HISTORY_TTL_HOURS = "HISTORY_TTL_HOURS"
     LOG_LEVEL = "LOG_LEVEL"
+    # The name of the SSM parameter holding a system prompt too long for the environment.
+    SYSTEM_PROMPT_PARAMETER = "SYSTEM_PROMPT_PARAMETER"
     # The FIFO queue between the webhook and the worker, and how it retries.
     QUEUE_URL = "QUEUE_URL"
     MAX_RECEIVES = "MAX_RECEIVES"
@@ -71,23 +82,24 @@ class Settings:
     table_name: str
     model: str = DEFAULT_MODEL
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    temperature: float = 0.7
-    max_tokens: int = 800
+    temperature: float = float(DEFAULTS["temperature"])
+    max_tokens: int = DEFAULTS["maxTokens"]
     openai_timeout_seconds: float = 25.0
     openai_max_retries: int = 2
     openai_base_url: str | None = None
-    daily_limit: int = 10
+    daily_limit: int = DEFAULTS["dailyLimit"]
     admin_psids: frozenset[str] = field(default_factory=frozenset)
-    timezone: str = "UTC"
+    timezone: str = DEFAULTS["quotaTimezone"]
     graph_api_url: str = DEFAULT_GRAPH_API_URL
-    history_turns: int = 6
-    history_max_chars: int = 6000
-    history_ttl_hours: int = 24
-    log_level: str = "INFO"
+    history_turns: int = DEFAULTS["historyTurns"]
+    history_max_chars: int = DEFAULTS["historyMaxChars"]
+    history_ttl_hours: int = DEFAULTS["historyTtlHours"]
+    log_level: str = DEFAULTS["logLevel"]
     queue_url: str | None = None
     max_receives: int = DEFAULT_MAX_RECEIVES
     retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
     secret_parameters: Mapping[str, str] = field(default_factory=dict)
+    system_prompt_parameter: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -123,6 +135,15 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def log_level(raw: str) -> str:
+    """Lambda's name for a level, from either Lambda's or Python's name."""
+    level = raw.strip().upper()
+    level = LOG_LEVEL_ALIASES.get(level, level)
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"{Env.LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
 def parse_admin_psids(raw: str) -> frozenset[str]:
     """Comma- or space-separated page-scoped ids; PSIDs are digits only."""
     ids = [part for part in raw.replace(",", " ").split() if part]
@@ -132,12 +153,15 @@ def parse_admin_psids(raw: str) -> frozenset[str]:
     return frozenset(ids)
 
 
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     table = env.get(Env.TABLE_NAME, "").strip()
     if not table:
         raise SettingsError(f"{Env.TABLE_NAME} is not set")
-    timezone = env.get(Env.QUOTA_TIMEZONE, "").strip() or "UTC"
+    timezone = env.get(Env.QUOTA_TIMEZONE, "").strip() or _DEFAULT["timezone"]
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -150,25 +174,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for name, (variable, _plain) in SECRET_SOURCES.items()
         if env.get(variable, "").strip()
     }
+    d = _DEFAULT
     return Settings(
         table_name=table,
-        model=env.get(Env.OPENAI_MODEL, "").strip() or DEFAULT_MODEL,
-        system_prompt=env.get(Env.SYSTEM_PROMPT, "").strip() or DEFAULT_SYSTEM_PROMPT,
-        temperature=_float(env, Env.OPENAI_TEMPERATURE, 0.7, 0.0, 2.0),
-        max_tokens=_int(env, Env.OPENAI_MAX_TOKENS, 800, minimum=1),
-        openai_timeout_seconds=_float(env, Env.OPENAI_TIMEOUT_SECONDS, 25.0, 1.0, 900.0),
-        openai_max_retries=_int(env, Env.OPENAI_MAX_RETRIES, 2),
+        model=env.get(Env.OPENAI_MODEL, "").strip() or d["model"],
+        system_prompt=env.get(Env.SYSTEM_PROMPT, "").strip() or d["system_prompt"],
+        temperature=_float(env, Env.OPENAI_TEMPERATURE, d["temperature"], 0.0, 2.0),
+        max_tokens=_int(env, Env.OPENAI_MAX_TOKENS, d["max_tokens"], minimum=1),
+        openai_timeout_seconds=_float(
+            env, Env.OPENAI_TIMEOUT_SECONDS, d["openai_timeout_seconds"], 1.0, 900.0
+        ),
+        openai_max_retries=_int(env, Env.OPENAI_MAX_RETRIES, d["openai_max_retries"]),
         openai_base_url=env.get(Env.OPENAI_BASE_URL, "").strip() or None,
-        daily_limit=_int(env, Env.DAILY_LIMIT, 10),
+        daily_limit=_int(env, Env.DAILY_LIMIT, d["daily_limit"]),
         admin_psids=parse_admin_psids(env.get(Env.ADMIN_PSIDS, "")),
         timezone=timezone,
         graph_api_url=graph,
-        history_turns=_int(env, Env.HISTORY_TURNS, 6),
-        history_max_chars=_int(env, Env.HISTORY_MAX_CHARS, 6000),
-        history_ttl_hours=_int(env, Env.HISTORY_TTL_HOURS, 24, minimum=1),
-        log_level=(env.get(Env.LOG_LEVEL, "").strip() or "INFO").upper(),
+        history_turns=_int(env, Env.HISTORY_TURNS, d["history_turns"]),
+        history_max_chars=_int(env, Env.HISTORY_MAX_CHARS, d["history_max_chars"]),
+        history_ttl_hours=_int(env, Env.HISTORY_TTL_HOURS, d["history_ttl_hours"], minimum=1),
+        log_level=log_level(env.get(Env.LOG_LEVEL, "") or d["log_level"]),
         queue_url=env.get(Env.QUEUE_URL, "").strip() or None,
-        max_receives=_int(env, Env.MAX_RECEIVES, DEFAULT_MAX_RECEIVES, minimum=1),
-        retry_delay_seconds=_int(env, Env.RETRY_DELAY_SECONDS, DEFAULT_RETRY_DELAY_SECONDS),
+        max_receives=_int(env, Env.MAX_RECEIVES, d["max_receives"], minimum=1),
+        retry_delay_seconds=_int(env, Env.RETRY_DELAY_SECONDS, d["retry_delay_seconds"]),
         secret_parameters=secret_parameters,
+        system_prompt_parameter=env.get(Env.SYSTEM_PROMPT_PARAMETER, "").strip() or None,
     )

@@ -1,7 +1,7 @@
 """``MessengerBridge``: everything one Facebook page's bot needs, as one component.
 
 A fork that runs several page bots creates one per page, each with its own ``Names``
-(``names_for(project, stack, bot="page-a")``) so nothing collides.
+(``names_for(project, stack, region, bot="page-a")``) so nothing collides.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .naming import Names
 from .packaging import PYTHON_VERSION
 from .policies import handler_policy, handler_resources, lambda_trust_policy
 from .queues import create_queue_trigger, create_queues
-from .secrets import create_secret_store
+from .secrets import create_prompt_parameter, create_secret_store
 from .table import create_table
 
 COMPONENT_TYPE = "messenger-bridge:index:MessengerBridge"
@@ -72,6 +72,12 @@ class MessengerBridge(pulumi.ComponentResource):
             settings.kms_key_arn,
             self,
         )
+        prompt = (
+            create_prompt_parameter(f"{name}-system-prompt", names, settings.system_prompt, self)
+            if settings.system_prompt
+            else None
+        )
+        parameters = [*store.parameters.values(), *([prompt] if prompt else [])]
         table = create_table(f"{name}-table", names.table, settings.protect_table, self)
         queues = create_queues(f"{name}-queue", names, settings, self)
         log_group = aws.cloudwatch.LogGroup(
@@ -93,7 +99,7 @@ class MessengerBridge(pulumi.ComponentResource):
             role=role.id,
             policy=pulumi.Output.all(
                 table=table.arn,
-                parameters=pulumi.Output.all(*[p.arn for p in store.parameters.values()]),
+                parameters=pulumi.Output.all(*[p.arn for p in parameters]),
                 key=store.key_arn,
                 logs=log_group.arn,
                 queue=queues.queue.arn,
@@ -116,6 +122,7 @@ class MessengerBridge(pulumi.ComponentResource):
             settings,
             names.table,
             {secret: names.parameter(secret) for secret in store.parameters},
+            names.parameter("system_prompt") if prompt else None,
         )
         function = aws.lambda_.Function(
             f"{name}-function",
@@ -131,14 +138,19 @@ class MessengerBridge(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables=with_queue(environment, queues.queue.url)
             ),
+            # Lambda filters JSON lines by their "level" before they are stored (and billed):
+            # ours by logLevel, its own START/END/REPORT lines at INFO (DEBUG when debugging).
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=log_group.name
+                log_format="JSON",
+                log_group=log_group.name,
+                application_log_level=settings.log_level,
+                system_log_level=settings.system_log_level,
             ),
             # The environment names these by string: say the order out loud. The log group
             # must exist first or Lambda creates its own, without retention.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[log_group, policy, table, *store.parameters.values()],
+                depends_on=[log_group, policy, table, *parameters],
             ),
         )
         url = self._public_url(name, function)

@@ -12,33 +12,33 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pulumi
 
+from handler.defaults import DEFAULTS
 from handler.settings import (
-    DEFAULT_GRAPH_API_URL,
-    DEFAULT_MAX_RECEIVES,
-    DEFAULT_MODEL,
-    DEFAULT_RETRY_DELAY_SECONDS,
-    DEFAULT_SYSTEM_PROMPT,
+    GRAPH_API_HOST,
+    LOG_LEVEL_ALIASES,
+    LOG_LEVELS,
     SECRET_SOURCES,
     Settings,
     SettingsError,
     parse_admin_psids,
 )
 
-# The handler's own defaults, by field name: what it would use if a variable were unset.
+# The handler's defaults for what the stack does not set (its model-call timing).
 HANDLER_DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING
 }
 
-GRAPH_API_HOST, DEFAULT_GRAPH_API_VERSION = DEFAULT_GRAPH_API_URL.rsplit("/", 1)
-
 ARCHITECTURES = ("arm64", "x86_64")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# An SSM parameter holds at most 8 KB (the advanced tier; Intelligent-Tiering picks it).
+MAX_SYSTEM_PROMPT_BYTES = 8192
 # The values CloudWatch Logs accepts for retention_in_days; 0 keeps logs forever.
 LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -84,35 +84,41 @@ def config_key(field_name: str) -> str:
 class BridgeSettings:
     """Every non-secret setting of one bridge, validated."""
 
-    model: str = DEFAULT_MODEL
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    temperature: float = HANDLER_DEFAULTS["temperature"]
-    max_tokens: int = HANDLER_DEFAULTS["max_tokens"]
-    daily_limit: int = HANDLER_DEFAULTS["daily_limit"]
+    model: str = DEFAULTS["model"]
+    system_prompt: str | None = None  # None: the handler's built-in prompt
+    system_prompt_file: str | None = None  # where system_prompt was read from, if a file
+    temperature: float = float(DEFAULTS["temperature"])
+    max_tokens: int = DEFAULTS["maxTokens"]
+    daily_limit: int = DEFAULTS["dailyLimit"]
     admin_psids: tuple[str, ...] = ()
-    keep_warm_minutes: int = 20
-    memory_mb: int = 512
-    timeout_seconds: int = 120
-    architecture: str = "arm64"
-    log_retention_days: int = 14
-    reserved_concurrency: int | None = None
-    batch_size: int = FIFO_MAX_BATCH_SIZE
-    max_concurrency: int = 5
-    max_receive_count: int = DEFAULT_MAX_RECEIVES
-    retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
-    graph_api_version: str = DEFAULT_GRAPH_API_VERSION
+    keep_warm_minutes: int = DEFAULTS["keepWarmMinutes"]
+    memory_mb: int = DEFAULTS["memoryMb"]
+    timeout_seconds: int = DEFAULTS["timeoutSeconds"]
+    architecture: str = DEFAULTS["architecture"]
+    log_retention_days: int = DEFAULTS["logRetentionDays"]
+    reserved_concurrency: int | None = None  # -1 in Pulumi.yaml: none reserved
+    batch_size: int = DEFAULTS["batchSize"]
+    max_concurrency: int = DEFAULTS["maxConcurrency"]
+    max_receive_count: int = DEFAULTS["maxReceiveCount"]
+    retry_delay_seconds: int = DEFAULTS["retryDelaySeconds"]
+    graph_api_version: str = DEFAULTS["graphApiVersion"]
     openai_base_url: str | None = None
-    quota_timezone: str = HANDLER_DEFAULTS["timezone"]
-    history_turns: int = HANDLER_DEFAULTS["history_turns"]
-    history_max_chars: int = HANDLER_DEFAULTS["history_max_chars"]
-    history_ttl_hours: int = HANDLER_DEFAULTS["history_ttl_hours"]
-    protect_table: bool = False
+    quota_timezone: str = DEFAULTS["quotaTimezone"]
+    history_turns: int = DEFAULTS["historyTurns"]
+    history_max_chars: int = DEFAULTS["historyMaxChars"]
+    history_ttl_hours: int = DEFAULTS["historyTtlHours"]
+    protect_table: bool = False  # "auto" in Pulumi.yaml: decided by the stack's name
     kms_key_arn: str | None = None
-    log_level: str = HANDLER_DEFAULTS["log_level"]
+    log_level: str = DEFAULTS["logLevel"]
 
     @property
     def graph_api_url(self) -> str:
         return f"{GRAPH_API_HOST}/{self.graph_api_version}"
+
+    @property
+    def system_log_level(self) -> str:
+        """Lambda's platform lines (START, END, REPORT) at INFO, or DEBUG when debugging."""
+        return "DEBUG" if self.log_level == "DEBUG" else "INFO"
 
 
 SETTING_KEYS: tuple[str, ...] = tuple(
@@ -183,8 +189,16 @@ def _admin_psids(reader: _Reader, key: str) -> tuple[str, ...]:
         items = json.loads(value)
     except json.JSONDecodeError:
         items = None
-    if not isinstance(items, list) or not all(isinstance(i, str | int) for i in items):
-        reader.fail(key, f"must be a list of PSIDs, e.g. `pulumi config set --path '{key}[0]' 123`")
+    example = f"`pulumi config set --path '{key}[0]' --type string 1234567890123456`"
+    if not isinstance(items, list):
+        reader.fail(key, f"must be a list of PSIDs, e.g. {example}")
+        return ()
+    # A PSID set without --type string arrives as a number; a whole one keeps every digit
+    # here, one that went through a float (1.2e+15) has lost some.
+    if not all(
+        isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in items
+    ):
+        reader.fail(key, f"a PSID must be stored as text: {example}; got {items!r}")
         return ()
     try:
         valid = parse_admin_psids(",".join(str(i) for i in items))
@@ -192,6 +206,39 @@ def _admin_psids(reader: _Reader, key: str) -> tuple[str, ...]:
         reader.fail(key, f"a PSID is digits only, got {items!r}")
         return ()
     return tuple(sorted(valid))
+
+
+def _log_level(reader: _Reader, key: str, default: str) -> str:
+    """Lambda's level name; Python's WARNING and CRITICAL are taken for WARN and FATAL."""
+    value = (reader.text(key) or default).upper()
+    value = LOG_LEVEL_ALIASES.get(value, value)
+    if value not in LOG_LEVELS:
+        reader.fail(key, f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value
+
+
+def _system_prompt(reader: _Reader, root: Path) -> tuple[str | None, str | None]:
+    """The prompt, given inline or in a file of the project; (prompt, file)."""
+    inline, file = reader.text("systemPrompt"), reader.text("systemPromptFile")
+    if inline and file:
+        reader.fail("systemPromptFile", "set systemPrompt or systemPromptFile, not both")
+        return None, None
+    prompt = inline
+    if file:
+        path = Path(file) if Path(file).is_absolute() else root / file
+        try:
+            prompt = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reader.fail("systemPromptFile", f"cannot read {file!r}: {error}")
+            return None, file
+        if not prompt:
+            reader.fail("systemPromptFile", f"{file!r} is empty")
+    if prompt and len(prompt.encode()) > MAX_SYSTEM_PROMPT_BYTES:
+        key = "systemPromptFile" if file else "systemPrompt"
+        reader.fail(
+            key, f"the prompt is {len(prompt.encode())} bytes, over SSM's {MAX_SYSTEM_PROMPT_BYTES}"
+        )
+    return prompt or None, file
 
 
 def _timezone(reader: _Reader, key: str, default: str) -> str:
@@ -241,15 +288,21 @@ def _protect_table(reader: _Reader, key: str, stack: str) -> bool:
 
 
 def parse_settings(
-    raw: Mapping[str, str | None], *, stack: str, region: str | None = None
+    raw: Mapping[str, str | None],
+    *,
+    stack: str,
+    region: str | None = None,
+    root: Path = PROJECT_ROOT,
 ) -> BridgeSettings:
     """Validate raw config strings (keyed by config key) into settings, or raise ConfigError."""
     d = BridgeSettings()
     r = _Reader(raw)
     reserved = r.integer("reservedConcurrency", -1, -1)
+    system_prompt, system_prompt_file = _system_prompt(r, root)
     settings = BridgeSettings(
         model=r.text("model") or d.model,
-        system_prompt=r.text("systemPrompt") or d.system_prompt,
+        system_prompt=system_prompt,
+        system_prompt_file=system_prompt_file,
         temperature=r.number("temperature", d.temperature, 0.0, 2.0),
         max_tokens=r.integer("maxTokens", d.max_tokens, 1),
         daily_limit=r.integer("dailyLimit", d.daily_limit, 0),
@@ -274,7 +327,7 @@ def parse_settings(
         history_ttl_hours=r.integer("historyTtlHours", d.history_ttl_hours, 1),
         protect_table=_protect_table(r, "protectTable", stack),
         kms_key_arn=_kms_key_arn(r, "kmsKeyArn", region),
-        log_level=r.choice("logLevel", d.log_level, LOG_LEVELS, upper=True),
+        log_level=_log_level(r, "logLevel", d.log_level),
     )
     if settings.timeout_seconds <= MODEL_CALL_BUDGET_SECONDS:
         r.fail(
@@ -300,7 +353,7 @@ def parse_settings(
             f"queue's invocations leave room for the webhook's, got {settings.max_concurrency}",
         )
     if not _GRAPH_VERSION.match(settings.graph_api_version):
-        r.fail("graphApiVersion", f"must look like v24.0, got {settings.graph_api_version!r}")
+        r.fail("graphApiVersion", f"must look like v26.0, got {settings.graph_api_version!r}")
     if r.problems:
         raise ConfigError(r.problems)
     return settings
@@ -335,7 +388,16 @@ def load_settings(config: pulumi.Config | None = None) -> BridgeSettings:
     for key in unknown_keys(_configured_keys(), config.name):
         pulumi.log.warn(f"config key {key!r} is not a setting of this project; is it a typo?")
     raw = {key: config.get(key) for key in SETTING_KEYS}
-    return parse_settings(raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
+    settings = parse_settings(
+        raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region")
+    )
+    if settings.batch_size > 1:
+        pulumi.log.warn(
+            f"batchSize {settings.batch_size}: every message of a FIFO batch counts a receive, "
+            "so a message that keeps failing can take the person's next messages with it to "
+            "the dead-letter queue; 1 (the default) avoids it"
+        )
+    return settings
 
 
 def load_secrets(config: pulumi.Config | None = None) -> BridgeSecrets:

@@ -2,10 +2,16 @@
 
 Names are explicit (not Pulumi auto-names) because people read them: in the Lambda console,
 in ``/aws/lambda/<function>`` and in the SSM parameter paths the handler is pointed at.
+
+Project and stack names may hold hyphens, so joining them with one is ambiguous (``x`` +
+``a-b`` and ``x-a`` + ``b`` both give ``x-a-b``): every name ends in a short tag hashed
+from the parts themselves. IAM role names are account-wide, not regional: the role's name
+carries the region too, so one stack deployed to two regions does not collide.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -21,6 +27,7 @@ _LIMITS = {
     "dead_letter_queue": QUEUE_NAME_LIMIT,
     "table": 255,
 }
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 # SQS wants this ending on every FIFO queue's name.
 FIFO_SUFFIX = ".fifo"
 
@@ -34,10 +41,16 @@ class Names:
     """Every physical name of one bridge. ``parts`` is (project, stack[, bot])."""
 
     parts: tuple[str, ...]
+    region: str
+
+    @property
+    def tag(self) -> str:
+        """Six hex digits of the parts, told apart by a separator no part can hold."""
+        return hashlib.sha256("/".join(self.parts).encode()).hexdigest()[:6]
 
     @property
     def prefix(self) -> str:
-        return "-".join(self.parts)
+        return "-".join((*self.parts, self.tag))
 
     @property
     def function(self) -> str:
@@ -49,7 +62,8 @@ class Names:
 
     @property
     def role(self) -> str:
-        return f"{self.prefix}-function"
+        """IAM is global to the account: the region keeps two regions' roles apart."""
+        return f"{self.prefix}-{self.region}"
 
     @property
     def log_group(self) -> str:
@@ -78,7 +92,7 @@ class Names:
         return "/" + "/".join((*self.parts, secret.replace("_", "-")))
 
 
-def names_for(project: str, stack: str, bot: str | None = None) -> Names:
+def names_for(project: str, stack: str, region: str, bot: str | None = None) -> Names:
     """Names for one bridge; ``bot`` tells apart several bridges (pages) in one stack."""
     parts = (project, stack) if bot is None else (project, stack, bot)
     bad = [part for part in parts if not _SAFE.match(part)]
@@ -86,7 +100,9 @@ def names_for(project: str, stack: str, bot: str | None = None) -> Names:
         raise NamingError(
             f"{bad[0]!r} cannot be part of AWS resource names: use letters, digits, '-' and '_'"
         )
-    names = Names(parts)
+    if not _REGION.match(region):
+        raise NamingError(f"{region!r} is not an AWS region name")
+    names = Names(parts, region)
     for attribute, limit in _LIMITS.items():
         value = getattr(names, attribute)
         if len(value) > limit:

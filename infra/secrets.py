@@ -66,3 +66,20 @@ def create_secret_store(
         for secret, value in values.items()
     }
     return SecretStore(key_arn=arn, parameters=parameters)
+
+
+def create_prompt_parameter(
+    resource_name: str, names: Names, prompt: str, parent: pulumi.Resource
+) -> aws.ssm.Parameter:
+    """The system prompt, kept beside the secrets rather than in the environment (Lambda's
+    4 KB): a plain String the handler reads in the same call as the secrets. Intelligent
+    tiering makes a prompt over 4 KB an advanced parameter (up to 8 KB, $0.05 a month)."""
+    return aws.ssm.Parameter(
+        resource_name,
+        name=names.parameter("system_prompt"),
+        type="String",
+        tier="Intelligent-Tiering",
+        value=prompt,
+        description=f"system prompt of {names.prefix}",
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

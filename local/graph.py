@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl
 
+from handler.settings import DEFAULT_GRAPH_API_VERSION
 from local._http import RESET, FaultQueue, LocalServer, Request, Reset, Response, random_token
 
 T = TypeVar("T")
 
-DEFAULT_VERSION = "v24.0"
+DEFAULT_VERSION = DEFAULT_GRAPH_API_VERSION  # the stack's: the handler calls what it calls
 TEXT_LIMIT = 2000
 QUICK_REPLY_LIMIT = 13
 BUTTON_LIMIT = 3

@@ -21,6 +21,7 @@ from typing import Any, Self
 import boto3
 from botocore.config import Config
 
+from handler.defaults import DEFAULTS
 from handler.settings import SECRET_SOURCES, Env
 from local.aws import REGION, EmbeddedAWS, create_queues, create_table, store_secrets
 from local.event_source import Handler, QueuePoller
@@ -41,11 +42,12 @@ class HarnessOptions:
     name: str | None = None  # table and queue names; None: a fresh one
     secrets: Mapping[str, str] = field(default_factory=dict)  # by secret name
     secrets_in_ssm: bool = True  # as deployed; False: plain variables, as local runs
-    batch_size: int = 10
-    max_concurrency: int = 5
-    max_receives: int = 5
+    # The mapping and redrive settings of a fresh stack (Pulumi.yaml's defaults).
+    batch_size: int = DEFAULTS["batchSize"]
+    max_concurrency: int = DEFAULTS["maxConcurrency"]
+    max_receives: int = DEFAULTS["maxReceiveCount"]
     visibility_timeout: int = 30
-    retry_delay_seconds: int = 10
+    retry_delay_seconds: int = DEFAULTS["retryDelaySeconds"]
     function_timeout: float = 60.0
     settings: Mapping[str, str] = field(default_factory=dict)  # other handler variables
     handler: Handler | None = None  # None: handler.app.lambda_handler

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
 from handler import app
+from handler.defaults import DEFAULTS
 from handler.quota import STATUS_UNLIMITED, day_key
 from handler.settings import (
     DEFAULT_GRAPH_API_URL,
@@ -50,9 +51,9 @@ DEFAULT_MODEL_LATENCY = 0.6
 # worker reports failed is tried again after 1 s, 3 s, 9 s and 27 s (deployed: 10 s, 30 s...),
 # and after MAX_RECEIVES receives SQS moves it to the dead-letter queue.
 RETRY_DELAY_SECONDS = 1
-MAX_RECEIVES = 5
-BATCH_SIZE = 10
-MAX_CONCURRENCY = 5
+MAX_RECEIVES: int = DEFAULTS["maxReceiveCount"]
+BATCH_SIZE: int = DEFAULTS["batchSize"]
+MAX_CONCURRENCY: int = DEFAULTS["maxConcurrency"]
 # Room for a slow model (a local Ollama, say). Lambda refuses a mapping whose queue hides a
 # message for less than the function may run, so the visibility timeout, after which a batch
 # that crashed or timed out comes back, is the same.
@@ -505,10 +506,25 @@ class LocalStack:
             f"after {MAX_RECEIVES} receives",
             f"  Daily limit:  {self.settings.daily_limit} questions; owner PSID "
             + ", ".join(self.admins),
+            "  Admin CLI:    in another terminal, for this bot's table and queues:",
+            f"                {self.admin_command('users')}",
             *(f"  Note: {note}" for note in self.notes),
             "Press Ctrl-C to stop.",
         ]
         return lines
+
+    def admin_command(self, command: str) -> str:
+        """``python -m admin`` pointed at this run: endpoint, region, dummy credentials, names."""
+        assert self.harness is not None and self.settings is not None
+        env = (
+            f"AWS_ENDPOINT_URL={self.harness.aws_url} AWS_REGION={REGION} "
+            "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+        )
+        where = (
+            f"--table {self.settings.table_name} "
+            f"--dead-letter-url {_queue_name(self.harness.dead_letter_url)}"
+        )
+        return f"{env} {sys.executable} -m admin {where} {command}"
 
 
 class _NoDirectory:

@@ -22,6 +22,7 @@ from infra.config import (
     parse_settings,
     unknown_keys,
 )
+from infra.defaults import generated_text
 from tests.infra.capture import PROJECT_ROOT, config_text, project_defaults
 
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
@@ -45,7 +46,8 @@ def test_defaults_from_the_brief_and_the_handler() -> None:
     settings = parse()
     handler = Settings(table_name="t")
     assert settings.model == DEFAULT_MODEL
-    assert settings.system_prompt == DEFAULT_SYSTEM_PROMPT
+    assert settings.system_prompt is None  # the handler's own: DEFAULT_SYSTEM_PROMPT
+    assert handler.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert settings.temperature == handler.temperature == 0.7
     assert settings.max_tokens == handler.max_tokens == 800
     assert settings.daily_limit == handler.daily_limit == 10
@@ -62,11 +64,11 @@ def test_defaults_from_the_brief_and_the_handler() -> None:
     assert settings.architecture == "arm64"
     assert settings.log_retention_days == 14
     assert settings.reserved_concurrency is None
-    assert settings.graph_api_version == "v24.0"
+    assert settings.graph_api_version == "v26.0"
     assert settings.openai_base_url is None
     assert settings.kms_key_arn is None
     assert settings.protect_table is False
-    assert settings.batch_size == 10
+    assert settings.batch_size == 1  # one message a receive: see Pulumi.yaml
     assert settings.max_concurrency == 5
     assert settings.max_receive_count == handler.max_receives == 5
     assert settings.retry_delay_seconds == handler.retry_delay_seconds == 10
@@ -103,7 +105,7 @@ def test_values_are_parsed() -> None:
         adminPsids='["42", 7]',
         reservedConcurrency="3",
         maxConcurrency="2",
-        batchSize="1",
+        batchSize="3",
         maxReceiveCount="8",
         retryDelaySeconds="0",
         logLevel="warning",
@@ -118,15 +120,68 @@ def test_values_are_parsed() -> None:
     assert settings.admin_psids == ("42", "7")
     assert settings.reserved_concurrency == 3
     assert settings.max_concurrency == 2
-    assert settings.batch_size == 1
+    assert settings.batch_size == 3
     assert settings.max_receive_count == 8
     assert settings.retry_delay_seconds == 0
-    assert settings.log_level == "WARNING"
+    assert settings.log_level == "WARN"  # Lambda's name for Python's WARNING
     assert settings.protect_table is True
     assert settings.openai_base_url == "http://localhost:8080/v1"
     assert settings.kms_key_arn == "arn:aws:kms:us-east-1:123456789012:key/abcd-1234"
     assert settings.quota_timezone == "Europe/Paris"
     assert settings.log_retention_days == 0
+
+
+def test_psids_set_without_type_string_keep_every_digit_or_are_refused_clearly() -> None:
+    assert parse(adminPsids='[1234567890123456789, "42"]').admin_psids == (
+        "1234567890123456789",
+        "42",
+    )
+    [problem] = problems(adminPsids="[1.2345678901234568e+18]")
+    assert "--type string" in problem and problem.startswith("adminPsids")
+
+
+@pytest.mark.parametrize(
+    ("given", "level"),
+    [("debug", "DEBUG"), ("WARN", "WARN"), ("warning", "WARN"), ("fatal", "FATAL"),
+     ("CRITICAL", "FATAL")],
+)  # fmt: skip
+def test_log_levels_are_lambdas_names_and_pythons_are_taken_too(given: str, level: str) -> None:
+    assert parse(logLevel=given).log_level == level
+
+
+def test_a_long_system_prompt_comes_from_a_file_of_the_project(tmp_path) -> None:
+    prompt = "You answer questions about the bakery.\n" * 200  # 7.8 KB
+    (tmp_path / "prompt.txt").write_text(prompt)
+    settings = parse_settings({"systemPromptFile": "prompt.txt"}, stack="dev", root=tmp_path)
+    assert settings.system_prompt == prompt.strip()
+    assert settings.system_prompt_file == "prompt.txt"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"systemPrompt": "a", "systemPromptFile": "p.txt"}, "not both"),
+        ({"systemPromptFile": "missing.txt"}, "systemPromptFile: cannot read 'missing.txt'"),
+        ({"systemPrompt": "é" * 4100}, "systemPrompt: the prompt is 8200 bytes, over SSM's 8192"),
+    ],
+)
+def test_system_prompt_problems_name_their_key(tmp_path, raw: dict, fragment: str) -> None:
+    (tmp_path / "p.txt").write_text("prompt")
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, stack="dev", root=tmp_path)
+    assert any(fragment in problem for problem in error.value.problems), error.value.problems
+
+
+def test_the_handlers_defaults_are_generated_from_pulumi_yaml() -> None:
+    assert (PROJECT_ROOT / "handler" / "defaults.py").read_text() == generated_text(), (
+        "run python -m infra.defaults"
+    )
+    declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    handler = Settings(table_name="t")
+    assert handler.model == declared["model"]["default"]
+    assert handler.daily_limit == declared["dailyLimit"]["default"]
+    assert handler.graph_api_url.endswith("/" + declared["graphApiVersion"]["default"])
+    assert handler.max_receives == declared["maxReceiveCount"]["default"]
 
 
 def test_reserved_concurrency_minus_one_means_none() -> None:
@@ -162,7 +217,7 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
         ({"maxReceiveCount": "1001"}, "maxReceiveCount: must be between 1 and 1000"),
         ({"retryDelaySeconds": "-1"}, "retryDelaySeconds: must be between 0 and 900"),
         ({"retryDelaySeconds": "901"}, "retryDelaySeconds: must be between 0 and 900"),
-        ({"graphApiVersion": "24"}, "graphApiVersion: must look like v24.0"),
+        ({"graphApiVersion": "24"}, "graphApiVersion: must look like v26.0"),
         ({"openaiBaseUrl": "llm.local"}, "openaiBaseUrl: must be an http(s) URL"),
         ({"quotaTimezone": "Mars/Olympus"}, "quotaTimezone: is not a known IANA time zone"),
         ({"historyTtlHours": "0"}, "historyTtlHours: must be at least 1"),

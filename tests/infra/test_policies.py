@@ -8,13 +8,14 @@ from handler.permissions import HANDLER_ACTIONS
 from handler.settings import SECRET_SOURCES, Env, load_settings
 from infra.config import BridgeSettings, ConfigError
 from infra.environment import (
+    LONGEST_QUEUE_URL,
     MAX_ENVIRONMENT_BYTES,
-    QUEUE_URL_ROOM,
+    environment_size,
     function_environment,
     with_queue,
 )
 from infra.keep_warm import rate_expression
-from infra.naming import QUEUE_NAME_LIMIT, NamingError, names_for
+from infra.naming import QUEUE_NAME_LIMIT, Names, NamingError, names_for
 from infra.policies import handler_policy, handler_resources, lambda_trust_policy
 from infra.queues import redrive_allow_policy, redrive_policy, visibility_timeout
 
@@ -107,42 +108,67 @@ def test_policy_refuses_wildcards(actions: dict, resources: dict) -> None:
 
 
 def test_names_derive_from_project_and_stack() -> None:
-    names = names_for("messenger-bridge", "dev")
-    assert names.function == names.table == "messenger-bridge-dev"
-    assert names.role == "messenger-bridge-dev-function"
-    assert names.log_group == "/aws/lambda/messenger-bridge-dev"
-    assert names.queue == "messenger-bridge-dev.fifo"
-    assert names.dead_letter_queue == "messenger-bridge-dev-dead.fifo"
-    assert names.keep_warm_rule == "messenger-bridge-dev-keep-warm"
-    assert names.key_alias == "alias/messenger-bridge-dev-secrets"
+    names = names_for("messenger-bridge", "dev", "us-east-1")
+    tag = names.tag
+    assert len(tag) == 6
+    assert names.function == names.table == f"messenger-bridge-dev-{tag}"
+    assert names.role == f"messenger-bridge-dev-{tag}-us-east-1"
+    assert names.log_group == f"/aws/lambda/messenger-bridge-dev-{tag}"
+    assert names.queue == f"messenger-bridge-dev-{tag}.fifo"
+    assert names.dead_letter_queue == f"messenger-bridge-dev-{tag}-dead.fifo"
+    assert names.keep_warm_rule == f"messenger-bridge-dev-{tag}-keep-warm"
+    assert names.key_alias == f"alias/messenger-bridge-dev-{tag}-secrets"
     assert names.parameter("app_secret") == "/messenger-bridge/dev/app-secret"
+
+
+def _all_names(names: Names) -> set[str]:
+    attributes = ("function", "table", "role", "log_group", "queue", "dead_letter_queue")
+    return {getattr(names, a) for a in (*attributes, "keep_warm_rule", "key_alias")} | {
+        names.parameter("app_secret")
+    }
+
+
+def test_projects_and_stacks_that_join_alike_share_no_name() -> None:
+    one, other = names_for("x", "a-b", "us-east-1"), names_for("x-a", "b", "us-east-1")
+    assert not _all_names(one) & _all_names(other)
+
+
+def test_one_stack_in_two_regions_has_two_roles() -> None:
+    east, west = names_for("p", "prod", "us-east-1"), names_for("p", "prod", "eu-west-1")
+    assert east.role != west.role  # IAM is account-wide; the rest is regional
+    assert east.function == west.function
 
 
 def test_several_bots_in_one_stack_get_their_own_names() -> None:
     a, b = (
-        names_for("messenger-bridge", "prod", "page-a"),
-        names_for("messenger-bridge", "prod", "page-b"),
+        names_for("messenger-bridge", "prod", "us-east-1", "page-a"),
+        names_for("messenger-bridge", "prod", "us-east-1", "page-b"),
     )
-    assert a.function == "messenger-bridge-prod-page-a" != b.function
+    assert a.function.startswith("messenger-bridge-prod-page-a-") and a.function != b.function
     assert a.parameter("verify_token") == "/messenger-bridge/prod/page-a/verify-token"
 
 
 @pytest.mark.parametrize("stack", ["my.stack", "a b", ""])
 def test_names_refuse_characters_aws_refuses(stack: str) -> None:
     with pytest.raises(NamingError):
-        names_for("messenger-bridge", stack)
+        names_for("messenger-bridge", stack, "us-east-1")
+
+
+def test_names_refuse_a_region_that_is_not_one() -> None:
+    with pytest.raises(NamingError, match="region"):
+        names_for("messenger-bridge", "dev", "US East")
 
 
 def test_names_refuse_what_is_too_long() -> None:
     with pytest.raises(NamingError, match="longer than 64 characters"):
-        names_for("messenger-bridge", "s" * 40)
+        names_for("messenger-bridge", "s" * 40, "us-east-1")
 
 
 def test_the_longest_accepted_names_make_valid_queue_names() -> None:
     accepted = []
     for length in range(1, 100):
         try:
-            accepted.append(names_for("messenger-bridge", "s" * length))
+            accepted.append(names_for("messenger-bridge", "s" * length, "ap-southeast-7"))
         except NamingError:
             break
     longest = accepted[-1]
@@ -232,9 +258,9 @@ def test_the_handler_and_the_stack_agree_on_retry_defaults() -> None:
     assert loaded.retry_delay_seconds == handler.retry_delay_seconds
 
 
-def test_queue_url_room_holds_the_longest_real_url() -> None:
+def test_the_room_kept_for_the_queue_url_holds_the_longest_real_one() -> None:
     longest = f"https://sqs.ap-southeast-7.amazonaws.com/111122223333/{'q' * 75}.fifo"
-    assert len(Env.QUEUE_URL) + len(longest) <= QUEUE_URL_ROOM
+    assert len(longest) <= len(LONGEST_QUEUE_URL)
 
 
 def test_environment_needs_every_secret_parameter() -> None:
@@ -243,12 +269,19 @@ def test_environment_needs_every_secret_parameter() -> None:
         function_environment(BridgeSettings(), "t", partial)
 
 
+def test_the_environment_is_measured_as_lambda_measures_it_as_compact_json() -> None:
+    variables = {"A": 'say "hi"\n', "B": "é"}
+    compact = '{"A":"say \\"hi\\"\\n","B":"\\u00e9"}'
+    assert environment_size(variables) == len(compact)  # quotes and newlines count twice
+
+
 def test_environment_over_lambdas_limit_is_a_config_error() -> None:
-    env = function_environment(BridgeSettings(), "t", parameters())
-    used = sum(len(k) + len(v) for k, v in env.items()) - len(env[Env.SYSTEM_PROMPT])
-    used += QUEUE_URL_ROOM  # the queue's URL, known only once the queue exists
-    fits = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used))
+    base = environment_size(
+        with_queue(function_environment(BridgeSettings(), "t", parameters()), LONGEST_QUEUE_URL)
+    )
+    room = MAX_ENVIRONMENT_BYTES - base - len(f',"{Env.OPENAI_BASE_URL}":""')
+    fits = BridgeSettings(openai_base_url="https://x/" + "p" * (room - len("https://x/")))
     function_environment(fits, "t", parameters())
-    too_long = BridgeSettings(system_prompt="p" * (MAX_ENVIRONMENT_BYTES - used + 1))
-    with pytest.raises(ConfigError, match="systemPrompt"):
+    too_long = BridgeSettings(openai_base_url="https://x/" + "p" * (room - len("https://x/") + 1))
+    with pytest.raises(ConfigError, match="environment would be 4097 bytes"):
         function_environment(too_long, "t", parameters())

@@ -12,6 +12,7 @@ from handler import schema
 from handler.permissions import HANDLER_ACTIONS
 from handler.settings import DEFAULT_MODEL, SECRET_SOURCES, Env
 from infra.config import ConfigError
+from infra.naming import names_for
 from tests.infra.capture import (
     ACCOUNT_ID,
     PROJECT_ROOT,
@@ -42,9 +43,13 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 COMPONENT = "messenger-bridge:index:MessengerBridge"
 
 ALL_ENV_NAMES = {value for key, value in vars(Env).items() if not key.startswith("_")}
-FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:messenger-bridge-test"
-WORK_QUEUE = "messenger-bridge-test.fifo"
-DEAD_LETTER_QUEUE = "messenger-bridge-test-dead.fifo"
+# Set only when configured: an OpenAI-compatible server, a system prompt (in its parameter).
+OPTIONAL_ENV_NAMES = {Env.OPENAI_BASE_URL, Env.SYSTEM_PROMPT_PARAMETER}
+NAMES = names_for("messenger-bridge", "test", REGION)
+FUNCTION_NAME = NAMES.function  # messenger-bridge-test-<tag>
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}"
+WORK_QUEUE = NAMES.queue
+DEAD_LETTER_QUEUE = NAMES.dead_letter_queue
 DAYS = 24 * 3600
 BYO_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0000aaaa-bbbb-cccc-dddd-eeeeffff0000"
 
@@ -101,7 +106,7 @@ def test_function_runs_the_handler_on_python_313(stack: CapturedStack) -> None:
     function = stack.one(FUNCTION).inputs
     assert function["runtime"] == "python3.13"
     assert function["handler"] == "handler.app.lambda_handler"
-    assert function["name"] == "messenger-bridge-test"
+    assert function["name"] == FUNCTION_NAME
 
 
 def test_function_memory_timeout_and_architecture_defaults(stack: CapturedStack) -> None:
@@ -131,21 +136,56 @@ def test_function_code_is_the_built_archive_for_its_architecture(
     assert path.is_file()
 
 
-def test_function_logs_json_to_its_own_log_group(stack: CapturedStack) -> None:
+def test_function_logs_json_to_its_own_log_group_at_the_stacks_level(stack: CapturedStack) -> None:
     logging = stack.one(FUNCTION).inputs["loggingConfig"]
-    assert logging == {"logFormat": "JSON", "logGroup": "/aws/lambda/messenger-bridge-test"}
+    assert logging == {
+        "logFormat": "JSON",
+        "logGroup": NAMES.log_group,
+        "applicationLogLevel": "INFO",
+        "systemLogLevel": "INFO",
+    }
+
+
+@pytest.mark.parametrize(
+    ("level", "application", "system"),
+    [("debug", "DEBUG", "DEBUG"), ("WARNING", "WARN", "INFO"), ("critical", "FATAL", "INFO")],
+)
+def test_lambda_filters_logs_by_the_configured_level_in_its_own_names(
+    capture: Capture, level: str, application: str, system: str
+) -> None:
+    stack = capture({"logLevel": level})
+    logging = stack.one(FUNCTION).inputs["loggingConfig"]
+    assert (logging["applicationLogLevel"], logging["systemLogLevel"]) == (application, system)
+    assert env_of(stack)[Env.LOG_LEVEL] == application  # the handler writes the same names
 
 
 def test_environment_sets_every_variable_the_handler_reads(stack: CapturedStack) -> None:
-    # OPENAI_BASE_URL is the one optional variable: unset means OpenAI's own API.
-    assert set(env_of(stack)) == ALL_ENV_NAMES - {Env.OPENAI_BASE_URL}
+    assert set(env_of(stack)) == ALL_ENV_NAMES - OPTIONAL_ENV_NAMES - {Env.SYSTEM_PROMPT}
+
+
+def test_a_system_prompt_lives_in_a_parameter_not_in_the_environment(capture: Capture) -> None:
+    prompt = "You are the page's assistant. " * 300  # 9 KB: far over the environment's 4 KB
+    stack = capture({"systemPrompt": prompt[:8000]})
+    env = env_of(stack)
+    [parameter] = [p for p in stack.of_type(PARAMETER) if p.inputs["type"] == "String"]
+    assert parameter.inputs["name"] == "/messenger-bridge/test/system-prompt"
+    assert parameter.inputs["value"] == prompt[:8000].strip()
+    assert parameter.inputs["tier"] == "Intelligent-Tiering"  # over 4 KB: advanced, to 8 KB
+    assert env[Env.SYSTEM_PROMPT_PARAMETER] == parameter.inputs["name"]
+    assert Env.SYSTEM_PROMPT not in env and prompt[:100] not in str(env)
+    [grant] = [s for s in policy_of(stack)["Statement"] if s["Sid"] == "SecretParameters"]
+    assert parameter.state["arn"] in grant["Resource"]
+
+
+def test_without_a_system_prompt_there_is_no_prompt_parameter(stack: CapturedStack) -> None:
+    assert all(p.inputs["type"] == "SecureString" for p in stack.of_type(PARAMETER))
 
 
 def test_environment_values(stack: CapturedStack) -> None:
     env = env_of(stack)
     assert env[Env.TABLE_NAME] == stack.one(TABLE).inputs["name"]
     assert env[Env.OPENAI_MODEL] == DEFAULT_MODEL
-    assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v24.0"
+    assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v26.0"
     assert env[Env.OPENAI_TEMPERATURE] == "0.7"
     assert env[Env.DAILY_LIMIT] == "10"
     assert env[Env.QUOTA_TIMEZONE] == "UTC"
@@ -163,7 +203,7 @@ def test_environment_follows_config(capture: Capture) -> None:
         "retryDelaySeconds": 30,
     }
     env = env_of(capture(config))
-    assert set(env) == ALL_ENV_NAMES
+    assert set(env) == ALL_ENV_NAMES - {Env.SYSTEM_PROMPT, Env.SYSTEM_PROMPT_PARAMETER}
     assert env[Env.OPENAI_BASE_URL] == "https://llm.example.com/v1"
     assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v25.0"
     assert env[Env.ADMIN_PSIDS] == "123,456"
@@ -205,20 +245,20 @@ def test_generated_verify_token_stays_secret(stack: CapturedStack) -> None:
 def test_function_url_is_public(stack: CapturedStack) -> None:
     url = stack.one("aws:lambda/functionUrl:FunctionUrl").inputs
     assert url["authorizationType"] == "NONE"
-    assert url["functionName"] == "messenger-bridge-test"
+    assert url["functionName"] == FUNCTION_NAME
 
 
 def test_url_grants_invoke_function_url_with_auth_type_none(stack: CapturedStack) -> None:
     grant = permission(stack, "lambda:InvokeFunctionUrl", "*").inputs
     assert grant["functionUrlAuthType"] == "NONE"
-    assert grant["function"] == "messenger-bridge-test"
+    assert grant["function"] == FUNCTION_NAME
     assert "invokedViaFunctionUrl" not in grant
 
 
 def test_url_grants_invoke_function_only_through_the_url(stack: CapturedStack) -> None:
     grant = permission(stack, "lambda:InvokeFunction", "*").inputs
     assert grant["invokedViaFunctionUrl"] is True
-    assert grant["function"] == "messenger-bridge-test"
+    assert grant["function"] == FUNCTION_NAME
     assert "functionUrlAuthType" not in grant  # AWS refuses it with this action
 
 
@@ -293,7 +333,7 @@ def test_keep_warm_rule_targets_the_function(stack: CapturedStack) -> None:
 def test_keep_warm_permission_is_limited_to_the_rule(stack: CapturedStack) -> None:
     grant = permission(stack, "lambda:InvokeFunction", "events.amazonaws.com").inputs
     assert grant["sourceArn"] == stack.one(RULE).arn
-    assert grant["function"] == "messenger-bridge-test"
+    assert grant["function"] == FUNCTION_NAME
 
 
 def test_keep_warm_of_one_minute_is_singular(capture: Capture) -> None:
@@ -339,7 +379,7 @@ def test_parameters_are_encrypted_with_the_stacks_rotating_key(stack: CapturedSt
     key = stack.one(KEY)
     assert key.inputs["enableKeyRotation"] is True
     assert stack.one(ALIAS).inputs == {
-        "name": "alias/messenger-bridge-test-secrets",
+        "name": NAMES.key_alias,
         "targetKeyId": key.state["keyId"],
     }
     assert {p.inputs["keyId"] for p in stack.of_type(PARAMETER)} == {key.arn}
@@ -446,7 +486,7 @@ def test_no_wildcard_action_or_resource(stack: CapturedStack) -> None:
 
 def test_log_group_name_and_retention(stack: CapturedStack, capture: Capture) -> None:
     group = stack.one(LOG_GROUP).inputs
-    assert group["name"] == "/aws/lambda/messenger-bridge-test"
+    assert group["name"] == NAMES.log_group
     assert group["retentionInDays"] == 14
     assert capture({"logRetentionDays": 30}).one(LOG_GROUP).inputs["retentionInDays"] == 30
 
@@ -549,9 +589,11 @@ def test_the_function_reports_which_records_failed(stack: CapturedStack) -> None
     assert stack.one(MAPPING).inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_mapping_takes_full_batches_and_caps_concurrency_at_five(stack: CapturedStack) -> None:
+def test_mapping_takes_one_message_a_time_and_caps_concurrency_at_five(
+    stack: CapturedStack,
+) -> None:
     mapping = stack.one(MAPPING).inputs
-    assert mapping["batchSize"] == 10
+    assert mapping["batchSize"] == 1
     assert mapping["scalingConfig"] == {"maximumConcurrency": 5}
 
 
@@ -591,8 +633,8 @@ def test_outputs(stack: CapturedStack) -> None:
         stack.output("webhookUrl")
         == stack.one("aws:lambda/functionUrl:FunctionUrl").state["functionUrl"]
     )
-    assert stack.output("tableName") == "messenger-bridge-test"
-    assert stack.output("functionName") == "messenger-bridge-test"
+    assert stack.output("tableName") == FUNCTION_NAME
+    assert stack.output("functionName") == FUNCTION_NAME
     assert stack.output("queueUrl") == work_queue(stack).state["url"]
     assert stack.output("deadLetterQueueUrl") == dead_letter_queue(stack).state["url"]
     assert stack.output("verifyToken") == stack.one(PASSWORD).state["result"]
@@ -628,7 +670,7 @@ def test_two_stacks_have_no_name_in_common(stack: CapturedStack, capture: Captur
         ({"logRetentionDays": 13}, "logRetentionDays"),
         ({"kmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:alias/mine"}, "not an alias"),
         ({"adminPsids": ["12a"]}, "adminPsids"),
-        ({"systemPrompt": "x" * 5000}, "systemPrompt"),
+        ({"systemPrompt": "x" * 9000}, "systemPrompt: the prompt is 9000 bytes, over SSM's"),
         ({"batchSize": 11}, "batchSize: must be between 1 and 10"),
         ({"maxConcurrency": 1}, "maxConcurrency: must be between 2 and 1000"),
         ({"maxConcurrency": 8, "reservedConcurrency": 8}, "maxConcurrency: must be less than"),

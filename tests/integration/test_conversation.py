@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from handler import replies
+from handler import app, replies
 from local.model import fixed_responder
 from tests.support.bridge import (
     ADMIN,
@@ -44,6 +44,25 @@ def test_the_model_settings_come_from_the_environment(make_bridge):
     assert request["model"] == "gpt-local"
     assert request["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
     assert (request["temperature"], request["max_completion_tokens"]) == (0.1, 99)
+
+
+def test_a_long_system_prompt_comes_from_its_parameter_with_the_secrets(bridge: Bridge):
+    prompt = "You are the bakery's assistant; answer about bread. " * 120  # 6 KB
+    name = f"/{bridge.table}/system-prompt"
+    bridge.harness.ssm.put_parameter(Name=name, Value=prompt, Type="String", Tier="Advanced")
+    bridge.harness.set("SYSTEM_PROMPT_PARAMETER", name)
+    app.reset()
+    ssm_calls: list[dict] = []
+    app.runtime()  # a new container: count its SSM calls from the first one
+    from handler import clients
+
+    clients.aws("ssm").meta.events.register(
+        "before-parameter-build.ssm.GetParameters", lambda params, **_: ssm_calls.append(params)
+    )
+    bridge.say(ALICE, "hi")
+    [request] = bridge.model.requests
+    assert request["messages"][0] == {"role": "system", "content": prompt.strip()}
+    assert len(ssm_calls) == 1 and name in ssm_calls[0]["Names"]  # one call for everything
 
 
 def test_seen_and_typing_come_before_the_model_is_asked(bridge: Bridge):

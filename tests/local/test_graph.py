@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from handler.settings import DEFAULT_GRAPH_API_VERSION, Settings
 from local.graph import MessengerSimulator
 
 TOKEN = "EAA-page-token"
@@ -74,7 +75,8 @@ def test_text_message_is_delivered_and_recorded(graph: MessengerSimulator) -> No
 
 
 def test_graph_api_url_is_what_the_handler_is_configured_with(graph: MessengerSimulator) -> None:
-    assert graph.graph_api_url == f"{graph.url}/v24.0"
+    assert graph.graph_api_url == f"{graph.url}/{DEFAULT_GRAPH_API_VERSION}"
+    assert Settings(table_name="t").graph_api_url.endswith(f"/{DEFAULT_GRAPH_API_VERSION}")
     answer = requests.post(
         f"{graph.graph_api_url}/me/messages",
         params={"access_token": TOKEN},

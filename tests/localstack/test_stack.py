@@ -202,3 +202,29 @@ def test_a_failed_start_stops_what_started_and_puts_the_environment_back(
         with pytest.raises(StackError, match="HISTORY_TURNS"):
             LocalStack(QUIET).start()
     assert environment() == clean_env
+
+
+def test_the_admin_command_it_prints_works_against_this_run_as_printed(
+    start_stack: Callable[..., LocalStack],
+):
+    import shlex
+    import subprocess
+    from datetime import UTC, datetime
+
+    from handler.store import Store
+
+    stack = start_stack()
+    assert stack.harness is not None and stack.settings is not None
+    Store(stack.harness.dynamodb, stack.settings.table_name).create_user(OWNER, datetime.now(UTC))
+    command = stack.admin_command("users")
+    assert command in "\n".join(stack.summary())
+    words = shlex.split(command)
+    env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    argv = [w for w in words if w not in {f"{k}={v}" for k, v in env.items()}]
+    # A shell with nothing of AWS's in it, as a person's may be: the command brings it all.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        argv, env={**clean, **env}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert OWNER in done.stdout
