@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.localstack.conftest import FAST, LocalProcess, running_local
+from tests.make_local.conftest import FAST, LocalProcess, running_local
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,7 @@ import requests
 
 from handler.signature import sign
 from local.graph import MessengerSimulator
-from tests.localstack.conftest import FAST, ChatApi, LocalProcess, listening
+from tests.make_local.conftest import FAST, ChatApi, LocalProcess, listening
 
 
 def refused(host: str, port: int) -> bool:

@@ -7,7 +7,7 @@ import json
 import requests
 
 from handler.signature import sign
-from tests.localstack.conftest import OWNER, ChatApi, LocalProcess, listening
+from tests.make_local.conftest import OWNER, ChatApi, LocalProcess, listening
 
 
 def test_it_prints_where_everything_is_and_which_model_answers(local: LocalProcess):

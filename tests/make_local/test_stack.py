@@ -20,7 +20,7 @@ import pytest
 
 import local.stack
 from local.stack import LocalStack, Options, StackError
-from tests.localstack.conftest import CLEARED, OWNER
+from tests.make_local.conftest import CLEARED, OWNER
 
 QUIET = Options(port=0, echo=True, model_latency=0, log_level="WARNING")
 
