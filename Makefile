@@ -2,17 +2,26 @@
 PYTHON ?= $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+# `make local` installs only what the bot needs to run here (requirements-local.txt, ~170 MB);
+# the tests, the Pulumi program and the benchmarks add the rest (requirements.txt).
+LOCAL_STAMP := $(VENV)/.local-$(shell cat requirements-local.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements-local.txt requirements.txt | cksum | cut -d' ' -f1)
 
 .PHONY: local test test-slow lint format bench package clean
 
-$(STAMP): requirements.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	@rm -f $(VENV)/.installed-* && touch $@
 
-local: $(STAMP)
+$(LOCAL_STAMP): requirements-local.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -r requirements-local.txt
+	@rm -f $(VENV)/.local-* && touch $@
+
+$(STAMP): requirements-local.txt requirements.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@rm -f $(VENV)/.installed-* $(VENV)/.local-* && touch $@ $(LOCAL_STAMP)
+
+local: $(LOCAL_STAMP)
 	$(BIN)/python -m local $(ARGS)
 
 test: $(STAMP)
