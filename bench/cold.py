@@ -5,10 +5,16 @@ CPU) is extracted into a ``task`` folder and boto3 & co. sit in a ``runtime`` fo
 to this venv's copies, compiled), both put first on ``sys.path``. Every child is
 ``python3.13 -I -S -B``: no site, no environment leaking in, no bytecode written.
 
-Lambda's /var/task is read-only and the archive ships no ``.pyc``, so every cold start there
-compiles the archive's modules it imports; the rows "as shipped" reproduce that, the rows
-"with .pyc" use a copy of the task compiled ahead (``compileall --invalidation-mode
-unchecked-hash``) to show what shipping bytecode would save.
+Lambda's /var/task is read-only, so Python cannot cache bytecode there: the rows "as
+shipped" run the archive as built (it ships its own ``.pyc``), the rows "with .pyc" a copy
+compiled here (``compileall --invalidation-mode unchecked-hash``), which shows whether the
+shipped bytecode is complete.
+
+The stand-ins are ``local.harness.Harness`` on a moto child process (SSM with the secrets,
+the FIFO queue and its dead-letter queue, the table); each child gets the environment the
+deployed function has (``Harness.function_environment``: ``QUEUE_URL``, the ``*_PARAMETER``
+names, endpoints on moto, fake credentials) and a delivery with a fresh message id, so that
+SQS's deduplication keeps every hand-off and the queue's depth at the end counts them.
 
 Timing: the parent reads CLOCK_MONOTONIC just before spawning; the child stamps the same
 clock at its first line, after its imports, and when the handler returned its 200. The
@@ -35,8 +41,8 @@ from typing import Any
 from bench.common import (
     ROOT,
     child_python,
-    handler_env,
-    local_aws,
+    harness,
+    moto_server,
     now_ns,
     signed_post,
     summary,
@@ -62,7 +68,6 @@ VARIANTS = (
     Variant("floor", "(b) floor: boto3 + the same 2 calls", "floor.py", None),
     Variant("handler", "bridge handler, as shipped", "handler.py", "plain"),
     Variant("handler_pyc", "bridge handler, archive with .pyc", "handler.py", "compiled"),
-    Variant("handler_fixed", "bridge handler + proposed fixes", "handler.py", "fixed"),
     Variant("naive", "(c) naive: all imported at init, as shipped", "naive.py", "plain"),
     Variant("naive_pyc", "(c) naive, archive with .pyc", "naive.py", "compiled"),
 )
@@ -106,18 +111,12 @@ class Layout:
     archive: Path
     task: Path
     task_compiled: Path
-    task_fixed: Path | None  # None once the fixes have landed: nothing left to project
     runtime: Path
     event_file: Path
     archive_has_pyc: bool
 
     def paths(self, variant: Variant) -> str:
-        tasks = {
-            "plain": self.task,
-            "compiled": self.task_compiled,
-            "fixed": self.task_fixed,
-            None: None,
-        }
+        tasks = {"plain": self.task, "compiled": self.task_compiled, None: None}
         folder = tasks[variant.task]
         return ":".join(str(p) for p in (folder, self.runtime) if p is not None)
 
@@ -126,31 +125,6 @@ class Layout:
         if variant.script is None:
             return [*base, "-c", "pass"]
         return [*base, str(CHILDREN / variant.script), str(self.event_file), self.paths(variant)]
-
-
-# The fix proposed in docs/BENCHMARKS.md for handler/clients.py: one boto3 Session for every
-# client instead of one each (a new Session loads endpoints and models again, ~50 ms).
-_PER_CLIENT_SESSION = "return boto3.session.Session().client(service, config=_AWS_CONFIG)"
-_SHARED_SESSION = "return _shared_session().client(service, config=_AWS_CONFIG)"
-_SHARED_SESSION_DEF = """
-
-@functools.cache
-def _shared_session() -> Any:
-    return boto3.session.Session()
-"""
-
-
-def _with_fixes(python: str, compiled: Path, target: Path) -> Path | None:
-    """A copy of the compiled task with handler/clients.py sharing one Session, if it doesn't."""
-    source = compiled / "handler" / "clients.py"
-    text = source.read_text()
-    if _PER_CLIENT_SESSION not in text:
-        return None
-    shutil.copytree(compiled, target)
-    patched = target / "handler" / "clients.py"
-    patched.write_text(text.replace(_PER_CLIENT_SESSION, _SHARED_SESSION) + _SHARED_SESSION_DEF)
-    _compile(python, target / "handler")
-    return target
 
 
 def prepare(work: Path) -> Layout:
@@ -165,17 +139,23 @@ def prepare(work: Path) -> Layout:
     compiled = work / "task-pyc"
     shutil.copytree(task, compiled)
     _compile(python, compiled)
-    fixed = _with_fixes(python, compiled, work / "task-fixed")
-    event_file = work / "event.json"
-    event_file.write_text(json.dumps(signed_post(webhook_body("2000000000000001", "Hello?"))))
     runtime = _runtime_dir(work / "runtime")
     return Layout(
-        work, python, archive, task, compiled, fixed, runtime, event_file, _has_bytecode(archive)
+        work, python, archive, task, compiled, runtime, work / "event.json", _has_bytecode(archive)
     )
+
+
+def new_event(layout: Layout) -> None:
+    """A signed delivery with a message id of its own, for the next child: the same id would
+    be dropped by SQS's deduplication (rightly), and the hand-offs could not be counted."""
+    event = signed_post(webhook_body("2000000000000001", "Hello?"))
+    layout.event_file.write_text(json.dumps(event))
 
 
 def _run_once(layout: Layout, variant: Variant, env: dict[str, str]) -> dict[str, Any]:
     command = layout.command(variant)
+    if variant.script is not None:
+        new_event(layout)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         spawn = now_ns()
         process = subprocess.Popen(command, env=env, cwd=layout.work, stdout=out, stderr=err)
@@ -219,6 +199,7 @@ def import_profile(
     by_package: dict[str, list[float]] = defaultdict(list)
     totals, counts = [], []
     for _ in range(runs):
+        new_event(layout)
         done = subprocess.run(
             layout.command(variant, "-X", "importtime"),
             env=env,
@@ -247,41 +228,47 @@ def import_profile(
     }
 
 
-def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
-    from local.invoke import LambdaInvokeStandIn
+def queued(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
 
+
+def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
     samples = 5 if quick else 20
     warmup = 1 if quick else 2
-    with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch, local_aws(True) as aws:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch,
+        moto_server() as aws_url,
+        harness(
+            aws_url,
+            environ={},  # the function's environment, for the children only
+            poll=False,  # nothing consumes the queue: its depth counts the hand-offs
+            use_model=False,
+            use_graph=False,
+            settings={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},  # the naive init only
+        ) as stand_ins,
+    ):
         layout = prepare(Path(scratch))
-        invoke = LambdaInvokeStandIn(lambda _event, _context: None, retry_delay=0.05).start()
-        try:
-            env = {
-                **handler_env(aws, invoke.url),
-                "PATH": "/usr/bin:/bin",
-                "LANG": "C.UTF-8",
-                "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never called: the naive init only
-            }
-            variants = [v for v in VARIANTS if v.task != "fixed" or layout.task_fixed]
-            results: dict[str, list[dict[str, Any]]] = {v.key: [] for v in variants}
-            order = list(variants)
-            shuffle = random.Random(1234)
-            for round_ in range(warmup + samples):
-                shuffle.shuffle(order)  # interleaved, so drift in load hits every variant alike
-                for variant in order:
-                    sample = _run_once(layout, variant, env)
-                    if round_ >= warmup:
-                        results[variant.key].append(sample)
-                progress(f"  cold: round {round_ + 1}/{warmup + samples}")
-            handed_off = sum(1 for i in invoke.invocations if i.kind == "Event")
-            profiles = {
-                key: import_profile(layout, next(v for v in VARIANTS if v.key == key), env)
-                for key in ("floor", "handler", "handler_pyc", "naive")
-            }
-        finally:
-            invoke.stop()
+        env = {**stand_ins.env, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        results: dict[str, list[dict[str, Any]]] = {v.key: [] for v in VARIANTS}
+        order = list(VARIANTS)
+        shuffle = random.Random(1234)
+        for round_ in range(warmup + samples):
+            shuffle.shuffle(order)  # interleaved, so drift in load hits every variant alike
+            for variant in order:
+                sample = _run_once(layout, variant, env)
+                if round_ >= warmup:
+                    results[variant.key].append(sample)
+            progress(f"  cold: round {round_ + 1}/{warmup + samples}")
+        handed_off = queued(stand_ins.sqs, stand_ins.queue_url)
+        profiles = {
+            key: import_profile(layout, next(v for v in VARIANTS if v.key == key), env)
+            for key in ("floor", "handler", "handler_pyc", "naive")
+        }
     rows = {}
-    for variant in variants:
+    for variant in VARIANTS:
         taken = results[variant.key]
         rows[variant.key] = {
             "label": variant.label,
@@ -307,7 +294,7 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
         "archive": layout.archive.name,
         "archive_has_pyc": layout.archive_has_pyc,
         "handed_off": handed_off,
-        "expected_hand_offs": (warmup + samples) * sum(1 for v in variants if v.script),
+        "expected_hand_offs": (warmup + samples) * sum(1 for v in VARIANTS if v.script),
         "variants": rows,
         "ratios": ratios(rows),
         "import_profiles": profiles,
@@ -331,20 +318,10 @@ def ratios(rows: dict[str, Any]) -> dict[str, float]:
         "cpu_handler_over_floor": cpu("handler") / cpu("floor"),
         "cpu_handler_pyc_over_floor": cpu("handler_pyc") / cpu("floor"),
         "cpu_naive_over_handler": cpu("naive") / cpu("handler"),
-        **(
-            {"cpu_handler_fixed_over_floor": cpu("handler_fixed") / cpu("floor")}
-            if "handler_fixed" in rows
-            else {}
-        ),
         "handler_over_floor": med("handler") / med("floor"),
         "handler_pyc_over_floor": med("handler_pyc") / med("floor"),
         "naive_over_handler": med("naive") / med("handler"),
         "naive_pyc_over_handler_pyc": med("naive_pyc") / med("handler_pyc"),
-        **(
-            {"handler_fixed_over_floor": med("handler_fixed") / med("floor")}
-            if "handler_fixed" in rows
-            else {}
-        ),
         "handler_minus_floor_ms": med("handler") - med("floor"),
         "handler_pyc_minus_floor_ms": med("handler_pyc") - med("floor"),
         "floor_above_bare_ms": med("floor") - bare,

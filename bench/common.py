@@ -1,48 +1,39 @@
-"""What every benchmark shares: statistics, the machine's description, the local AWS stack."""
+"""What every benchmark shares: statistics, the machine's description, the stand-ins.
+
+The stand-ins themselves are ``local.harness.Harness``, the one wiring that ``make local``,
+the tests and the benchmarks use; here is only what the benchmarks add around it: moto in a
+child process (so its work does not share the GIL of the process being timed), the bench's
+secrets, signed webhook events.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from local.harness import FUNCTION_NAME, PAGE_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 
-FUNCTION = "messenger-bridge-bench"
-PAGE_ID = "100000000000001"
+FUNCTION = FUNCTION_NAME
 APP_SECRET = "bench-app-secret-4b7e1c9d2a"
 PAGE_TOKEN = "EAABenchPageToken-8c2f5e1a7d"
 VERIFY_TOKEN = "bench-verify-token-1d5a8e3c"
 OPENAI_KEY = "sk-bench-key-6e2a9c4f1b"
-SECRET_NAMES = {
-    "APP_SECRET_PARAMETER": ("app-secret", APP_SECRET),
-    "PAGE_ACCESS_TOKEN_PARAMETER": ("page-access-token", PAGE_TOKEN),
-    "VERIFY_TOKEN_PARAMETER": ("verify-token", VERIFY_TOKEN),
-    "OPENAI_API_KEY_PARAMETER": ("openai-api-key", OPENAI_KEY),
-}
-
-# Never reach a real AWS account, whatever the shell has configured.
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-}
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -130,64 +121,86 @@ def now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
-# -- the local AWS stack ------------------------------------------------------------------
+# -- the stand-ins ------------------------------------------------------------------------
+
+# What the bench's function is given as its four secrets (SSM SecureString in moto).
+SECRETS = {
+    "app_secret": APP_SECRET,
+    "page_access_token": PAGE_TOKEN,
+    "verify_token": VERIFY_TOKEN,
+    "openai_api_key": OPENAI_KEY,
+}
+# For child processes: no shared AWS config or credentials file can leak in.
+NO_AWS_FILES = {
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
 
 
-@dataclass
-class LocalAws:
-    """A moto server child (SSM + DynamoDB) holding the four secrets, and maybe a table."""
-
-    url: str
-    table: str
-    _server: Any
-
-    def parameter_env(self) -> dict[str, str]:
-        return {var: f"/{self.table}/{name}" for var, (name, _v) in SECRET_NAMES.items()}
-
-    def stop(self) -> None:
-        self._server.stop()
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @contextmanager
-def local_aws(with_table: bool = True) -> Iterator[LocalAws]:
-    """moto on 127.0.0.1 (the same child process the tests start), stopped afterwards."""
-    import boto3
-
-    from tests.support.processes import start_moto
-
-    os.environ.update(FAKE_AWS)
-    server = start_moto()
+def moto_server(timeout: float = 30.0) -> Iterator[str]:
+    """moto's server with the FIFO fix (``python -m local.aws``) in a child process on
+    127.0.0.1, so its work does not share this process's GIL; yields its URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.aws", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        # The warm bench empties its queue between rounds, faster than SQS's once a minute.
+        env={**os.environ, "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        table = f"bench-{uuid.uuid4().hex[:10]}"
-        aws = LocalAws(server.url, table, server)
-        ssm = boto3.client("ssm", endpoint_url=server.url, region_name="us-east-1")
-        for name, value in SECRET_NAMES.values():
-            ssm.put_parameter(
-                Name=f"/{table}/{name}", Value=value, Type="SecureString", Overwrite=True
-            )
-        if with_table:
-            from handler import schema
-
-            dynamodb = boto3.client("dynamodb", endpoint_url=server.url, region_name="us-east-1")
-            dynamodb.create_table(**schema.create_table_request(table))
-            dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.1})
-        yield aws
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto exited with {process.returncode}")
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers: that is all we wait for
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no answer from moto at {url}") from None
+                time.sleep(0.1)
+        yield url
     finally:
-        server.stop()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def handler_env(aws: LocalAws, lambda_url: str, **extra: str) -> dict[str, str]:
-    """The deployed function's environment, pointed at the local servers."""
-    return {
-        **FAKE_AWS,
-        "TABLE_NAME": aws.table,
-        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
-        "AWS_ENDPOINT_URL_SSM": aws.url,
-        "AWS_ENDPOINT_URL_DYNAMODB": aws.url,
-        "AWS_ENDPOINT_URL_LAMBDA": lambda_url,
-        **aws.parameter_env(),
-        **extra,
-    }
+@contextmanager
+def harness(
+    aws_url: str,
+    environ: MutableMapping[str, str] | None = None,
+    **options: Any,
+) -> Iterator[Any]:
+    """``local.harness.Harness`` on the moto server at ``aws_url``, with the bench's secrets
+    in SSM as deployed; ``options`` are further ``HarnessOptions``. The function's
+    environment goes into ``environ`` (``os.environ`` by default) and back out afterwards."""
+    from local.harness import Harness, HarnessOptions
+
+    settings = {**NO_AWS_FILES, **options.pop("settings", {})}
+    made = Harness(HarnessOptions(aws_url=aws_url, secrets=SECRETS, settings=settings, **options))
+    made.start(environ)
+    try:
+        yield made
+    finally:
+        made.stop()
 
 
 def webhook_body(psid: str, text: str, mid: str | None = None) -> bytes:
@@ -262,38 +275,3 @@ class CountingSink:
 
 def fmt_ms(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
-
-
-def stand_ins_set_nodelay() -> bool:
-    """True when ``local/_http.py`` already turns Nagle off on its accepted connections."""
-    return "TCP_NODELAY" in (ROOT / "local" / "_http.py").read_text()
-
-
-@contextmanager
-def no_nagle_in_stand_ins() -> Iterator[bool]:
-    """Turn Nagle's algorithm off on the stand-in servers' connections, in this process only.
-
-    Their handler writes the headers and the body of a response in two ``send()`` calls; with
-    Nagle on, the body waits for the client's delayed ACK (40 ms on Linux) on keep-alive
-    connections, which would put ~40 ms of the stand-in's own into every Send API and model
-    call. Yields whether a patch was needed (False once ``local/_http.py`` does it itself).
-    """
-    import socket
-
-    from local import _http
-
-    if stand_ins_set_nodelay():
-        yield False
-        return
-    original = _http._Handler.setup
-
-    def setup(self: Any) -> None:
-        original(self)
-        with suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    _http._Handler.setup = setup  # type: ignore[method-assign]
-    try:
-        yield True
-    finally:
-        _http._Handler.setup = original  # type: ignore[method-assign]

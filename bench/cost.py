@@ -1,7 +1,13 @@
 """What the bridge costs on AWS, from the measured durations, requests and log bytes.
 
 Nothing here is measured: it prices what ``bench.e2e`` (and ``bench.warm``, ``bench.cold``)
-measured, with the prices below. Month = 30 days; no free tier is subtracted.
+measured and counted, with the prices below. Month = 30 days; no free tier is subtracted.
+
+Per message: the webhook's invocation and its one SendMessageBatch; the mapping's
+ReceiveMessage and DeleteMessageBatch and the worker's invocation, once per batch (a batch
+holds one message at a trickle, which is what the one-at-a-time run measures, and up to ten
+under load); the worker's DynamoDB requests, with transactions at twice the units; logs.
+Fixed: the KMS key, the keep-warm ping, and the mapping's long polls of the empty queue.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ PRICES: dict[str, Any] = {
     "lambda_arm64_gb_second": 0.0000133334,
     "dynamodb_write_unit": 0.625 / 1_000_000,  # on demand, per write request unit
     "dynamodb_read_unit": 0.125 / 1_000_000,  # on demand, per read request unit
+    "sqs_fifo_request": 0.50 / 1_000_000,  # per request (each 64 KB of payload is one)
     "logs_ingested_gb": 0.50,  # CloudWatch Logs, standard class
     "kms_key_month": 1.00,  # the stack's customer-managed key
     "ssm_standard_parameter": 0.0,  # standard parameters and their standard API throughput
@@ -26,6 +33,9 @@ PRICES: dict[str, Any] = {
 
 MEMORY_MB = 512  # the stack's default (infra.config.BridgeSettings.memory_mb)
 KEEP_WARM_MINUTES = 20  # the stack's default
+# Lambda's pollers long-poll the queue even when it is empty: about 0.6 million requests a
+# month (inside SQS's free million, which this model does not subtract).
+IDLE_POLL_REQUESTS_MONTH = 600_000
 DAYS = 30
 VOLUMES = (100, 1_000, 10_000)  # messages a day
 MODEL_LATENCIES_S = (0.0, 2.0, 5.0)  # the worker waits for the model: Lambda bills the wait
@@ -63,9 +73,12 @@ def platform_log_bytes(duration_ms: float) -> int:
     )
 
 
-def typical_history_bytes() -> dict[str, Any]:
-    """The HISTORY item once a conversation of typical exchanges fills the history budget."""
-    from bench.e2e import item_size
+def typical_exchange() -> dict[str, Any]:
+    """A typical question and answer (``TYPICAL_TOKENS``) as DynamoDB stores them: the HISTORY
+    item once a conversation of such exchanges fills the history budget, and the reply the
+    event's item holds from the answer's record until the finish."""
+    from bench.wire import attribute_size, item_size
+    from handler.bot import text_reply
     from handler.conversation import remember
     from handler.settings import Settings
 
@@ -83,7 +96,12 @@ def typical_history_bytes() -> dict[str, Any]:
         "turns": {"S": json.dumps(turns, ensure_ascii=False)},
         "expires_at": {"N": "1767225600"},
     }
-    return {"bytes": item_size(item), "turns": len(turns)}
+    reply = text_reply(answer, question, answer).to_json()
+    return {
+        "history_bytes": item_size(item),
+        "turns": len(turns),
+        "reply_bytes": len("reply") + attribute_size({"S": reply}),
+    }
 
 
 def gb_seconds(ms: float) -> float:
@@ -98,15 +116,17 @@ def run(measured: dict[str, Any]) -> dict[str, Any]:
     webhook_ms = warm["latency_ms"]["median"] if warm else seq["webhook_ms"]["median"]
     worker_ms = seq["worker_ms"]["median"]
     keep_warm_ms = e2e["keep_warm"]["ms"]["median"]
+    invocations = seq["invocations"] / seq["messages"]  # worker invocations per message
+    sqs_requests = seq["aws"]["sqs_per_message"]
     p = PRICES
 
-    # Per message: the webhook and the worker invocation.
+    # DynamoDB as measured, and the same requests re-priced by bench.e2e for typical
+    # exchanges (a full conversation, a typical answer recorded on the event's item).
     db = seq["dynamodb_per_message"]
-    history = typical_history_bytes()
-    measured_history_wru = math.ceil(seq["item_sizes"]["history"]["median_bytes"] / 1024)
+    typical = seq["dynamodb_typical"]
     full_history = {
-        "wru": db["wru"] - measured_history_wru + math.ceil(history["bytes"] / 1024),
-        "rru": db["rru"] - 0.5 + math.ceil(history["bytes"] / 4096) * 0.5,
+        "wru": typical["wru"] / seq["messages"],
+        "rru": typical["rru"] / seq["messages"],
     }
     handler_log = sum(seq["log_bytes_per_message"].values())
     handler_lines = sum(seq["log_lines_per_message"].values())
@@ -114,7 +134,7 @@ def run(measured: dict[str, Any]) -> dict[str, Any]:
         handler_log
         + handler_lines * LOG_EVENT_OVERHEAD
         + platform_log_bytes(webhook_ms)
-        + platform_log_bytes(worker_ms)
+        + invocations * platform_log_bytes(worker_ms)
     )
     keep_warm_log = (
         e2e["keep_warm"]["log_bytes"] + LOG_EVENT_OVERHEAD + platform_log_bytes(keep_warm_ms)
@@ -123,9 +143,12 @@ def run(measured: dict[str, Any]) -> dict[str, Any]:
 
     def per_message(model_s: float, dynamo: dict[str, float]) -> dict[str, float]:
         parts = {
-            "lambda_requests": 2 * p["lambda_request"],
-            "lambda_compute": (gb_seconds(webhook_ms) + gb_seconds(worker_ms + model_s * 1000))
+            "lambda_requests": (1 + invocations) * p["lambda_request"],
+            "lambda_compute": (
+                gb_seconds(webhook_ms) + invocations * gb_seconds(worker_ms + model_s * 1000)
+            )
             * p["lambda_arm64_gb_second"],
+            "sqs": sqs_requests * p["sqs_fifo_request"],
             "dynamodb": dynamo["wru"] * p["dynamodb_write_unit"]
             + dynamo["rru"] * p["dynamodb_read_unit"],
             "logs": log_bytes / GB * p["logs_ingested_gb"],
@@ -141,6 +164,7 @@ def run(measured: dict[str, Any]) -> dict[str, Any]:
             + gb_seconds(keep_warm_ms) * p["lambda_arm64_gb_second"]
             + keep_warm_log / GB * p["logs_ingested_gb"]
         ),
+        "sqs_idle_polling": IDLE_POLL_REQUESTS_MONTH * p["sqs_fifo_request"],
     }
     fixed["total"] = sum(fixed.values())
     openai = (
@@ -171,9 +195,23 @@ def run(measured: dict[str, Any]) -> dict[str, Any]:
             "keep_warm_ms": keep_warm_ms,
             "billed_webhook_ms": math.ceil(webhook_ms),
             "billed_worker_ms": math.ceil(worker_ms),
+            "worker_invocations_per_message": invocations,
+            "burst_records_per_invocation": e2e["burst"]["records_per_invocation"]["mean"],
+            "sqs_requests_per_message": sqs_requests,
+            "sqs_operations_per_message": {
+                name: n
+                for role in ("function", "mapping")
+                for name, n in seq["aws"][role].items()
+                if name.startswith("sqs ") and "(empty)" not in name
+            },
+            "idle_poll_requests_per_month": IDLE_POLL_REQUESTS_MONTH,
             "dynamodb_measured": db,
             "dynamodb_full_history": full_history,
-            "typical_history": history,
+            "typical_exchange": seq["typical_exchange"],
+            "dynamodb_typical_by_kind": {
+                "wru": {k: v / seq["messages"] for k, v in typical["wru_by_kind"].items()},
+                "rru": {k: v / seq["messages"] for k, v in typical["rru_by_kind"].items()},
+            },
             "log_bytes_per_message": log_bytes,
             "handler_log_bytes_per_message": handler_log,
             "keep_warm_pings_per_month": pings,

@@ -1,18 +1,28 @@
-"""End to end through the local stack: many users, several messages each, all at once.
+"""End to end through the stand-ins: many people writing at once, and one person's flood.
 
-Everything is real HTTP on loopback: moto (DynamoDB + SSM, a child process), the Messenger
-simulator (Send API), a fake OpenAI server answering at once (``latency=0``) and the Invoke
-stand-in running ``handler.app.lambda_handler`` for the asynchronous worker, in threads of
-this process. Each user is a thread posting its signed deliveries back to back.
+The whole local stack, wired by ``local.harness.Harness``, every hop real HTTP on loopback:
+the webhook (``handler.app.lambda_handler``, called by one thread per person), the FIFO
+queue and its dead-letter queue in moto (a child process), ``local.event_source.QueuePoller``
+standing in for Lambda's event source mapping (batches of up to 10, at most 5 invocations
+at once: the stack's defaults), which calls ``lambda_handler`` with each batch in threads of
+this process, DynamoDB and SSM in moto too, the Send API in the Messenger simulator and the
+model in ``FakeOpenAI`` answering at once.
 
-Measured per message: the webhook's own time (POST -> 200), webhook -> ``typing_on`` and
-webhook -> reply, both as received by the simulator (its ``at``, ``time.monotonic()``, the
-clock the POST start is read from). Every message must get exactly one reply.
+Phases:
 
-Then a sequential phase (one message at a time, each waited for) gives uncontended
-durations of the webhook and worker invocations, the DynamoDB requests the worker makes
-(counted by an event hook on its boto3 client, with item sizes from the table) and the log
-bytes written, which is what ``bench.cost`` prices.
+1. the first message in this process (the worker imports openai & co. on its first batch);
+2. the burst: many people send one message each while one person sends a flood of messages
+   back to back, all released together; measured per message: the webhook's own time
+   (POST -> 200), webhook -> ``typing_on`` and webhook -> reply as the simulator received
+   them (its ``at``, ``time.monotonic()``, the clock the POST start is read from); every
+   message must get exactly one reply, and each person's replies must come in the order the
+   messages were sent;
+3. one message at a time, each waited for: uncontended durations of the webhook and of the
+   worker's invocations, the AWS requests per answered message (``bench.wire``: botocore
+   hooks on every client of this process, the function's apart from the mapping's), the
+   DynamoDB request units (item sizes from the table) and the log bytes, which is what
+   ``bench.cost`` prices;
+4. the keep-warm ping.
 """
 
 from __future__ import annotations
@@ -22,189 +32,57 @@ import math
 import re
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
-    FUNCTION,
-    OPENAI_KEY,
-    PAGE_TOKEN,
     CountingSink,
-    handler_env,
-    local_aws,
-    no_nagle_in_stand_ins,
+    harness,
+    moto_server,
     signed_post,
     summary,
     webhook_body,
 )
-from bench.warm import environment, handler_logs_to
+from bench.cost import typical_exchange
+from bench.warm import handler_logs_to
+from bench.wire import AwsCall, by_operation, item_kind, item_size, record_aws, request_units
+from handler.defaults import DEFAULTS
 
 _TOKEN = re.compile(r"\[(\w+)\]")
 KEEP_WARM_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-
-
-# -- DynamoDB request units ---------------------------------------------------------------
-
-
-def attribute_size(value: dict[str, Any]) -> int:
-    """Bytes of one attribute value as DynamoDB sizes it (names are added by the caller)."""
-    ((kind, raw),) = value.items()
-    if kind == "S":
-        return len(raw.encode("utf-8"))
-    if kind == "N":
-        digits = raw.lstrip("-").replace(".", "").strip("0") or "0"
-        return math.ceil(len(digits) / 2) + 1
-    if kind == "B":
-        return len(raw)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(attribute_size({kind[0]: v}) for v in raw)
-    if kind == "L":
-        return 3 + sum(attribute_size(v) + 1 for v in raw)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + attribute_size(v) + 1 for k, v in raw.items())
-    raise ValueError(f"unknown attribute type {kind}")
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
-
-
-def _item_kind(key: dict[str, Any]) -> str:
-    pk, sk = key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")
-    if pk.startswith("EVENT#"):
-        return "event"
-    if pk.startswith("INBOX#"):
-        return "inbox_lease" if sk == "LOCK" else "inbox"
-    if sk.startswith("DAY#"):
-        return "counter"
-    return {"PROFILE": "profile", "HISTORY": "history"}.get(sk, "other")
-
-
-@dataclass
-class DynamoCall:
-    operation: str
-    kind: str
-    key: tuple[str, str]
-    put_size: int | None = None  # PutItem: the new item's size
-    batch_units: int | None = None  # BatchWriteItem: the write units of its items
-    consistent: bool = False
-    new_user: bool = False  # a profile write that created the profile
-    failed: bool = False
-    started: float = 0.0
-    ms: float = 0.0  # client-side duration: moto's answer time plus botocore's own work
-
-
-@dataclass
-class DynamoCounter:
-    """Every DynamoDB request of one boto3 client, from its event hooks."""
-
-    calls: list[DynamoCall] = field(default_factory=list)
-    _pending: threading.local = field(default_factory=threading.local)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def attach(self, client: Any) -> None:
-        client.meta.events.register("before-parameter-build.dynamodb", self._before)
-        client.meta.events.register("after-call.dynamodb", self._after)
-
-    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        key = params.get("Key") or params.get("Item") or {}
-        batch = [
-            request["PutRequest"]["Item"]
-            for requests in (params.get("RequestItems") or {}).values()
-            for request in requests
-            if "PutRequest" in request
-        ]
-        if batch:
-            key = batch[0]
-        elif model.name == "Query":  # the partition it reads
-            key = {"pk": (params.get("ExpressionAttributeValues") or {}).get(":pk", {})}
-        call = DynamoCall(
-            operation=model.name,
-            kind=_item_kind(key),
-            key=(key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")),
-            put_size=item_size(params["Item"]) if model.name == "PutItem" else None,
-            batch_units=sum(math.ceil(item_size(i) / 1024) for i in batch) if batch else None,
-            consistent=bool(params.get("ConsistentRead")),
-            started=time.perf_counter(),
-        )
-        self._pending.call = call
-
-    def _after(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        call = getattr(self._pending, "call", None)
-        if call is None:
-            return
-        self._pending.call = None
-        call.ms = (time.perf_counter() - call.started) * 1000
-        call.failed = http_response.status_code >= 300
-        if call.kind == "profile" and model.name == "UpdateItem":
-            call.new_user = "active_at" not in (parsed.get("Attributes") or {})
-        with self._lock:
-            self.calls.append(call)
-
-    def take(self) -> list[DynamoCall]:
-        with self._lock:
-            calls, self.calls = self.calls, []
-        return calls
-
-
-def request_units(calls: list[DynamoCall], sizes: dict[tuple[str, str], int]) -> dict[str, Any]:
-    """Write and read request units of ``calls``, by DynamoDB's on-demand rules.
-
-    Writes: 1 WRU per started KB of the item (the final item size from the table for
-    updates, the request's item for puts), failed conditional writes included; a write to a
-    profile also writes the ``users_by_activity`` index (projection ALL): 1 WRU for a new
-    user's entry, 2 WRU (delete + put) for a returning user's, because ``active_at`` (to the
-    second) moves between a person's messages; this run sends faster than people do, so the
-    rule, not the run's timing, decides. Reads: 0.5 RRU per started 4 KB eventually
-    consistent, 1 RRU strongly consistent.
-    """
-    wru = rru = 0.0
-    by_operation: Counter[str] = Counter()
-    for call in calls:
-        by_operation[f"{call.operation} {call.kind}"] += 1
-        size = call.put_size or sizes.get(call.key, 1)
-        if call.operation == "BatchWriteItem":
-            wru += call.batch_units or 0
-        elif call.operation in ("PutItem", "UpdateItem", "DeleteItem"):
-            units = math.ceil(max(size, 1) / 1024)
-            wru += units
-            if call.kind == "profile" and not call.failed:
-                wru += units * (1 if call.new_user else 2)
-        elif call.operation == "GetItem":
-            rru += math.ceil(max(size, 1) / 4096) * (1.0 if call.consistent else 0.5)
-        elif call.operation == "Query":  # the inbox's oldest message: one small item
-            rru += 1.0 if call.consistent else 0.5
-    return {
-        "wru": wru,
-        "rru": rru,
-        "requests": len(calls),
-        "by_operation": dict(by_operation),
-        "call_ms": summary([c.ms for c in calls]),
-        "total_call_ms": sum(c.ms for c in calls),
-    }
-
-
-# -- the run ------------------------------------------------------------------------------
+# The stack's defaults (Pulumi.yaml): the mapping's batch size and concurrency, the timeout.
+BATCH_SIZE: int = DEFAULTS["batchSize"]
+MAX_CONCURRENCY: int = DEFAULTS["maxConcurrency"]
+FUNCTION_TIMEOUT_S = float(DEFAULTS["timeoutSeconds"])
+SETTINGS = {
+    "OPENAI_MAX_RETRIES": "0",
+    "OPENAI_TIMEOUT_SECONDS": "10",
+    "DAILY_LIMIT": "1000",
+}
+# What a person's chat never needs from AWS, whatever the design: the aim of the issue.
+AIM_FUNCTION_REQUESTS = 6
+OLD_DESIGN_REQUESTS = 16
 
 
 @dataclass
 class Sent:
     token: str
     psid: str
+    mid: str
     posted: float  # time.monotonic() just before the webhook call
     answered: float  # after it returned
     status: int
 
 
 class Timings:
-    """Durations of the invocations the stand-in runs, by event kind."""
+    """Durations and sizes of the worker's invocations (the batches the poller hands it)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.work: list[float] = []
+        self.records: list[int] = []
 
     def wrap(self, handler: Any) -> Any:
         def timed(event: Any, context: Any) -> Any:
@@ -214,19 +92,25 @@ class Timings:
             finally:
                 with self.lock:
                     self.work.append((time.perf_counter() - start) * 1000)
+                    self.records.append(len(event.get("Records") or []))
 
         return timed
 
+    def clear(self) -> None:
+        with self.lock:
+            self.work.clear()
+            self.records.clear()
+
 
 def _typing_marks(psids: set[str]) -> Any:
-    """Wraps the worker so each typing_on can be tied to the event being handled."""
+    """Wraps the bot so each typing_on can be tied to the event being handled."""
+    from handler.bot import Bot
     from handler.messenger import Messenger
-    from handler.worker import Worker
 
     current = threading.local()
     marks: list[tuple[str, str, float, float]] = []  # event_id, psid, before, after
     lock = threading.Lock()
-    original_handle, original_action = Worker.handle, Messenger.sender_action
+    original_handle, original_action = Bot.handle, Messenger.sender_action
 
     def handle(self: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
         current.event_id = event.event_id
@@ -244,118 +128,128 @@ def _typing_marks(psids: set[str]) -> Any:
                 with lock:
                     marks.append((getattr(current, "event_id", ""), psid, before, time.monotonic()))
 
-    Worker.handle, Messenger.sender_action = handle, sender_action  # type: ignore[method-assign]
+    Bot.handle, Messenger.sender_action = handle, sender_action  # type: ignore[method-assign]
 
     def restore() -> None:
-        Worker.handle, Messenger.sender_action = original_handle, original_action  # type: ignore[method-assign]
+        Bot.handle, Messenger.sender_action = original_handle, original_action  # type: ignore[method-assign]
 
     return marks, restore
 
 
+def responder(body: dict[str, Any]) -> str:
+    from local.model import last_user_text
+
+    return f"Answer to [{last_user_text(body).split(' ', 1)[0]}]: 42."
+
+
 def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
-    from handler import app, clients
-    from local.graph import MessengerSimulator
-    from local.invoke import LambdaInvokeStandIn
-    from local.model import FakeOpenAI, last_user_text
+    from handler import app
 
-    users, per_user = (10, 3) if quick else (20, 5)
+    people, flood = (20, 10) if quick else (100, 30)
     sequential = 10 if quick else 30
+    seq_users = max(1, sequential // 5)  # so 4 in 5 messages are from returning users
+    flooder = "6" + "0" * 15
+    psids = (
+        {f"4{u:015d}" for u in range(people)} | {flooder} | {f"5{u:015d}" for u in range(seq_users)}
+    )
+    timings = Timings()
+    sink = CountingSink(keep=True)
+    marks, restore = _typing_marks(psids)
+    try:
+        with (
+            moto_server() as aws_url,
+            record_aws() as wire,
+            harness(
+                aws_url,
+                settings=SETTINGS,
+                handler=timings.wrap(app.lambda_handler),
+                batch_size=BATCH_SIZE,
+                max_concurrency=MAX_CONCURRENCY,
+                function_timeout=FUNCTION_TIMEOUT_S,
+            ) as stand_ins,
+            handler_logs_to(sink),
+        ):
+            graph, poller = stand_ins.graph, stand_ins.poller
+            stand_ins.model.responder = responder
 
-    def responder(body: dict[str, Any]) -> str:
-        return f"Answer to [{last_user_text(body).split(' ', 1)[0]}]: 42."
+            # 1. First message in this process: the worker imports openai & co.
+            progress("  e2e: first message (worker imports)")
+            first = _send(app, "4" + "9" * 15, "w0 first?")
+            graph.wait_for_texts(first.psid, 1, timeout=60)
+            poller.wait_idle(timeout=60)
+            first_worker_ms = timings.work[0]
+            first_reply_ms = (_reply_at(graph, first) - first.posted) * 1000
+            first_calls = wire.take()
 
-    with local_aws(True) as aws, no_nagle_in_stand_ins() as patched_nagle:
-        graph = MessengerSimulator(access_token=PAGE_TOKEN).start()
-        model = FakeOpenAI(responder, api_key=OPENAI_KEY, latency=0.0).start()
-        timings = Timings()
-        invoke = LambdaInvokeStandIn({FUNCTION: timings.wrap(app.lambda_handler)}, retry_delay=0.05)
-        invoke.start()
-        sink = CountingSink(keep=True)
-        env = handler_env(
-            aws,
-            invoke.url,
-            GRAPH_API_URL=graph.graph_api_url,
-            OPENAI_BASE_URL=model.base_url,
-            OPENAI_MAX_RETRIES="0",
-            OPENAI_TIMEOUT_SECONDS="10",
-            DAILY_LIMIT="1000",
-        )
-        psids = {f"4{u:015d}" for u in range(users)} | {f"5{u:015d}" for u in range(sequential)}
-        marks, restore = _typing_marks(psids)
-        try:
-            with environment(env), handler_logs_to(sink):
-                app.reset()
-                counter = DynamoCounter()
-                counter.attach(clients.aws("dynamodb"))
+            # 2. The burst: people at once, and one person's flood among them.
+            progress(f"  e2e: {people} people x 1 message + a flood of {flood} from one, at once")
+            sent: list[Sent] = []
+            lock = threading.Lock()
+            gate = threading.Barrier(people + 1)
 
-                # 1. First message in this process: the worker imports openai & co.
-                progress("  e2e: first message (worker imports)")
-                first = _send(app, "4" + "9" * 15, "w0 first?")
-                graph.wait_for_texts(first.psid, 1, timeout=60)
-                invoke.wait_idle(timeout=60)
-                first_worker_ms = timings.work[0]
-                first_reply_ms = (_reply_at(graph, first) - first.posted) * 1000
-                counter.take()
+            def person(u: int) -> None:
+                gate.wait()
+                one = _send(app, f"4{u:015d}", f"p{u:03d} what is {u} + 1?")
+                with lock:
+                    sent.append(one)
 
-                # 2. The burst.
-                progress(f"  e2e: {users} users x {per_user} messages at once")
-                sent: list[Sent] = []
-                lock = threading.Lock()
-                gate = threading.Barrier(users)
+            def flooding() -> None:
+                gate.wait()
+                for k in range(flood):
+                    one = _send(app, flooder, f"f{k:03d} and then {k}?")
+                    with lock:
+                        sent.append(one)
 
-                def user(u: int) -> None:
-                    psid = f"4{u:015d}"
-                    gate.wait()
-                    for k in range(per_user):
-                        one = _send(app, psid, f"u{u:02d}m{k} what is {u} + {k}?")
-                        with lock:
-                            sent.append(one)
+            timings.clear()
+            invocations_before = len(poller.invocations)
+            threads = [threading.Thread(target=person, args=(u,)) for u in range(people)]
+            threads.append(threading.Thread(target=flooding))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            total = people + flood
+            graph.wait_for(lambda: _replies_in(graph, sent) >= total, timeout=300)
+            poller.wait_idle(timeout=120)
+            time.sleep(0.2)  # anything extra (a duplicate) would arrive now
+            burst_invocations = poller.invocations[invocations_before:]
+            burst = _burst_figures(graph, sent, marks, burst_invocations, flooder)
+            burst["worker_ms"] = summary(list(timings.work))
+            burst["records_per_invocation"] = summary([float(n) for n in timings.records])
+            burst["most_invocations_at_once"] = poller.most_at_once
+            burst_calls = wire.take()
+            burst["aws"] = _aws_figures(burst_calls, total, burst["wall_s"])
 
-                timings.work.clear()
-                threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                total = users * per_user
-                graph.wait_for(lambda: _replies_in(graph, sent) >= total, timeout=180)
-                invoke.wait_idle(timeout=120)
-                time.sleep(0.2)  # anything extra (a duplicate) would arrive now
-                burst = _burst_figures(graph, sent, marks, invoke)
-                burst["worker_ms"] = summary(list(timings.work))
-                burst_db = counter.take()
-                burst["dynamodb_requests_per_s"] = len(burst_db) / burst["wall_s"]
+            # 3. One at a time: uncontended durations, requests and logs per message.
+            progress(f"  e2e: {sequential} messages one at a time")
+            timings.clear()
+            before_bytes, before_lines = sink.bytes, len(sink.lines)
+            seq: list[Sent] = []
+            per_message: list[list[AwsCall]] = []
+            for i in range(sequential):
+                one = _send(app, f"5{i % seq_users:015d}", f"s{i:02d} tell me about {i}")
+                graph.wait_for_texts(one.psid, i // seq_users + 1, timeout=30)
+                poller.wait_idle(timeout=30)
+                seq.append(one)
+                per_message.append(wire.take())
+            seq_lines = sink.lines[before_lines:]
+            seq_bytes = sink.bytes - before_bytes
+            seq_records = list(timings.records)
+            seq_work = list(timings.work)
+            sizes = _table_sizes(stand_ins)
+            wire.take()  # the scan
 
-                # 3. One at a time: uncontended durations, requests and logs per message.
-                progress(f"  e2e: {sequential} messages one at a time")
-                timings.work.clear()
-                before_bytes, before_lines = sink.bytes, len(sink.lines)
-                seq: list[Sent] = []
-                seq_users = max(1, sequential // 5)  # so 4 in 5 messages are from returning users
-                for i in range(sequential):
-                    one = _send(app, f"5{i % seq_users:015d}", f"s{i:02d} tell me about {i}")
-                    graph.wait_for_texts(one.psid, i // seq_users + 1, timeout=30)
-                    invoke.wait_idle(timeout=30)
-                    seq.append(one)
-                seq_calls = counter.take()
-                seq_lines = sink.lines[before_lines:]
-                seq_bytes = sink.bytes - before_bytes
-                sizes = _table_sizes(aws)
-
-                # 4. The keep-warm ping.
-                keep_warm_ms = []
-                before_bytes = sink.bytes
-                for _ in range(50):
-                    start = time.perf_counter()
-                    app.lambda_handler(KEEP_WARM_EVENT, None)
-                    keep_warm_ms.append((time.perf_counter() - start) * 1000)
-                keep_warm_log_bytes = (sink.bytes - before_bytes) / 50
-                app.reset()
-        finally:
-            restore()
-            invoke.stop()
-            model.stop()
-            graph.stop()
+            # 4. The keep-warm ping.
+            keep_warm_ms = []
+            before_bytes = sink.bytes
+            for _ in range(50):
+                start = time.perf_counter()
+                app.lambda_handler(KEEP_WARM_EVENT, None)
+                keep_warm_ms.append((time.perf_counter() - start) * 1000)
+            keep_warm_log_bytes = (sink.bytes - before_bytes) / 50
+            dead_letters = len(stand_ins.dead_letters())
+    finally:
+        restore()
 
     log_by_kind: dict[str, int] = defaultdict(int)
     lines_by_kind: dict[str, int] = defaultdict(int)
@@ -363,40 +257,111 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
         kind = json.loads(line).get("event_kind", "other")
         log_by_kind[kind] += len(line.encode()) + 1
         lines_by_kind[kind] += 1
+    seq_calls = [c for calls in per_message for c in calls]
+    seq_function = [c for c in seq_calls if c.role == "function"]
+    units = request_units(seq_function, sizes)
+    typical = typical_exchange()
+    new = [i for i in range(sequential) if i < seq_users]  # each user's first message
+    returning = [i for i in range(sequential) if i >= seq_users]
     return {
-        "users": users,
-        "messages_per_user": per_user,
-        "stand_in_nagle_patched": patched_nagle,
-        "first_message": {"worker_ms": first_worker_ms, "reply_ms": first_reply_ms},
+        "people": people,
+        "flood": flood,
+        "batch_size": BATCH_SIZE,
+        "max_concurrency": MAX_CONCURRENCY,
+        "aim_function_requests": AIM_FUNCTION_REQUESTS,
+        "old_design_requests": OLD_DESIGN_REQUESTS,
+        "first_message": {
+            "worker_ms": first_worker_ms,
+            "reply_ms": first_reply_ms,
+            "aws": dict(by_operation(first_calls, "function")),
+        },
         "burst": burst,
-        "burst_dynamodb": request_units(burst_db, sizes),
+        "burst_dynamodb": request_units([c for c in burst_calls if c.role == "function"], sizes),
         "sequential": {
             "messages": sequential,
             "users": seq_users,
             "webhook_ms": summary([(s.answered - s.posted) * 1000 for s in seq]),
-            "worker_ms": summary(list(timings.work)),
+            "worker_ms": summary(seq_work),
+            "invocations": len(seq_work),
+            "records_per_invocation": summary([float(n) for n in seq_records]),
             "reply_ms": summary([(_reply_at(graph, s) - s.posted) * 1000 for s in seq]),
-            "dynamodb": request_units(seq_calls, sizes),
-            "dynamodb_per_message": {
-                k: v / sequential
-                for k, v in request_units(seq_calls, sizes).items()
-                if k in ("wru", "rru", "requests")
+            "aws": _aws_figures(seq_calls, sequential, None),
+            "function_requests": {
+                "new_user": _mean_requests(per_message, new),
+                "returning_user": _mean_requests(per_message, returning),
+                "new_user_operations": _mean_operations(per_message, new),
+                "returning_user_operations": _mean_operations(per_message, returning),
             },
+            "dynamodb": units,
+            "dynamodb_per_message": {
+                "wru": units["wru"] / sequential,
+                "rru": units["rru"] / sequential,
+                "requests": units["requests"] / sequential,
+            },
+            "typical_exchange": typical,
+            "dynamodb_typical": request_units(seq_function, sizes, typical),
             "item_sizes": _sizes_by_kind(sizes),
             "log_bytes_per_message": {k: v / sequential for k, v in log_by_kind.items()},
             "log_lines_per_message": {k: v / sequential for k, v in lines_by_kind.items()},
             "log_bytes_total_per_message": seq_bytes / sequential,
         },
         "keep_warm": {"ms": summary(keep_warm_ms), "log_bytes": keep_warm_log_bytes},
+        "dead_letters": dead_letters,
     }
 
 
+def _aws_figures(calls: list[AwsCall], messages: int, wall_s: float | None) -> dict[str, Any]:
+    """Requests by role and operation, per answered message; empty receives apart."""
+    figures: dict[str, Any] = {"messages": messages}
+    for role in ("function", "mapping", "bench"):
+        counted = by_operation(calls, role)
+        figures[role] = {name: n / messages for name, n in sorted(counted.items())}
+    function = [c for c in calls if c.role == "function"]
+    mapping = [c for c in calls if c.role == "mapping"]
+    figures["function_per_message"] = len(function) / messages
+    figures["mapping_per_message"] = sum(1 for c in mapping if not c.empty_receive) / messages
+    figures["empty_receives"] = sum(1 for c in mapping if c.empty_receive)
+    figures["sqs_per_message"] = (
+        sum(1 for c in function + mapping if c.service == "sqs" and not c.empty_receive) / messages
+    )
+    figures["wire_requests"] = sum(c.attempts for c in calls)
+    figures["calls"] = len(calls)
+    figures["retried"] = sum(max(0, c.attempts - 1) for c in calls)
+    figures["retried_calls"] = Counter(
+        f"{c.role}: {c.name}" for c in calls for _ in range(max(0, c.attempts - 1))
+    )
+    figures["failed"] = Counter(c.name for c in function if not c.ok)
+    figures["function_call_ms"] = {
+        name: summary([c.ms for c in function if c.name == name])["median"]
+        for name in sorted({c.name for c in function})
+    }
+    if wall_s:
+        figures["moto_requests_per_s"] = len(calls) / wall_s
+        figures["moto_dynamodb_per_s"] = sum(1 for c in calls if c.service == "dynamodb") / wall_s
+    return figures
+
+
+def _mean_requests(per_message: list[list[AwsCall]], indices: list[int]) -> float | None:
+    if not indices:
+        return None
+    counts = [sum(1 for c in per_message[i] if c.role == "function") for i in indices]
+    return sum(counts) / len(counts)
+
+
+def _mean_operations(per_message: list[list[AwsCall]], indices: list[int]) -> dict[str, float]:
+    total: Counter[str] = Counter()
+    for i in indices:
+        total.update(by_operation(per_message[i], "function"))
+    return {name: n / len(indices) for name, n in sorted(total.items())} if indices else {}
+
+
 def _send(app: Any, psid: str, text: str) -> Sent:
-    event = signed_post(webhook_body(psid, text))
+    mid = f"m_{uuid.uuid4().hex}"
+    event = signed_post(webhook_body(psid, text, mid))
     posted = time.monotonic()
     response = app.lambda_handler(event, None)
     answered = time.monotonic()
-    return Sent(text.split(" ", 1)[0], psid, posted, answered, response["statusCode"])
+    return Sent(text.split(" ", 1)[0], psid, mid, posted, answered, response["statusCode"])
 
 
 def _reply_texts(graph: Any) -> list[tuple[str, str, float]]:
@@ -424,18 +389,26 @@ def _reply_at(graph: Any, one: Sent) -> float:
     raise LookupError(f"no reply for {one.token}")
 
 
-def _burst_figures(graph: Any, sent: list[Sent], marks: list[Any], invoke: Any) -> dict[str, Any]:
+def _burst_figures(
+    graph: Any, sent: list[Sent], marks: list[Any], invocations: list[Any], flooder: str
+) -> dict[str, Any]:
     texts = _reply_texts(graph)
     owner = {s.token: s.psid for s in sent}
     replies: dict[str, list[float]] = defaultdict(list)
+    order: dict[str, list[str]] = defaultdict(list)  # psid -> reply tokens, as they arrived
     stray = 0
     for psid, text, at in texts:
         token = _token_of(text)
         if token in owner and owner[token] == psid:
             replies[token].append(at)
+            order[psid].append(token)
         elif psid in owner.values():
             stray += 1
     exactly_once = all(len(replies[s.token]) == 1 for s in sent) and not stray
+    in_order = all(
+        order[psid] == [s.token for s in sorted(sent, key=lambda s: s.posted) if s.psid == psid]
+        for psid in set(owner.values())
+    )
     # typing_on: the simulator's arrival time of the call made while handling this event.
     typing = [
         c
@@ -450,49 +423,53 @@ def _burst_figures(graph: Any, sent: list[Sent], marks: list[Any], invoke: Any) 
                 used.add(i)
                 by_mid[event_id] = call.at
                 break
-    mids = _mids_of(invoke)
-    to_typing = [
-        (by_mid[mids[s.token]] - s.posted) * 1000 for s in sent if mids.get(s.token) in by_mid
-    ]
-    to_reply = [(replies[s.token][0] - s.posted) * 1000 for s in sent if replies[s.token]]
+
+    def to_typing(group: list[Sent]) -> list[float]:
+        return [(by_mid[s.mid] - s.posted) * 1000 for s in group if s.mid in by_mid]
+
+    def to_reply(group: list[Sent]) -> list[float]:
+        return [(replies[s.token][0] - s.posted) * 1000 for s in group if replies[s.token]]
+
+    crowd = [s for s in sent if s.psid != flooder]
+    flood = sorted((s for s in sent if s.psid == flooder), key=lambda s: s.posted)
     start = min(s.posted for s in sent)
     end = max(max(v) for v in replies.values()) if replies else start
     webhooks_done = max(s.answered for s in sent)
+    flood_done = [replies[s.token][0] for s in flood if replies[s.token]]
     return {
         "messages": len(sent),
         "all_200": all(s.status == 200 for s in sent),
         "replied": sum(1 for s in sent if replies[s.token]),
         "exactly_one_reply_each": exactly_once,
+        "in_order_per_person": in_order,
         "duplicates": sum(max(0, len(replies[s.token]) - 1) for s in sent),
         "stray_texts": stray,
         "wall_s": end - start,
         "messages_per_s": len(sent) / (end - start) if end > start else math.nan,
         "webhooks_per_s": len(sent) / (webhooks_done - start),
         "webhook_ms": summary([(s.answered - s.posted) * 1000 for s in sent]),
-        "to_typing_on_ms": summary(to_typing),
-        "typing_on_matched": len(to_typing),
-        "to_reply_ms": summary(to_reply),
-        "failed_invocations": sum(1 for i in invoke.invocations if i.outcome == "failed"),
-        "retried_invocations": sum(1 for i in invoke.invocations if i.attempts > 1),
+        "to_typing_on_ms": summary(to_typing(sent)),
+        "typing_on_matched": len(to_typing(sent)),
+        "to_reply_ms": summary(to_reply(sent)),
+        "crowd_to_typing_on_ms": summary(to_typing(crowd)),
+        "crowd_to_reply_ms": summary(to_reply(crowd)),
+        "flood_to_reply_ms": summary(to_reply(flood)),
+        # From the flood's first POST: its first reply, and its last (all answered).
+        "flood_first_reply_ms": (flood_done[0] - flood[0].posted) * 1000 if flood_done else None,
+        "flood_last_reply_ms": (max(flood_done) - flood[0].posted) * 1000 if flood_done else None,
+        "flood_posted_s": (flood[-1].answered - flood[0].posted) if flood else 0.0,
+        "invocations": len(invocations),
+        "failed_invocations": sum(
+            1 for i in invocations if i.outcome not in ("succeeded", "partial")
+        ),
+        "partial_invocations": sum(1 for i in invocations if i.outcome == "partial"),
     }
 
 
-def _mids_of(invoke: Any) -> dict[str, str]:
-    """Message token -> event id (the mid), from the work events the stand-in received."""
-    found: dict[str, str] = {}
-    for invocation in invoke.invocations:
-        for event in (invocation.event or {}).get("events", []):
-            token = str(event.get("text", "")).split(" ", 1)[0]
-            found[token] = event["event_id"]
-    return found
-
-
-def _table_sizes(aws: Any) -> dict[tuple[str, str], int]:
-    import boto3
-
-    client = boto3.client("dynamodb", endpoint_url=aws.url, region_name="us-east-1")
+def _table_sizes(stand_ins: Any) -> dict[tuple[str, str], int]:
     sizes: dict[tuple[str, str], int] = {}
-    for page in client.get_paginator("scan").paginate(TableName=aws.table):
+    paginator = stand_ins.dynamodb.get_paginator("scan")
+    for page in paginator.paginate(TableName=stand_ins.table):
         for item in page["Items"]:
             sizes[(item["pk"]["S"], item["sk"]["S"])] = item_size(item)
     return sizes
@@ -501,7 +478,7 @@ def _table_sizes(aws: Any) -> dict[tuple[str, str], int]:
 def _sizes_by_kind(sizes: dict[tuple[str, str], int]) -> dict[str, dict[str, float]]:
     grouped: dict[str, list[int]] = defaultdict(list)
     for (pk, sk), size in sizes.items():
-        grouped[_item_kind({"pk": {"S": pk}, "sk": {"S": sk}})].append(size)
+        grouped[item_kind({"pk": {"S": pk}, "sk": {"S": sk}})].append(size)
     return {
         k: {"items": len(v), "median_bytes": summary(v)["median"], "max_bytes": max(v)}
         for k, v in grouped.items()

@@ -37,10 +37,19 @@ def command(architecture: str, out: Path) -> list[str]:
 
 
 def _deps_cached(architecture: str) -> bool:
-    from infra.packaging import REQUIREMENTS, Target, dependencies_key
+    """Whether the dependencies last resolved for these requirements are installed in
+    ``.cache/lambda-deps/`` (the build then resolves again but installs nothing)."""
+    try:
+        from infra import packaging
 
-    key = dependencies_key((ROOT / REQUIREMENTS).read_text(), Target.for_architecture(architecture))
-    return (ROOT / ".cache" / "lambda-deps" / key).is_dir()
+        target = packaging.Target.for_architecture(architecture)
+        requirements = (ROOT / packaging.REQUIREMENTS).read_text()
+        cache = ROOT / ".cache" / "lambda-deps"
+        last = cache / f"last-{packaging._requirements_key(requirements, target)}.txt"
+        resolved = tuple(last.read_text(encoding="utf-8").splitlines())
+        return (cache / packaging.dependencies_key(resolved, target)).is_dir()
+    except (OSError, AttributeError, ValueError):  # never resolved, or packaging changed
+        return False
 
 
 def _build(architecture: str, out: Path) -> float:

@@ -1,15 +1,17 @@
 """Warm webhook latency: one process, secrets and clients already there, many signed POSTs.
 
-Each POST goes through ``handler.app.lambda_handler`` exactly as a Function URL event, with
-the hand-off (lambda:Invoke) over loopback to the Invoke stand-in, whose function is a
-no-op. The CPU-only part (decoding the event, checking the signature, parsing the body,
-routing and logging with the hand-off stubbed) is timed separately in microseconds.
+Each POST goes through ``handler.app.lambda_handler`` exactly as a Function URL event; its
+hand-off is one SQS SendMessageBatch over loopback to the FIFO queue in moto (a child
+process), wired by ``local.harness.Harness`` with no poller, so the queue only fills (it is
+purged between rounds, untimed, so that moto's deduplication scan stays short). Every
+delivery has a message id of its own, so none is dropped as a repeat. The SendMessageBatch
+alone is timed too, and the CPU-only part (decoding the event, checking the signature,
+parsing the body, routing and logging, with the hand-off stubbed) in microseconds.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import timeit
 from collections.abc import Callable, Iterator
@@ -19,12 +21,14 @@ from typing import Any
 from bench.common import (
     APP_SECRET,
     CountingSink,
-    handler_env,
-    local_aws,
+    harness,
+    moto_server,
     signed_post,
     summary,
     webhook_body,
 )
+
+PURGE_EVERY = 250  # messages between purges of the queue
 
 
 @contextmanager
@@ -41,20 +45,6 @@ def handler_logs_to(sink: CountingSink) -> Iterator[None]:
             handler.setStream(stream)
 
 
-@contextmanager
-def environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def per_call_us(fn: Callable[[], Any], repeat: int = 7, budget: float = 0.2) -> dict[str, float]:
     """Median and best of ``repeat`` timeit runs, each ~``budget`` s, per call in us."""
     timer = timeit.Timer(fn)
@@ -67,88 +57,92 @@ def per_call_us(fn: Callable[[], Any], repeat: int = 7, budget: float = 0.2) -> 
     return {"median": runs[len(runs) // 2], "best": runs[0], "loops": number}
 
 
+class _NoHandoff:
+    def enqueue(self, events: Any) -> int:
+        return len(events)
+
+
 def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
-    from handler import app, events, signature, webhook
+    from handler import app, events, handoff, signature, webhook
     from handler.clients import aws as aws_client
-    from local.invoke import LambdaInvokeStandIn
 
     requests = 300 if quick else 2000
-    with local_aws(True) as aws:
-        invoke = LambdaInvokeStandIn(lambda _event, _context: None, retry_delay=0.05).start()
-        sink = CountingSink(keep=False)
+    sink = CountingSink(keep=False)
+    with (
+        moto_server() as aws_url,
+        harness(aws_url, poll=False, use_model=False, use_graph=False) as stand_ins,
+        handler_logs_to(sink),
+    ):
+        sqs, queue_url = stand_ins.sqs, stand_ins.queue_url
+
+        def purge() -> None:
+            sqs.purge_queue(QueueUrl=queue_url)
+
+        def post(psid: str) -> dict[str, Any]:
+            return signed_post(webhook_body(psid, "Hello?"))
+
+        first = post("300000000000000")
+        assert app.lambda_handler(first, None)["statusCode"] == 200  # secrets, clients
+        for i in range(50):  # warm the connection pools and caches
+            app.lambda_handler(post(f"30000000000{i:04d}"), None)
+        purge()
+        progress(f"  warm: {requests} signed POSTs")
+        prepared = [post(f"30000000000{i % 50:04d}") for i in range(requests)]
+        took: list[float] = []
+        for index, event in enumerate(prepared):
+            if index and index % PURGE_EVERY == 0:
+                purge()
+            start = time.perf_counter_ns()
+            response = app.lambda_handler(event, None)
+            took.append((time.perf_counter_ns() - start) / 1e6)
+            if response["statusCode"] != 200:
+                raise RuntimeError(f"webhook answered {response['statusCode']}")
+        log_bytes = sink.bytes
+        purge()
+
+        # The hand-off's one call alone, straight from boto3, with the handler's entry.
+        client = aws_client("sqs")
+        send_ms: list[float] = []
+        batches = [
+            handoff.entries(events.parse_webhook(webhook_body(f"31000000000{i % 50:04d}", "Hi")))
+            for i in range(min(requests, 500))
+        ]
+        for index, entries in enumerate(batches):
+            if index and index % PURGE_EVERY == 0:
+                purge()
+            start = time.perf_counter_ns()
+            answer = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            send_ms.append((time.perf_counter_ns() - start) / 1e6)
+            if answer.get("Failed"):
+                raise RuntimeError(f"SendMessageBatch refused: {answer['Failed']}")
+
+        progress("  warm: CPU-only part")
+        body = webhook_body("300000000000001", "Hello?")
+        event = signed_post(body)
+        header = event["headers"]["x-hub-signature-256"]
+        request = events.http_request(event)
+        runtime = app.runtime()
+        secrets = runtime.secrets
+        no_hand_off: Callable[[list[Any]], None] = lambda _events: None  # noqa: E731
+        runtime.handoff = _NoHandoff()  # type: ignore[misc]  # over the cached property
         try:
-            with environment(handler_env(aws, invoke.url)), handler_logs_to(sink):
-                app.reset()
-                bodies = [webhook_body(f"30000000000{i % 50:04d}", "Hello?") for i in range(50)]
-                first = signed_post(bodies[0])
-                assert app.lambda_handler(first, None)["statusCode"] == 200  # secrets, clients
-                for _ in range(50):  # warm the connection pools and caches
-                    app.lambda_handler(signed_post(bodies[1]), None)
-                progress(f"  warm: {requests} signed POSTs")
-                prepared = [signed_post(bodies[i % len(bodies)]) for i in range(requests)]
-                took: list[float] = []
-                for event in prepared:
-                    start = time.perf_counter_ns()
-                    response = app.lambda_handler(event, None)
-                    took.append((time.perf_counter_ns() - start) / 1e6)
-                    if response["statusCode"] != 200:
-                        raise RuntimeError(f"webhook answered {response['statusCode']}")
-                log_bytes = sink.bytes
-
-                # The hand-off's two calls alone, straight from boto3: the inbox write and
-                # the Invoke.
-                lam = aws_client("lambda")
-                payload = b'{"messenger_bridge_work":1,"drain":[],"events":[]}'
-                inbox = app.runtime().inbox
-                one = events.parse_webhook(bodies[2])
-                post_ms: list[float] = []
-                invoke_ms: list[float] = []
-                for _ in range(min(requests, 500)):
-                    start = time.perf_counter_ns()
-                    inbox.post(one)
-                    post_ms.append((time.perf_counter_ns() - start) / 1e6)
-                    start = time.perf_counter_ns()
-                    lam.invoke(
-                        FunctionName="messenger-bridge-bench",
-                        InvocationType="Event",
-                        Payload=payload,
-                    )
-                    invoke_ms.append((time.perf_counter_ns() - start) / 1e6)
-
-                progress("  warm: CPU-only part")
-                body = bodies[0]
-                event = signed_post(body)
-                header = event["headers"]["x-hub-signature-256"]
-                request = events.http_request(event)
-                secrets = app.runtime().secrets
-                no_hand_off: Callable[[list[Any]], None] = lambda _events: None  # noqa: E731
-                original_dispatch = app.dispatch
-                app.dispatch = lambda _inbox, _events: None
-                try:
-                    cpu = {
-                        "http_request": per_call_us(lambda: events.http_request(event)),
-                        "signature": per_call_us(
-                            lambda: signature.is_valid(body, header, APP_SECRET)
-                        ),
-                        "parse_webhook": per_call_us(lambda: events.parse_webhook(body)),
-                        "route_no_hand_off": per_call_us(
-                            lambda: webhook.route(request, secrets, no_hand_off)
-                        ),
-                        "lambda_handler_no_hand_off": per_call_us(
-                            lambda: app.lambda_handler(event, None)
-                        ),
-                    }
-                finally:
-                    app.dispatch = original_dispatch
-                    app.reset()
+            cpu = {
+                "http_request": per_call_us(lambda: events.http_request(event)),
+                "signature": per_call_us(lambda: signature.is_valid(body, header, APP_SECRET)),
+                "parse_webhook": per_call_us(lambda: events.parse_webhook(body)),
+                "handoff_entries": per_call_us(lambda: handoff.entries(events.parse_webhook(body))),
+                "route_no_hand_off": per_call_us(
+                    lambda: webhook.route(request, secrets, no_hand_off)
+                ),
+                "lambda_handler_no_hand_off": per_call_us(lambda: app.lambda_handler(event, None)),
+            }
         finally:
-            invoke.stop()
+            del runtime.handoff  # the cached property again
     return {
         "requests": requests,
-        "body_bytes": len(bodies[0]),
+        "body_bytes": len(body),
         "latency_ms": summary(took),
-        "invoke_only_ms": summary(invoke_ms),
-        "post_only_ms": summary(post_ms),
+        "send_only_ms": summary(send_ms),
         "cpu_us": cpu,
         "log_bytes_per_request": log_bytes / (requests + 51),
     }

@@ -1,8 +1,8 @@
 """The floor: the webhook's job in as little code as boto3 allows.
 
-Same network calls as the real handler's cold path (one SSM GetParameters for the secrets,
-one DynamoDB BatchWriteItem putting the messages in their senders' inboxes, one asynchronous
-lambda:Invoke) and the same checks (HMAC-SHA256 signature, JSON parse), with nothing else:
+Same network calls as the real handler's cold path (one SSM GetParameters for the four
+secrets, one SQS SendMessageBatch putting each event into the FIFO queue, its sender's
+message group) and the same checks (HMAC-SHA256 signature, JSON parse), with nothing else:
 no settings object, no logging set-up, no modules of our own. The gap between this and
 ``handler.py`` is what our code costs. Same arguments and output.
 """
@@ -23,11 +23,11 @@ import os  # noqa: E402
 import boto3  # noqa: E402
 
 T1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+SECRETS = ("APP_SECRET", "PAGE_ACCESS_TOKEN", "VERIFY_TOKEN", "OPENAI_API_KEY")
 
 
 def handle(event: dict) -> dict:
-    names = [os.environ[v] for v in ("APP_SECRET_PARAMETER", "PAGE_ACCESS_TOKEN_PARAMETER")]
-    names += [os.environ[v] for v in ("VERIFY_TOKEN_PARAMETER", "OPENAI_API_KEY_PARAMETER")]
+    names = [os.environ[f"{s}_PARAMETER"] for s in SECRETS]
     found = boto3.client("ssm").get_parameters(Names=names, WithDecryption=True)
     values = {p["Name"]: p["Value"] for p in found["Parameters"]}
     secret = values[os.environ["APP_SECRET_PARAMETER"]].encode()
@@ -35,32 +35,20 @@ def handle(event: dict) -> dict:
     signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature, event["headers"].get("x-hub-signature-256", "")):
         return {"statusCode": 403}
-    entries = json.loads(body)["entry"]
-    messages = [m for e in entries for m in e["messaging"]]
-    boto3.client("dynamodb").batch_write_item(
-        RequestItems={
-            os.environ["TABLE_NAME"]: [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": "INBOX#" + m["sender"]["id"]},
-                            "sk": {"S": f"MSG#{m['timestamp']:016d}#{m['message']['mid']}"},
-                            "event": {"S": json.dumps(m)},
-                        }
-                    }
-                }
-                for m in messages
-            ]
-        }
+    messages = [m for e in json.loads(body)["entry"] for m in e["messaging"]]
+    answer = boto3.client("sqs").send_message_batch(
+        QueueUrl=os.environ["QUEUE_URL"],
+        Entries=[
+            {
+                "Id": str(i),
+                "MessageBody": json.dumps(m),
+                "MessageGroupId": m["sender"]["id"],
+                "MessageDeduplicationId": hashlib.sha256(m["message"]["mid"].encode()).hexdigest(),
+            }
+            for i, m in enumerate(messages)
+        ],
     )
-    psid = messages[0]["sender"]["id"]
-    work = {"messenger_bridge_work": 1, "drain": [psid], "events": messages}
-    answer = boto3.client("lambda").invoke(
-        FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
-        InvocationType="Event",
-        Payload=json.dumps(work).encode(),
-    )
-    return {"statusCode": 200 if answer["StatusCode"] == 202 else 503}
+    return {"statusCode": 503 if answer.get("Failed") else 200}
 
 
 with open(sys.argv[1], "rb") as file:

@@ -1,9 +1,10 @@
 """Cold start of the naive design: everything imported and created at module level.
 
 The same handler answers the same POST, but first, as a one-file Lambda would at init, this
-imports openai, requests, boto3 and the worker's modules, fetches the secrets, and creates
-every client (SSM, Lambda, DynamoDB, the requests session, the OpenAI client). Same
-arguments and output as ``handler.py``.
+imports openai, requests, boto3 and the worker's modules (the queue side, the conversation
+rules, claims, store, model and Send API clients), fetches the secrets, and creates every
+client (SSM, SQS, DynamoDB, the requests session, the OpenAI client). Same arguments and
+output as ``handler.py``.
 """
 
 import time
@@ -17,12 +18,14 @@ import boto3  # noqa: E402, F401
 import openai  # noqa: E402
 import requests  # noqa: E402, F401
 
-from handler import app, clients, llm, messenger, store, worker  # noqa: E402, F401
+from handler import app, batch, bot, claims, clients, llm, messenger, store  # noqa: E402, F401
 
-secrets = app.runtime().secrets()  # the GetParameters call, at init
-for service in ("ssm", "lambda", "dynamodb"):
+runtime = app.runtime()
+secrets = runtime.secrets()  # the GetParameters call, at init
+for service in ("ssm", "sqs", "dynamodb"):
     clients.aws(service)
 clients.http_session()
+wired = (runtime.handoff, runtime.bot)  # the hand-off and the conversation rules, wired
 model = openai.OpenAI(api_key=secrets.openai_api_key or "unused")  # reads OPENAI_BASE_URL
 
 T1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
