@@ -29,7 +29,7 @@ from .messenger import Messenger, SendError
 from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, counter_expiry, day_key, effective_limit
 from .settings import Settings
 from .store import Snapshot, Store, TransactItem, Turn, User
-from .text import split_message
+from .text import bubbles
 
 AskModel = Callable[[list[Turn], float], Completion]  # (messages, monotonic deadline)
 RECENT_USERS_SHOWN = 20
@@ -37,6 +37,9 @@ RECENT_USERS_SHOWN = 20
 SEND_RESERVE_SECONDS = 10.0
 # No bubble is sent this close to the end of the claim's lease.
 LEASE_MARGIN_MS = 1_000
+# How fresh a user's last activity must be before the bot writes it again: the owner's list
+# of recent users is at most this stale, and a busy user costs one write less per message.
+ACTIVITY_RESOLUTION = timedelta(minutes=10)
 
 
 class RetryLater(Exception):
@@ -59,8 +62,7 @@ def epoch_ms(moment: datetime) -> int:
 
 def text_reply(text: str, question: str | None = None, answer: str | None = None) -> Reply:
     """Text as Messenger bubbles of at most 2,000 characters."""
-    chunks = split_message(text) or ["…"]
-    return Reply(tuple({"text": chunk} for chunk in chunks), question, answer)
+    return Reply(bubbles(text), question, answer)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,21 @@ class Attempt:
     receive: int = 1  # which receive of the queued message this is
     last: bool = False  # the last receive before the dead-letter queue
     queued_ms: int = 0  # when the message entered the queue (for events with no time)
+
+
+@dataclass
+class Job:
+    """One claimed event while it is being answered."""
+
+    event: Inbound
+    claim: Claim  # replaced as the claim's record grows
+    attempt: Attempt
+    now: datetime
+    active_at: str | None = None  # the user's last activity as stored; None: not known
+
+    @property
+    def psid(self) -> str:
+        return self.event.psid
 
 
 @dataclass
@@ -99,14 +116,15 @@ class Bot:
                 return "duplicate"
             if claim.state is ClaimState.HELD:
                 raise RetryLater("held by another attempt")
+            job = Job(event, claim, attempt, now)
             try:
-                outcome = self._claimed(event, claim, attempt, now)
+                outcome = self._claimed(job)
             except ClaimLost:
                 log.warning("event.claim_lost")  # its new owner answers it
                 return "claim_lost"
             except Exception as error:
                 why = error.reason if isinstance(error, RetryLater) else type(error).__name__
-                self._release(claim, why)
+                self._release(job.claim, why)
                 raise
             log.info(
                 "event.done",
@@ -117,9 +135,23 @@ class Bot:
             )
             return outcome
 
-    def _end(self, event: Inbound, claim: Claim, now: datetime, outcome: str) -> str:
+    def _activity(self, job: Job) -> list[TransactItem]:
+        """Mark the user active, unless the record already says so to within
+        ``ACTIVITY_RESOLUTION``: the write (and its index update) is most of a busy user's."""
+        if job.active_at:
+            try:
+                last = datetime.fromisoformat(job.active_at)
+            except ValueError:
+                last = None
+            if last is not None:
+                last = last if last.tzinfo else last.replace(tzinfo=UTC)
+                if timedelta(0) <= job.now - last < ACTIVITY_RESOLUTION:
+                    return []
+        return [self.store.touch_item(job.psid, job.now)]
+
+    def _end(self, job: Job, outcome: str) -> str:
         """Finish an event that needs nothing more sent."""
-        self.claims.finish(claim, outcome, [self.store.touch_item(event.psid, now)])
+        self.claims.finish(job.claim, outcome, self._activity(job))
         return outcome
 
     def _release(self, claim: Claim, why: str) -> None:
@@ -130,44 +162,37 @@ class Bot:
 
     # -- one claimed event ----------------------------------------------------------------
 
-    def _claimed(self, event: Inbound, claim: Claim, attempt: Attempt, now: datetime) -> str:
+    def _claimed(self, job: Job) -> str:
+        event, claim = job.event, job.claim
         if claim.reply is not None:  # an earlier attempt decided what to say: say the rest
             log.info("event.resumed", sent=claim.sent, bubbles=len(claim.reply.messages))
-            return self._deliver(event, claim, claim.reply, attempt, now, "answered")
-        day = day_key(now, self.settings.tz)
-        snapshot = self.store.snapshot(event.psid, day)
+            return self._deliver(job, claim.reply, "answered")
+        snapshot = self.store.snapshot(event.psid, day_key(job.now, self.settings.tz))
         is_admin = self.settings.is_admin(event.psid)
         user = snapshot.user
         if user is None:
-            user, created = self.store.create_user(event.psid, now)
+            user, created = self.store.create_user(event.psid, job.now)
             if created and not is_admin:
-                self._notify_admins(user, attempt)
+                self._notify_admins(user, job.attempt)
+        job.active_at = user.active_at
         if user.status == STATUS_BLOCKED and not is_admin:
-            return self._end(event, claim, now, "blocked")
+            return self._end(job, "blocked")
 
         if event.payload:
             command = commands.parse_payload(event.payload, is_admin)
             if command is None and (event.kind == "postback" or not event.text.strip()):
                 log.info("payload.unknown", kind=event.kind)
-                return self._end(event, claim, now, "ignored")
+                return self._end(job, "ignored")
         else:
             command = commands.parse_text(event.text, is_admin)
         if command is not None:
-            return self._command(event, claim, attempt, command, is_admin, now)
+            return self._command(job, command, is_admin)
         if event.kind == "attachments":
-            return self._say(event, claim, attempt, now, replies.ATTACHMENTS_ONLY, "attachments")
-        return self._question(event, claim, attempt, now, user, snapshot, is_admin)
+            return self._say(job, replies.ATTACHMENTS_ONLY, "attachments")
+        return self._question(job, user, snapshot, is_admin)
 
-    def _question(
-        self,
-        event: Inbound,
-        claim: Claim,
-        attempt: Attempt,
-        now: datetime,
-        user: User,
-        snapshot: Snapshot,
-        is_admin: bool,
-    ) -> str:
+    def _question(self, job: Job, user: User, snapshot: Snapshot, is_admin: bool) -> str:
+        event, attempt, now = job.event, job.attempt, job.now
         settings, tz = self.settings, self.settings.tz
         limit = (
             None
@@ -175,9 +200,7 @@ class Bot:
             else effective_limit(user.status, user.daily_limit, settings.daily_limit)
         )
         if limit is not None and snapshot.used_today >= limit:
-            return self._say(
-                event, claim, attempt, now, replies.over_limit(limit, now, tz), "over_limit"
-            )
+            return self._say(job, replies.over_limit(limit, now, tz), "over_limit")
         try:
             self.messenger.sender_action(event.psid, "mark_seen", attempt.deadline)
             self.messenger.sender_action(event.psid, "typing_on", attempt.deadline)
@@ -185,7 +208,7 @@ class Bot:
             if error.owner_must_act:
                 raise RetryLater(error.reason) from None  # to the dead-letter queue, for the owner
             if error.permanent:  # nobody to answer: spare the model call
-                return self._end(event, claim, now, "unreachable")
+                return self._end(job, "unreachable")
 
         history = trim_history(snapshot.history, settings.history_turns, settings.history_max_chars)
         messages = build_messages(settings.system_prompt, history, event.text)
@@ -197,60 +220,52 @@ class Bot:
                 if attempt.receive == 1:
                     self._tell(event.psid, replies.MODEL_TROUBLE, attempt)
                 raise RetryLater(f"model:{error.reason}", error.retry_after) from None
-            return self._say(event, claim, attempt, now, replies.APOLOGY, "model_failed")
+            return self._say(job, replies.APOLOGY, "model_failed")
 
         if not completion.text:
             log.warning("model.empty", finish_reason=completion.finish_reason)
         reply = text_reply(completion.text or replies.EMPTY_ANSWER, event.text, completion.text)
         day = day_key(now, tz)
         count = self.store.count_item(event.psid, day, counter_expiry(now, tz))
-        claim = self.claims.record(claim, reply, count, day)
+        job.claim = self.claims.record(job.claim, reply, count, day)
         outcome = "answered" if completion.text else "empty_answer"
-        return self._deliver(event, claim, reply, attempt, now, outcome, history)
+        return self._deliver(job, reply, outcome, history)
 
     # -- saying it --------------------------------------------------------------------------
 
-    def _say(
-        self, event: Inbound, claim: Claim, attempt: Attempt, now: datetime, text: str, outcome: str
-    ) -> str:
+    def _say(self, job: Job, text: str, outcome: str) -> str:
         """A reply of the bot's own; recorded first only if it takes more than one bubble."""
         reply = text_reply(text)
         if len(reply.messages) > 1:
-            claim = self.claims.record(claim, reply)
-        return self._deliver(event, claim, reply, attempt, now, outcome)
+            job.claim = self.claims.record(job.claim, reply)
+        return self._deliver(job, reply, outcome)
 
     def _deliver(
-        self,
-        event: Inbound,
-        claim: Claim,
-        reply: Reply,
-        attempt: Attempt,
-        now: datetime,
-        outcome: str,
-        history: list[Turn] | None = None,
+        self, job: Job, reply: Reply, outcome: str, history: list[Turn] | None = None
     ) -> str:
         """Send the bubbles not yet confirmed, recording each, then finish the event together
         with the conversation. A bubble that may have arrived is never sent again."""
-        recorded = claim.reply is not None
+        psid, attempt = job.psid, job.attempt
+        recorded = job.claim.reply is not None
         last = len(reply.messages) - 1
-        for index in range(claim.sent, last + 1):
+        for index in range(job.claim.sent, last + 1):
             if epoch_ms(self.clock()) > attempt.lease_until_ms - LEASE_MARGIN_MS:
                 raise RetryLater("lease ending")
             try:
-                self.messenger.send_message(event.psid, reply.messages[index], attempt.deadline)
+                self.messenger.send_message(psid, reply.messages[index], attempt.deadline)
             except SendError as error:
                 if error.maybe_delivered:
                     log.warning("reply.maybe_delivered", bubble=index + 1, reason=error.reason)
                 elif error.permanent and not error.owner_must_act:
-                    return self._end(event, claim, now, "unreachable")
+                    return self._end(job, "unreachable")
                 else:
                     raise RetryLater(f"send:{error.reason}", error.retry_after) from None
             if recorded and index < last:
-                claim = self.claims.record_sent(claim, index + 1)
-        writes: list[TransactItem] = [self.store.touch_item(event.psid, now)]
+                job.claim = self.claims.record_sent(job.claim, index + 1)
+        writes = self._activity(job)
         if reply.question and reply.answer and self.settings.history_turns > 0:
             if history is None:
-                history = self.store.load_history(event.psid)
+                history = self.store.load_history(psid)
             turns = remember(
                 history,
                 reply.question,
@@ -258,17 +273,17 @@ class Bot:
                 self.settings.history_turns,
                 self.settings.history_max_chars,
             )
-            expires = int((now + timedelta(hours=self.settings.history_ttl_hours)).timestamp())
-            writes.append(self.store.history_item(event.psid, turns, expires))
+            expires = int((job.now + timedelta(hours=self.settings.history_ttl_hours)).timestamp())
+            writes.append(self.store.history_item(psid, turns, expires))
         try:
-            self.claims.finish(claim, outcome, writes)
+            self.claims.finish(job.claim, outcome, writes)
         except ClaimLost:
             raise
         except Exception:
             # Everything is sent: a retry from the queue would send the last bubble again,
             # so this write is worth one more try of its own first.
             log.warning("event.finish_retried")
-            self.claims.finish(claim, outcome, writes)
+            self.claims.finish(job.claim, outcome, writes)
         if reply.answer is not None:
             log.info("reply.sent", bubbles=len(reply.messages), answer_chars=len(reply.answer))
         return outcome
@@ -291,24 +306,14 @@ class Bot:
 
     # -- commands -------------------------------------------------------------------------
 
-    def _command(
-        self,
-        event: Inbound,
-        claim: Claim,
-        attempt: Attempt,
-        command: Command,
-        is_admin: bool,
-        now: datetime,
-    ) -> str:
+    def _command(self, job: Job, command: Command, is_admin: bool) -> str:
         if command.name == "ignored":
             log.warning("payload.ignored", why=command.error)
-            return self._end(event, claim, now, "ignored")
+            return self._end(job, "ignored")
         if command.error:
-            return self._say(
-                event, claim, attempt, now, command.error, f"command_error:{command.name}"
-            )
-        text = self._command_reply(event.psid, command, is_admin, now)
-        return self._say(event, claim, attempt, now, text, f"command:{command.name}")
+            return self._say(job, command.error, f"command_error:{command.name}")
+        text = self._command_reply(job.psid, command, is_admin, job.now)
+        return self._say(job, text, f"command:{command.name}")
 
     def _command_reply(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
         store, settings = self.store, self.settings

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from . import schema
 from .store import TransactItem
+from .text import bubbles
 
 # Longer than Facebook redelivers and than Messenger's 24-hour window: a repeat of an event
 # always finds its item, and one older than that is refused as stale before it gets here.
@@ -64,15 +65,23 @@ class Reply:
     answer: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"messages": list(self.messages), "question": self.question, "answer": self.answer},
-            ensure_ascii=False,
-        )
+        """The answer once: its bubbles are derived from it again unless they are not its
+        own (the bot's note about an empty answer, say). Every byte is paid for twice."""
+        data: dict[str, Any] = {"question": self.question, "answer": self.answer}
+        if not self.answer or self.messages != bubbles(self.answer):
+            data["messages"] = list(self.messages)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Reply:
         data = json.loads(raw)
-        return cls(tuple(data["messages"]), data.get("question"), data.get("answer"))
+        answer = data.get("answer")
+        messages = data.get("messages")
+        return cls(
+            tuple(messages) if messages is not None else bubbles(answer),
+            data.get("question"),
+            answer,
+        )
 
 
 @dataclass(frozen=True)

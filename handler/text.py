@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MESSENGER_TEXT_LIMIT = 2000
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*\s+")
@@ -39,3 +40,8 @@ def split_message(text: str, limit: int = MESSENGER_TEXT_LIMIT) -> list[str]:
     if text:
         chunks.append(text)
     return chunks
+
+
+def bubbles(text: str) -> tuple[dict[str, Any], ...]:
+    """Send API text messages for ``text``, in order; never none (a blank gets an ellipsis)."""
+    return tuple({"text": chunk} for chunk in split_message(text) or ["\u2026"])

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from handler import replies
-from handler.bot import Attempt, Bot, RetryLater
+from handler.bot import Attempt, Bot, RetryLater, text_reply
 from handler.claims import Reply
 from handler.events import Inbound
 from handler.llm import Completion
@@ -310,3 +310,24 @@ def test_an_event_with_no_time_is_judged_by_when_it_was_queued(world: World):
 def test_a_recorded_reply_round_trips_through_json():
     reply = Reply(({"text": "a"}, {"text": "b"}), "q", "ab")
     assert Reply.from_json(reply.to_json()) == reply
+
+
+def test_a_recorded_answer_is_stored_once_and_its_bubbles_derived_again():
+    answer = "A long answer. " * 300  # three bubbles
+    reply = text_reply(answer, "q", answer)
+    raw = reply.to_json()
+    assert raw.count("A long answer.") == 300  # not twice: the bubbles are not stored
+    assert Reply.from_json(raw) == reply
+    note = text_reply(replies.EMPTY_ANSWER, "q", "")  # bubbles that are not the answer's
+    assert Reply.from_json(note.to_json()) == note
+
+
+@pytest.mark.parametrize(("minutes_ago", "written"), [(5, False), (15, True)])
+def test_the_users_activity_is_written_only_when_it_has_gone_stale(
+    world: World, minutes_ago: int, written: bool
+):
+    before = (NOW - timedelta(minutes=minutes_ago)).isoformat(timespec="seconds")
+    world.store.users[ALICE] = replace(world.store.users[ALICE], active_at=before)
+    world.handle(message("q"))
+    after = world.store.users[ALICE].active_at
+    assert (after != before) is written
