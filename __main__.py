@@ -20,7 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 settings = load_settings()
 secrets = load_secrets()
 names = names_for(pulumi.get_project(), pulumi.get_stack(), aws.get_region().region)
-archive = build_lambda_archive(PROJECT_ROOT, settings.architecture)
+archive = build_lambda_archive(PROJECT_ROOT, settings.architecture, warn=pulumi.log.warn)
 
 bridge = MessengerBridge(
     "bridge",

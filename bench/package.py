@@ -37,18 +37,13 @@ def command(architecture: str, out: Path) -> list[str]:
 
 
 def _deps_cached(architecture: str) -> bool:
-    """Whether the dependencies last resolved for these requirements are installed in
-    ``.cache/lambda-deps/`` (the build then resolves again but installs nothing)."""
-    try:
-        from infra import packaging
+    """Whether the dependencies resolved today are installed in ``.cache/lambda-deps/``
+    (the build then resolves again but installs nothing)."""
+    from infra.packaging import PackagingError, Target, dependencies_dir
 
-        target = packaging.Target.for_architecture(architecture)
-        requirements = (ROOT / packaging.REQUIREMENTS).read_text()
-        cache = ROOT / ".cache" / "lambda-deps"
-        last = cache / f"last-{packaging._requirements_key(requirements, target)}.txt"
-        resolved = tuple(last.read_text(encoding="utf-8").splitlines())
-        return (cache / packaging.dependencies_key(resolved, target)).is_dir()
-    except (OSError, AttributeError, ValueError):  # never resolved, or packaging changed
+    try:
+        return dependencies_dir(ROOT, Target.for_architecture(architecture)).is_dir()
+    except (OSError, PackagingError):  # no index to resolve against, say
         return False
 
 
