@@ -9,7 +9,11 @@ It does what the mapping does, as AWS documents it:
   deleted; an error, a timeout or an invalid response fails the whole batch (nothing is
   deleted: it comes back after the queue's visibility timeout);
 - a message received ``maxReceiveCount`` times goes to the dead-letter queue (SQS does it,
-  on the receive after the last).
+  on the receive after the last);
+- without ``ReportBatchItemFailures`` (``report_batch_item_failures=False``) the function's
+  answer is not read: a batch that returns is deleted whole;
+- ``wait_seconds`` long-polls (``WaitTimeSeconds``) as Lambda's pollers do, instead of
+  polling an empty queue every ``EMPTY_POLL_SLEEP``.
 
 Python cannot kill a thread: an invocation past its timeout is treated as failed and its
 thread runs on to the end, its late answer ignored. The deploy simulation kills processes.
@@ -99,6 +103,8 @@ class QueuePoller:
         batch_size: int = 10,
         max_concurrency: int = 5,
         timeout_seconds: float = 60.0,
+        report_batch_item_failures: bool = True,
+        wait_seconds: int = 0,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
@@ -107,6 +113,8 @@ class QueuePoller:
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self.timeout_seconds = timeout_seconds
+        self.report_batch_item_failures = report_batch_item_failures
+        self.wait_seconds = wait_seconds
         self.queue_arn = self._sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
@@ -194,7 +202,7 @@ class QueuePoller:
                 messages = self._sqs.receive_message(
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=0,
+                    WaitTimeSeconds=self.wait_seconds,
                     AttributeNames=["All"],
                     MessageSystemAttributeNames=["All"],
                     MessageAttributeNames=["All"],
@@ -246,7 +254,9 @@ class QueuePoller:
         if "error" in result:
             invocation.outcome, invocation.error = "failed", result["error"]
             return
-        ids = failed_ids(result.get("response"), records)
+        # Without ReportBatchItemFailures Lambda does not read the answer: the batch succeeded.
+        response = result.get("response") if self.report_batch_item_failures else None
+        ids = failed_ids(response, records)
         if ids is None:
             invocation.outcome = "invalid_response"
             return

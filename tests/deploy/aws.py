@@ -1,10 +1,15 @@
 """The data plane in a moto server, made from the declaration, and the wire to it.
 
 ``materialize`` creates, with an operator identity, each declared resource that moto can
-hold, from the declared inputs alone; then it assumes the declared role to get the
-function's credentials, and switches moto's IAM enforcement on. Values only a real deploy
-knows (the KMS key's id) are taken from moto and substituted wherever the declaration
-used the mocks' placeholder, as the engine would resolve the output.
+hold, from the declared inputs alone, and reads back what moto made of them; then it
+assumes the declared role twice, once for the function's execution environment and once
+for Lambda's event source mapping (which polls the queue with the execution role), and
+switches moto's IAM enforcement on. Values only a real deploy knows (the KMS key's id, the
+queues' URLs) are taken from moto and substituted wherever the declaration used the mocks'
+placeholder, as the engine would resolve the output.
+
+moto runs as ``python -m local.aws``: moto's server with the FIFO group-order fix that the
+handler's ordering rests on (see ``local/aws.py``).
 
 ``RecordingProxy`` sits between every AWS client and moto and records each call: the
 static IAM audit needs the calls the function really made, read on the wire rather than
@@ -19,9 +24,8 @@ import http.client
 import json
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,7 +36,7 @@ from local._http import LocalServer, Request, Response
 from tests.deploy import iam
 from tests.deploy.stack import (
     ALIAS,
-    ASYNC_CONFIG,
+    EVENT_SOURCE_MAPPING,
     FUNCTION,
     FUNCTION_URL,
     KEY,
@@ -41,6 +45,7 @@ from tests.deploy.stack import (
     PASSWORD,
     PERMISSION,
     QUEUE,
+    REDRIVE_ALLOW_POLICY,
     ROLE,
     ROLE_POLICY,
     RULE,
@@ -49,20 +54,46 @@ from tests.deploy.stack import (
     Declaration,
     Declared,
 )
-from tests.support.processes import ChildServer, free_port
+from tests.support.processes import ROOT, ChildServer, free_port
 
 # Declared types that are not data in moto, and what stands in for them instead.
 STOOD_IN_FOR = {
     FUNCTION: "the execution environment: the archive in a Python 3.13 process",
     FUNCTION_URL: "the Function URL front door (lambda_service.FunctionUrl)",
-    PERMISSION: "checked by the front door, the Invoke stand-in and the scheduler",
-    ASYNC_CONFIG: "the Invoke stand-in's retries and on-failure destination",
+    PERMISSION: "checked by the front door and the scheduler",
+    EVENT_SOURCE_MAPPING: "the queue poller (local.event_source), with the function's role",
     RULE: "the EventBridge scheduler stand-in",
     TARGET: "the EventBridge scheduler stand-in",
     PASSWORD: "provider-side only: its result is in the captured parameter value",
 }
 # Creation order: what a resource's inputs refer to is created before it.
-MATERIALIZED = (KEY, ALIAS, PARAMETER, TABLE, QUEUE, LOG_GROUP, ROLE, ROLE_POLICY)
+MATERIALIZED = (
+    KEY,
+    ALIAS,
+    PARAMETER,
+    TABLE,
+    QUEUE,
+    REDRIVE_ALLOW_POLICY,  # checked against the queues in moto (see below)
+    LOG_GROUP,
+    ROLE,
+    ROLE_POLICY,
+)
+# A queue's inputs (pulumi-aws) -> its SQS attribute. An input not listed fails the stand-up,
+# so that a new queue setting in the program is not silently left out of the simulation.
+QUEUE_ATTRIBUTES = {
+    "fifoQueue": "FifoQueue",
+    "contentBasedDeduplication": "ContentBasedDeduplication",
+    "deduplicationScope": "DeduplicationScope",
+    "fifoThroughputLimit": "FifoThroughputLimit",
+    "sqsManagedSseEnabled": "SqsManagedSseEnabled",
+    "visibilityTimeoutSeconds": "VisibilityTimeout",
+    "messageRetentionSeconds": "MessageRetentionPeriod",
+    "delaySeconds": "DelaySeconds",
+    "maxMessageSize": "MaximumMessageSize",
+    "receiveWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "redrivePolicy": "RedrivePolicy",
+}
+JSON_ATTRIBUTES = frozenset({"RedrivePolicy"})
 
 _FAST = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30)
 _HOP_BY_HOP = {
@@ -104,12 +135,13 @@ def _client(service: str, endpoint: str, region: str, credentials: Credentials) 
 # --- moto ----------------------------------------------------------------------------------
 
 
-def start_moto(workdir: Path) -> ChildServer:
+def start_moto() -> ChildServer:
     """A moto server of our own (not the session's shared one): the simulation switches its
-    IAM enforcement on, which would lock every other test out."""
+    IAM enforcement on, which would lock every other test out. ``local.aws`` adds the FIFO
+    fix to moto's server (run from the project root, which holds ``local``)."""
     port = free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    return ChildServer(command, workdir, port, timeout=30)
+    command = [sys.executable, "-m", "local.aws", "-H", "127.0.0.1", "-p", str(port)]
+    return ChildServer(command, ROOT, port, timeout=30)
 
 
 def reset_moto(url: str) -> None:
@@ -196,10 +228,12 @@ class DataPlane:
     account: iam.Account
     operator: Credentials  # stands in for whoever runs `pulumi up`: may do anything
     function: Credentials  # the declared role's session: what the Lambda runtime hands out
+    mapping: Credentials  # another session of the role: Lambda's pollers of the queue
     role_arn: str
-    # Placeholder the mocks reported -> the value moto assigned (the key's id and ARN).
+    # Placeholder the mocks reported -> the value moto assigned (the key's id and ARN, the
+    # queues' URLs).
     resolved: dict[str, str] = field(default_factory=dict)
-    queue_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL
+    queue_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL in moto
     parameter_keys: dict[str, str] = field(default_factory=dict)  # parameter -> key ARN
     policy: dict[str, Any] = field(default_factory=dict)  # the declared policy, resolved
 
@@ -318,20 +352,73 @@ def _create_table(r: Declared, plane: DataPlane) -> None:
         )
 
 
+def _attribute(value: Any) -> str:
+    """An input as SQS wants the attribute: ``true``, ``720``, or the JSON text as is."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(int(value))
+    return str(value)
+
+
+def _same_attributes(name: str, declared: dict[str, str], url: str, plane: DataPlane) -> None:
+    """moto holds every declared attribute, with the declared value."""
+    held = plane.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    for attribute, value in declared.items():
+        got = held.get(attribute)
+        if attribute in JSON_ATTRIBUTES and got is not None:
+            same = json.loads(got) == json.loads(value)
+        else:
+            same = got == value
+        if not same:
+            raise AssertionError(f"{name}: declared {attribute}={value!r}, moto holds {got!r}")
+
+
 def _create_queue(r: Declared, plane: DataPlane) -> None:
-    i = r.inputs
-    attributes = {}
-    if i.get("messageRetentionSeconds") is not None:
-        attributes["MessageRetentionPeriod"] = str(int(i["messageRetentionSeconds"]))
-    if i.get("sqsManagedSseEnabled") is not None:
-        attributes["SqsManagedSseEnabled"] = str(bool(i["sqsManagedSseEnabled"])).lower()
+    inputs = plane.resolve(r.inputs)  # the redrive policy names the dead-letter queue's ARN
+    unknown = sorted(set(inputs) - set(QUEUE_ATTRIBUTES) - {"name"})
+    if unknown:
+        raise AssertionError(f"{r.name}: the simulation does not make queue inputs {unknown}")
+    attributes = {
+        QUEUE_ATTRIBUTES[key]: _attribute(value)
+        for key, value in inputs.items()
+        if key in QUEUE_ATTRIBUTES and value is not None
+    }
     sqs = plane.client("sqs")
-    url = sqs.create_queue(QueueName=i["name"], Attributes=attributes)["QueueUrl"]
+    url = sqs.create_queue(QueueName=inputs["name"], Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     _same_arn(r, arn, plane)
+    _same_attributes(r.name, attributes, url, plane)
     plane.queue_urls[arn] = url
+    plane.resolved[r.state["url"]] = url
+
+
+def _check_redrive_allow_policy(r: Declared, plane: DataPlane) -> None:
+    """Which queues may use a dead-letter queue. moto 5.2 keeps no RedriveAllowPolicy (it
+    drops the attribute), so the rule SQS applies is checked here instead: every queue in
+    moto whose redrive policy names this dead-letter queue must be admitted by it."""
+    inputs = plane.resolve(r.inputs)
+    arns = {url: arn for arn, url in plane.queue_urls.items()}
+    dead_letter_arn = arns.get(inputs["queueUrl"])
+    if dead_letter_arn is None:
+        raise AssertionError(f"{r.name}: {r.inputs['queueUrl']} is no declared queue")
+    allow = json.loads(inputs["redriveAllowPolicy"])
+    sqs = plane.client("sqs")
+    for arn, url in plane.queue_urls.items():
+        held = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+        redrive = json.loads(held.get("Attributes", {}).get("RedrivePolicy") or "{}")
+        if redrive.get("deadLetterTargetArn") != dead_letter_arn:
+            continue
+        permission = allow.get("redrivePermission")
+        admitted = permission == "allowAll" or (
+            permission == "byQueue" and arn in allow.get("sourceQueueArns", [])
+        )
+        if not admitted:
+            raise AssertionError(f"{r.name}: {dead_letter_arn} does not admit {arn}: {allow}")
 
 
 def _create_log_group(r: Declared, plane: DataPlane) -> None:
@@ -371,6 +458,7 @@ _CREATE = {
     PARAMETER: _create_parameter,
     TABLE: _create_table,
     QUEUE: _create_queue,
+    REDRIVE_ALLOW_POLICY: _check_redrive_allow_policy,
     LOG_GROUP: _create_log_group,
     ROLE: _create_role,
     ROLE_POLICY: _put_role_policy,
@@ -404,22 +492,34 @@ def materialize(declaration: Declaration, moto_url: str, session_name: str) -> D
         account=iam.Account(partition, region, identity["Account"]),
         operator=operator,
         function=operator,  # replaced below
+        mapping=operator,  # replaced below
         role_arn="",
     )
     for typ in MATERIALIZED:
-        for resource in declaration.of_type(typ):
+        for resource in _in_creation_order(typ, declaration.of_type(typ)):
             _CREATE[typ](resource, plane)
-    # What Lambda does for each execution environment: assume the function's role.
+    # What Lambda does for each execution environment, and for the pollers of an event
+    # source mapping: assume the function's role (one session each).
     role = declaration.function_role_arn()
     if plane.resolve(role) != plane.role_arn:
         raise AssertionError(f"the function runs as {role}, not the declared role {plane.role_arn}")
-    session = plane.client("sts").assume_role(RoleArn=plane.role_arn, RoleSessionName=session_name)
-    creds = session["Credentials"]
-    plane.function = Credentials(
-        creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
-    )
+    plane.function = _assume(plane, session_name)
+    plane.mapping = _assume(plane, "awslambda-event-source-mapping")
     enforce_iam(moto_url)
     return plane
+
+
+def _in_creation_order(typ: str, resources: Iterable[Declared]) -> list[Declared]:
+    """A dead-letter queue before the queue whose redrive policy names it."""
+    if typ != QUEUE:
+        return list(resources)
+    return sorted(resources, key=lambda r: r.inputs.get("redrivePolicy") is not None)
+
+
+def _assume(plane: DataPlane, session_name: str) -> Credentials:
+    session = plane.client("sts").assume_role(RoleArn=plane.role_arn, RoleSessionName=session_name)
+    creds = session["Credentials"]
+    return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
 
 @contextlib.contextmanager

@@ -41,6 +41,11 @@ CONFIG = {
     "logLevel": "WARNING",
     "graphApiVersion": "v23.0",
     "quotaTimezone": far_timezone(datetime.now(UTC)),
+    # The queue: small waits and few tries, so that a backoff and a message given up on
+    # (dead-lettered after maxReceiveCount receives) take seconds, not minutes.
+    "retryDelaySeconds": 1,
+    "maxReceiveCount": 3,
+    "maxConcurrency": 2,
 }
 
 
@@ -81,9 +86,9 @@ def runtime_files(
 
 
 @pytest.fixture(scope="session")
-def deploy_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def deploy_moto() -> Iterator[str]:
     """The simulation's own moto server, reset between stand-ups (IAM enforced during)."""
-    server = start_moto(tmp_path_factory.mktemp("moto"))
+    server = start_moto()
     yield server.url
     server.stop()
 

@@ -8,10 +8,11 @@
   shipped to the log group as Lambda does.
 - ``FunctionUrl``: the function's HTTPS endpoint: turns a request into a payload-2.0 event
   and the function's answer into the response, if the declared URL and grants allow it.
-- ``GuardedInvoke``: the Invoke API stand-in (``local.invoke``), authorizing each caller
-  first: the function's own role by its exact declared policy, services by the declared
-  resource-based permissions.
-- ``Scheduler``: EventBridge firing a declared rule at its declared target.
+- ``Scheduler``: EventBridge firing a declared rule at its declared target, if a declared
+  permission lets it.
+
+Lambda's event source mapping is ``local.event_source.QueuePoller``, wired in
+``simulation.py`` with ``RuntimeApi.invoke`` as its handler.
 """
 
 from __future__ import annotations
@@ -28,17 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from local._http import LocalServer, Request, Response
-from local.invoke import LambdaInvokeStandIn
 from tests.deploy import iam
 from tests.deploy.stack import PERMISSION, RULE, TARGET, Declaration
 from tests.support.bridge import function_url_event
 
 API = "/2018-06-01/runtime"
 _RESULT = re.compile(rf"^{API}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
-_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 
 
 class FunctionError(Exception):
@@ -290,113 +288,35 @@ class FunctionUrl(LocalServer):
         return Response(int(result["statusCode"]), data, headers)
 
 
-# --- the Invoke API ------------------------------------------------------------------------
+# --- EventBridge ---------------------------------------------------------------------------
+
+
+EVENTS_SERVICE = "events.amazonaws.com"
 
 
 @dataclass(frozen=True)
-class ServiceCaller:
-    """An AWS service calling Invoke on its own behalf (its key is a test-only marker)."""
+class Fired:
+    """One event EventBridge delivered to one target, and how the invocation ended."""
 
-    principal: str
-    source_arn: str
-
-
-class GuardedInvoke(LambdaInvokeStandIn):
-    """``local.invoke.LambdaInvokeStandIn`` with authorization in front of it.
-
-    (The SigV4 signature itself is not verified here: the caller is known by its key.)
-    """
-
-    def __init__(
-        self,
-        declaration: Declaration,
-        account: iam.Account,
-        role_session: tuple[str, str],
-        policy: dict[str, Any],
-        log: iam.CallLog,
-        **options: Any,
-    ) -> None:
-        super().__init__({}, region=account.region, account_id=account.account_id, **options)
-        self._declaration = declaration
-        self._account = account
-        self._role_key, self._role_token = role_session
-        self._policy = policy
-        self.log = log
-        self.services: dict[str, ServiceCaller] = {}
-
-    def handle(self, request: Request) -> Response:
-        match = _INVOKE_PATH.match(request.path)
-        scope = iam.credential_scope(request.header("Authorization"))
-        if match is None or scope is None:
-            return super().handle(request)
-        key, region, service = scope
-        name, _qualifier = self._resolve(unquote(match["name"]), request.query.get("Qualifier"))
-        denial = self._authorize(key, request, name or "")
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            body = {}
-        if denial:
-            self.log.add(iam.AwsCall(service, "Invoke", key, region, body, 403, denial, name or ""))
-            return Response.json(
-                403,
-                {"Type": "User", "message": denial},
-                {"x-amzn-ErrorType": "AccessDeniedException"},
-            )
-        answer = super().handle(request)
-        status = answer.status
-        self.log.add(
-            iam.AwsCall(
-                service,
-                "Invoke",
-                key,
-                region,
-                body,
-                status,
-                iam.error_code(status, answer.body),
-                name or "",
-            )
-        )
-        return answer
-
-    def _authorize(self, key: str, request: Request, name: str) -> str | None:
-        arn = self._account.arn("lambda", f"function:{name}")
-        if key == self._role_key:
-            if request.header("X-Amz-Security-Token") != self._role_token:
-                return "The security token included in the request is invalid."
-            if not iam.allows(self._policy, "lambda:InvokeFunction", arn):
-                return f"the role may not perform lambda:InvokeFunction on {arn}"
-            return None
-        caller = self.services.get(key)
-        if caller is not None:
-            if granted(
-                self._declaration,
-                name,
-                "lambda:InvokeFunction",
-                caller.principal,
-                source_arn=caller.source_arn,
-            ):
-                return None
-            return f"no permission lets {caller.principal} ({caller.source_arn}) invoke {arn}"
-        return f"unknown caller {key}"
-
-
-# --- EventBridge ---------------------------------------------------------------------------
+    event: Any
+    target: str
+    result: Any = None
+    error: str | None = None  # refused by the function's permissions, or the function failed
 
 
 @dataclass
 class Scheduler:
-    """Fires a declared schedule rule: the event EventBridge builds, sent to each declared
-    target with an asynchronous Invoke, signed as the events service."""
+    """Fires a declared schedule rule: the event EventBridge builds, delivered to each
+    declared target if a declared permission lets EventBridge invoke the function from that
+    rule. EventBridge invokes asynchronously and never sees the answer; here the invocation
+    runs to its end, so that the step can look at it."""
 
     declaration: Declaration
     account: iam.Account
-    invoke_url: str
-    fired: list[dict[str, Any]] = field(default_factory=list)
+    invoke: Callable[[Any], Any]
+    fired: list[Fired] = field(default_factory=list)
 
-    def fire(self, invoke: GuardedInvoke, rule_name: str) -> dict[str, Any]:
-        import boto3
-
+    def fire(self, rule_name: str) -> list[Fired]:
         rules = [r for r in self.declaration.of_type(RULE) if r.inputs["name"] == rule_name]
         if not rules:
             raise AssertionError(f"no schedule rule {rule_name!r} is declared")
@@ -412,24 +332,29 @@ class Scheduler:
             "resources": [rule.arn],
             "detail": {},
         }
-        key = f"EVENTBRIDGE{uuid.uuid4().hex[:8].upper()}"
-        invoke.services[key] = ServiceCaller("events.amazonaws.com", rule.arn)
-        client = boto3.client(
-            "lambda",
-            endpoint_url=self.invoke_url,
-            region_name=self.account.region,
-            aws_access_key_id=key,
-            aws_secret_access_key="unused",
-        )
         targets = [t for t in self.declaration.of_type(TARGET) if t.inputs["rule"] == rule_name]
         if not targets:
             raise AssertionError(f"rule {rule_name!r} has no target")
+        function = self.declaration.function
+        fired = []
         for target in targets:
-            payload = target.inputs.get("input") or json.dumps(event)
-            answer = client.invoke(
-                FunctionName=target.inputs["arn"], InvocationType="Event", Payload=payload
-            )
-            if answer["StatusCode"] != 202:
-                raise AssertionError(f"EventBridge's invoke of {target.inputs['arn']}: {answer}")
-        self.fired.append(event)
-        return event
+            arn = target.inputs["arn"]
+            if arn != function.arn:
+                raise AssertionError(f"rule {rule_name!r} targets {arn}, not the function")
+            payload = json.loads(target.inputs["input"]) if target.inputs.get("input") else event
+            if not granted(
+                self.declaration,
+                function.name,
+                "lambda:InvokeFunction",
+                EVENTS_SERVICE,
+                source_arn=rule.arn,
+            ):
+                denied = f"no permission lets {EVENTS_SERVICE} ({rule.arn}) invoke {arn}"
+                fired.append(Fired(payload, arn, error=denied))
+                continue
+            try:
+                fired.append(Fired(payload, arn, result=self.invoke(payload)))
+            except FunctionError as error:
+                fired.append(Fired(payload, arn, error=str(error)))
+        self.fired.extend(fired)
+        return fired

@@ -1,5 +1,6 @@
-"""What the simulation does with the stood-up stack, as Facebook and EventBridge would, and
-the checks made afterwards. Each step raises AssertionError with what went wrong.
+"""What the simulation does with the stood-up stack, as Facebook, EventBridge and Lambda's
+event source mapping would, and the checks made afterwards. Each step raises AssertionError
+with what went wrong.
 
 ``run_steps`` runs them in order and returns each step's outcome, so one stand-up serves
 every test of ``test_deploy.py`` and the meta-tests can see which step caught a mutation.
@@ -23,20 +24,38 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from local.invoke import Invocation
+from local.event_source import Invocation
 from tests.deploy import iam
 from tests.deploy.simulation import Operator, RuntimeFiles, Simulation, stand_up
 from tests.deploy.stack import TABLE, TARGET, Declaration
 
 USER = "2000000000000001"
-LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+UNREACHABLE = "2000000000000002"  # every Send API call for this person is refused
+ANSWER = "Deployed and answering: 42."
+# Python's level names and Lambda's (WARN, FATAL), which the handler writes.
+LOG_LEVELS = {
+    "DEBUG": 10,
+    "INFO": 20,
+    "WARN": 30,
+    "WARNING": 30,
+    "ERROR": 40,
+    "FATAL": 50,
+    "CRITICAL": 50,
+}
 WRITES = {
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
-    "lambda:Invoke",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:TransactWriteItems",
     "sqs:SendMessage",
+    "sqs:SendMessageBatch",
 }
+# How long a message may take from the webhook to its answer (a cold start included).
+ANSWER_SECONDS = 60.0
+# Leeway on top of a backoff: moto notices a message become visible again within a second,
+# and the next receive has to run.
+BACKOFF_LEEWAY_SECONDS = 15.0
 
 
 # --- Facebook ------------------------------------------------------------------------------
@@ -56,7 +75,7 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def delivery(psid: str, text: str, page_id: str) -> bytes:
+def delivery(psid: str, text: str, page_id: str, mid: str | None = None) -> bytes:
     now = int(time.time() * 1000)
     return json.dumps(
         {
@@ -70,7 +89,7 @@ def delivery(psid: str, text: str, page_id: str) -> bytes:
                             "sender": {"id": psid},
                             "recipient": {"id": page_id},
                             "timestamp": now,
-                            "message": {"mid": f"m_{uuid.uuid4().hex}", "text": text},
+                            "message": {"mid": mid or f"m_{uuid.uuid4().hex}", "text": text},
                         }
                     ],
                 }
@@ -84,14 +103,83 @@ def deliver(sim: Simulation, body: bytes, secret: str) -> tuple[int, str]:
     return http("POST", f"{sim.url.url}/", body, headers)
 
 
-def settle(sim: Simulation) -> None:
-    sim.invoke.wait_idle(timeout=60)
+def message(sim: Simulation, psid: str, text: str) -> tuple[int, str, str]:
+    """A signed delivery of one message: (status, body, the message's mid)."""
+    mid = f"m_{uuid.uuid4().hex}"
+    status, answer = deliver(
+        sim, delivery(psid, text, sim.graph.page_id, mid), sim.operator.app_secret
+    )
+    return status, answer, mid
 
 
-def the_invocation_of(sim: Simulation, event: Any) -> Invocation:
-    found = [i for i in sim.invoke.invocations if i.event == event]
-    assert len(found) == 1, f"{len(found)} invocations with that event; {sim.diagnosis()}"
-    return found[0]
+# --- the queue, as Lambda's event source mapping handed it to the function ------------------
+
+
+def event_id(record: dict[str, Any]) -> str | None:
+    """The webhook event a queued record carries (its body is the handler's, not ours)."""
+    try:
+        body = json.loads(record["body"])
+    except ValueError:
+        return None
+    return body.get("event_id") if isinstance(body, dict) else None
+
+
+def record_of(invocation: Invocation, mid: str) -> dict[str, Any]:
+    (record,) = [r for r in invocation.records if event_id(r) == mid]
+    return record
+
+
+def receives(sim: Simulation, mid: str, count: int = 1, timeout: float = ANSWER_SECONDS):
+    """The finished batches that held message ``mid``, once there are ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [
+            i
+            for i in sim.invocations()
+            if i.finished is not None and any(event_id(r) == mid for r in i.records)
+        ]
+        if len(done) >= count:
+            return done
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the mapping handed message {mid} to the function {len(done)} times in "
+                f"{timeout:.0f} s, not {count}; {sim.diagnosis()}"
+            )
+        time.sleep(0.05)
+
+
+def log_lines(
+    sim: Simulation, name: str, expected: int = 0, timeout: float = 10.0, **fields: Any
+) -> list[dict[str, Any]]:
+    """The function's JSON log lines called ``name`` (with ``fields``), from its output;
+    once there are ``expected`` of them (its output is read by a thread of its own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = []
+        for line in sim.environment.output():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if (
+                isinstance(entry, dict)
+                and entry.get("message") == name
+                and all(entry.get(k) == v for k, v in fields.items())
+            ):
+                lines.append(entry)
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def logged_at(line: dict[str, Any]) -> float:
+    """A log line's ``time`` (``2026-11-30T16:29:49.384Z``), in seconds since the epoch."""
+    moment = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def wall_clock(monotonic: float) -> float:
+    return time.time() - (time.monotonic() - monotonic)
 
 
 def table_items(sim: Simulation) -> list[dict[str, Any]]:
@@ -103,7 +191,29 @@ def admins(sim: Simulation) -> list[str]:
     return [str(a) for a in sim.operator.config.get("adminPsids", [])]
 
 
+def secrets(sim: Simulation) -> set[str]:
+    """What must never be seen: what Facebook and OpenAI issued, and the verify token."""
+    return {
+        sim.operator.app_secret,
+        sim.operator.page_token,
+        sim.operator.openai_key,
+        sim.declaration.outputs["verifyToken"],
+    }
+
+
 # --- the scenarios -------------------------------------------------------------------------
+
+
+def no_secret_in_the_environment(sim: Simulation) -> None:
+    """The function's environment holds no secret, only the names of the parameters that
+    hold them (the function reads them itself, with its role)."""
+    env = sim.environment.env
+    leaked = sorted(name for name, value in env.items() if any(s in value for s in secrets(sim)))
+    assert not leaked, f"secret values in the function's environment: {leaked}"
+    stored = sim.declaration.parameter_values()
+    named = {stored[value] for value in env.values() if value in stored}
+    missing = len(secrets(sim) - named)
+    assert not missing, f"{missing} secrets are in no parameter the environment names"
 
 
 def verify_challenge(sim: Simulation) -> None:
@@ -121,15 +231,15 @@ def verify_challenge(sim: Simulation) -> None:
 def forged_signature_refused(sim: Simulation) -> None:
     """A delivery signed with another secret: 403, and nothing anywhere is written."""
     before = table_items(sim)
-    mark, invocations = sim.log.mark(), len(sim.invoke.invocations)
+    mark, batches = sim.log.mark(), len(sim.invocations())
     graph_calls, model_calls = len(sim.graph.calls), len(sim.model.requests)
     body = delivery(USER, "let me in", sim.graph.page_id)
     status, text = deliver(sim, body, sim.operator.app_secret + "-forged")
     assert status == 403, f"a forged delivery got {status} {text!r}; {sim.diagnosis()}"
-    settle(sim)
+    sim.settle()
     writes = [c.iam_action for c in sim.function_calls(mark) if c.iam_action in WRITES]
     assert writes == [], f"a forged delivery made the function write: {writes}"
-    assert len(sim.invoke.invocations) == invocations, "a forged delivery was handed off"
+    assert len(sim.invocations()) == batches, "a forged delivery was handed off"
     assert table_items(sim) == before, "the table changed"
     assert len(sim.graph.calls) == graph_calls, "a forged delivery made Graph API calls"
     assert len(sim.model.requests) == model_calls, "a forged delivery reached the model"
@@ -140,15 +250,21 @@ def new_user_message(sim: Simulation) -> None:
     every setting the operator chose visible in what the function did."""
     config = sim.operator.config
     started = datetime.now(UTC)
-    status, text = deliver(
-        sim, delivery(USER, "What is the answer?", sim.graph.page_id), sim.operator.app_secret
-    )
+    mark = sim.log.mark()
+    status, text, mid = message(sim, USER, "What is the answer?")
     assert (status, text) == (200, "EVENT_RECEIVED"), f"{status} {text!r}; {sim.diagnosis()}"
-    settle(sim)
-    handed_off = [c for c in sim.function_calls() if c.iam_action == "lambda:Invoke"]
-    assert handed_off and handed_off[-1].status == 202, f"no self-invocation; {sim.diagnosis()}"
+    handed_off = [c for c in sim.function_calls(mark) if c.iam_action == "sqs:SendMessageBatch"]
+    assert [c.status for c in handed_off] == [200], f"not handed to the queue; {sim.diagnosis()}"
+    batch = receives(sim, mid)[0]
+    assert batch.outcome == "succeeded", (
+        f"the first receive of the message ended {batch.outcome}; {sim.diagnosis()}"
+    )
+    record = record_of(batch, mid)
+    group = record["attributes"].get("MessageGroupId")
+    assert group == USER, f"queued in message group {group!r}, not the person's"
+    sim.settle()
     texts = sim.graph.texts_to(USER)
-    assert texts == ["Deployed and answering: 42."], f"the user got {texts}; {sim.diagnosis()}"
+    assert texts == [ANSWER], f"the user got {texts}; {sim.diagnosis()}"
     actions = sim.graph.actions_to(USER)
     assert {"mark_seen", "typing_on"} <= set(actions), f"sender actions: {actions}"
 
@@ -203,9 +319,10 @@ def new_user_message(sim: Simulation) -> None:
 def admin_lists_users(sim: Simulation) -> None:
     """An admin's /users: read from the table's index."""
     admin = admins(sim)[0]
-    status, _ = deliver(sim, delivery(admin, "/users", sim.graph.page_id), sim.operator.app_secret)
+    status, _, mid = message(sim, admin, "/users")
     assert status == 200, f"{status}; {sim.diagnosis()}"
-    settle(sim)
+    receives(sim, mid)
+    sim.settle()
     texts = sim.graph.texts_to(admin)
     assert texts and texts[-1].startswith("Recent users ("), (
         f"the admin got {texts}; {sim.diagnosis()}"
@@ -221,44 +338,102 @@ def keep_warm(sim: Simulation) -> None:
     ]
     assert rules, "no schedule targets the function"
     mark, graph_calls = sim.log.mark(), len(sim.graph.calls)
-    event = sim.scheduler.fire(sim.invoke, rules[0])
-    settle(sim)
-    invocation = the_invocation_of(sim, event)
-    assert invocation.kind == "Event", f"EventBridge invoked {invocation.kind}"
-    assert invocation.outcome == "succeeded", f"{invocation.errors}; {sim.diagnosis()}"
-    assert invocation.result == {"warm": True}, f"the ping returned {invocation.result}"
+    (fired,) = sim.scheduler.fire(rules[0])
+    assert fired.error is None, f"EventBridge's invocation failed: {fired.error}"
+    assert fired.result == {"warm": True}, f"the ping returned {fired.result}"
     assert sim.function_calls(mark) == [], "a keep-warm ping called AWS"
     assert len(sim.graph.calls) == graph_calls, "a keep-warm ping called the Graph API"
 
 
-def failure_parked(sim: Simulation) -> None:
-    """An asynchronous invocation that fails every attempt (here a work event the handler
-    cannot read) ends, after the declared retries, in the declared failure queue."""
-    event = {"messenger_bridge_work": 1, "events": [{"psid": USER}]}
-    client = sim.plane.function.client("lambda", sim.invoke.url, sim.plane.region)
-    answer = client.invoke(
-        FunctionName=sim.declaration.function.name,
-        InvocationType="Event",
-        Payload=json.dumps(event).encode(),
+def send_api_outage_backed_off(sim: Simulation) -> None:
+    """The Send API refuses the answer (its rate limit, which the client leaves to the queue):
+    the worker reports the record failed and backs it off for the configured
+    retryDelaySeconds (ChangeMessageVisibility, with the function's role); the mapping keeps
+    it; the next receive, no sooner, sends the recorded answer, once, without asking the
+    model again."""
+    delay = int(sim.operator.config["retryDelaySeconds"])
+    asked, answered = len(sim.model.requests), len(sim.graph.texts_to(USER))
+    mark = sim.log.mark()
+    sim.graph.fail_next(400, 613, only="message", psid=USER)  # one send, rate-limited
+    status, _, mid = message(sim, USER, "And the question?")
+    assert status == 200, f"{status}; {sim.diagnosis()}"
+    first = receives(sim, mid)[0]
+    message_id = record_of(first, mid)["messageId"]
+    assert first.outcome == "partial" and first.failed_ids == [message_id], (
+        f"the batch whose answer could not be sent ended {first.outcome} "
+        f"(failed: {first.failed_ids}), not partial with that record: it would be lost; "
+        f"{sim.diagnosis()}"
     )
-    assert answer["StatusCode"] == 202, f"the Invoke API answered {answer['StatusCode']}"
-    settle(sim)
-    invocation = the_invocation_of(sim, event)
-    assert invocation.outcome == "failed", f"the broken event {invocation.outcome}"
-    attempts = 1 + sim.invoke.max_retry_attempts
-    assert invocation.attempts == attempts, f"{invocation.attempts} attempts, not {attempts}"
-    assert sim.destination_errors == [], f"Lambda could not park it: {sim.destination_errors}"
-    queue_url = sim.failure_queue_url()
-    assert queue_url is not None, "no on-failure destination queue is declared"
-    messages = (
+    backoffs = [
+        c for c in sim.function_calls(mark) if c.iam_action == "sqs:ChangeMessageVisibilityBatch"
+    ]
+    assert backoffs and all(c.status == 200 for c in backoffs), (
+        f"the worker could not back the message off: "
+        f"{[f'{c.iam_action} {c.status} {c.error}' for c in backoffs]}; {sim.diagnosis()}"
+    )
+    waits = [e.get("VisibilityTimeout") for c in backoffs for e in c.body.get("Entries", [])]
+    assert waits == [delay], f"backed off {waits} s, not the configured {delay} s"
+    (retry,) = log_lines(sim, "record.retry", 1, message_id=message_id)
+
+    second = receives(sim, mid, 2, timeout=delay + BACKOFF_LEEWAY_SECONDS)[1]
+    assert second.outcome == "succeeded", f"the retry ended {second.outcome}; {sim.diagnosis()}"
+    count = record_of(second, mid)["attributes"].get("ApproximateReceiveCount")
+    assert count == "2", f"the retry was receive {count}"
+    # The retry was logged before the visibility changed: a lower bound on the wait.
+    waited = wall_clock(second.started) - logged_at(retry)
+    assert waited >= delay, f"received again {waited:.2f} s after the failure, not {delay} s"
+    sim.settle()
+    texts = sim.graph.texts_to(USER)[answered:]
+    assert texts == [ANSWER], f"after the refusal the user got {texts}; {sim.diagnosis()}"
+    assert len(sim.model.requests) == asked + 1, "the model was asked again for the same message"
+
+
+def dead_lettered(sim: Simulation) -> None:
+    """A message that keeps failing (the Send API refuses the page's token whenever this
+    person is written to) is received maxReceiveCount times, backed off between them, and
+    then moved by SQS to the declared dead-letter queue, where the owner finds it. The last
+    receive knows it is the last: the handler's MAX_RECEIVES and the queue's redrive policy
+    say the same number."""
+    config = sim.operator.config
+    tries, delay = int(config["maxReceiveCount"]), int(config["retryDelaySeconds"])
+    sim.graph.fail_next(400, 190, times=1000, psid=UNREACHABLE)
+    status, _, mid = message(sim, UNREACHABLE, "Is anyone there?")
+    assert status == 200, f"{status}; {sim.diagnosis()}"
+    waits = sum(delay * 3**n for n in range(tries - 1))
+    batches = receives(sim, mid, tries, timeout=waits + tries * BACKOFF_LEEWAY_SECONDS)
+    message_id = record_of(batches[0], mid)["messageId"]  # the same on every receive
+    retries = log_lines(sim, "record.retry", tries, message_id=message_id)
+    lasts = [(r.get("receive"), r.get("last")) for r in retries]
+    expected = [(n, n == tries) for n in range(1, tries + 1)]
+    assert lasts == expected, (
+        f"(receive, last) of the failing message's tries: {lasts}, not {expected}: the "
+        "handler's last try is not the queue's"
+    )
+
+    dead_letter_url = sim.plane.resolve(sim.declaration.outputs["deadLetterQueueUrl"])
+    deadline = time.monotonic() + BACKOFF_LEEWAY_SECONDS
+    while sim.queue_depth(dead_letter_url)[0] < 1:
+        assert time.monotonic() < deadline, (
+            f"nothing reached the dead-letter queue after {tries} receives; {sim.diagnosis()}"
+        )
+        time.sleep(0.1)
+    sim.settle()
+    outcomes = [b.outcome for b in receives(sim, mid, tries)]
+    assert outcomes == ["partial"] * tries, f"the failing message's batches: {outcomes}"
+    parked = (
         sim.operator_client("sqs")
-        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        .receive_message(
+            QueueUrl=dead_letter_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        )
         .get("Messages", [])
     )
-    records = [json.loads(m["Body"]) for m in messages]
-    assert [r["requestPayload"] for r in records] == [event], f"the queue holds {records}"
-    condition = records[0]["requestContext"]["condition"]
-    assert condition == "RetriesExhausted", f"parked because {condition}"
+    assert [event_id({"body": m["Body"]}) for m in parked] == [mid], f"parked: {parked}"
+    count = parked[0]["Attributes"]["ApproximateReceiveCount"]
+    assert count == str(tries + 1), f"parked after {count} receives (ours included)"
+    assert sim.graph.texts_to(UNREACHABLE) == [], "the unreachable person got a message"
 
 
 # --- afterwards ----------------------------------------------------------------------------
@@ -273,14 +448,8 @@ def logs_delivered(sim: Simulation) -> None:
         logGroupName=group, logStreamName=sim.log_stream, startFromHead=True
     )["events"]
     assert len(events) == shipped > 0, f"{shipped} lines shipped, {len(events)} in the group"
-    secrets = {
-        sim.operator.app_secret,
-        sim.operator.page_token,
-        sim.operator.openai_key,
-        sim.declaration.outputs["verifyToken"],
-    }
     for e in events:
-        leaked = [s for s in secrets if s in e["message"]]
+        leaked = [s for s in secrets(sim) if s in e["message"]]
         assert not leaked, f"a secret in the logs: {e['message']}"
     floor = LOG_LEVELS[sim.operator.config["logLevel"].upper()]
     lines = []
@@ -293,18 +462,20 @@ def logs_delivered(sim: Simulation) -> None:
     assert not below, f"lines below {sim.operator.config['logLevel']}: {below[:3]}"
     names = [line.get("message") for line in lines]
     assert "webhook.bad_signature" in names, f"the refused delivery is not logged: {names}"
+    assert "record.retry" in names, f"the backed-off message is not logged: {names}"
 
 
 def iam_audit(sim: Simulation) -> None:
-    """Every call the function's principal made, checked against the exact declared policy
-    (resources included: see iam.py for what moto itself did not check)."""
+    """Every call made with the function's role (by its code, and by Lambda's pollers of the
+    queue), checked against the exact declared policy (resources and the items of each
+    transaction included: see iam.py for what moto itself did not check)."""
     violations, _needs = iam.audit(
-        sim.function_calls(), sim.plane.policy, sim.plane.account, sim.plane.key_of
+        sim.role_calls(), sim.plane.policy, sim.plane.account, sim.plane.key_of
     )
     assert not violations, "the declared policy does not allow: " + "; ".join(
         sorted({str(v) for v in violations})
     )
-    denied = [f"{c.iam_action} ({c.error})" for c in sim.function_calls() if c.status >= 400]
+    denied = sorted({f"{c.iam_action} ({c.error})" for c in sim.role_calls() if c.status >= 400})
     assert not denied, f"calls refused: {denied}"
 
 
@@ -312,7 +483,7 @@ def every_statement_exercised(sim: Simulation) -> None:
     """Each declared statement allowed something the scenarios needed: no permission goes
     untested (and so, without any one of them, some step above fails)."""
     _violations, needs = iam.audit(
-        sim.function_calls(), sim.plane.policy, sim.plane.account, sim.plane.key_of
+        sim.role_calls(), sim.plane.policy, sim.plane.account, sim.plane.key_of
     )
     unused = iam.unused_statements(sim.plane.policy, needs)
     assert not unused, f"statements no scenario used: {unused}"
@@ -342,12 +513,14 @@ def declared_names_read_by_the_code(sim: Simulation) -> None:
 
 Step = Callable[[Simulation], None]
 STEPS: tuple[Step, ...] = (
+    no_secret_in_the_environment,
     verify_challenge,
     forged_signature_refused,
     new_user_message,
     admin_lists_users,
     keep_warm,
-    failure_parked,
+    send_api_outage_backed_off,
+    dead_lettered,
     logs_delivered,
     iam_audit,
     every_statement_exercised,

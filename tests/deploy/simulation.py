@@ -1,5 +1,6 @@
 """The declared stack stood up on loopback: moto for the data plane, the archive in its own
-Python 3.13 process, and the Lambda service, Facebook's Graph API and OpenAI around it.
+Python 3.13 process, and the Lambda service (Runtime API, Function URL, the queue's event
+source mapping, EventBridge), Facebook's Graph API and OpenAI around it.
 
 ``stand_up(declaration, files, operator, moto_url)`` yields a ``Simulation``; everything in it
 is derived from the declaration, except what outside parties know (``Operator``): the
@@ -10,29 +11,23 @@ outputs the operator reads (the verify token).
 from __future__ import annotations
 
 import contextlib
-import json
 import platform
+import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from local.event_source import Invocation, QueuePoller
 from local.graph import MessengerSimulator
-from local.invoke import AsyncFailure
 from local.model import FakeOpenAI
 from tests.deploy import iam
 from tests.deploy.aws import DataPlane, RecordingProxy, moto_data_plane
-from tests.deploy.lambda_service import (
-    ExecutionEnvironment,
-    FunctionUrl,
-    GuardedInvoke,
-    RuntimeApi,
-    Scheduler,
-)
-from tests.deploy.stack import ASYNC_CONFIG, FUNCTION_URL, Declaration
+from tests.deploy.lambda_service import ExecutionEnvironment, FunctionUrl, RuntimeApi, Scheduler
+from tests.deploy.stack import FUNCTION_URL, Declaration, MappingSpec
 
 # What the Lambda service itself puts in every execution environment ("defined runtime
 # environment variables"; a function may not declare any of these).
@@ -60,11 +55,14 @@ RESERVED_RUNTIME_VARIABLES = frozenset(
 )
 # The only other variables the simulation may set: endpoints, each pointing at loopback.
 # GRAPH_API_URL is also declared by the program; the redirect keeps its path (the version).
-ENDPOINT_VARIABLES = frozenset(
-    {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "OPENAI_BASE_URL", "GRAPH_API_URL"}
-)
+ENDPOINT_VARIABLES = frozenset({"AWS_ENDPOINT_URL", "OPENAI_BASE_URL", "GRAPH_API_URL"})
 REDIRECTED_DECLARED = "GRAPH_API_URL"
 HOST_ARCHITECTURE = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+# Lambda's pollers long-poll (20 s); shorter here, so that stopping them is quick. moto
+# wakes a long poll when a message arrives and checks for visible ones once a second.
+POLLER_WAIT_SECONDS = 1
+# Pollers when the mapping declares no MaximumConcurrency (Lambda's own scaling starts there).
+DEFAULT_POLLERS = 5
 
 
 @dataclass(frozen=True)
@@ -125,38 +123,57 @@ class Simulation:
     log: iam.CallLog
     runtime: RuntimeApi
     environment: ExecutionEnvironment
-    invoke: GuardedInvoke
     url: FunctionUrl
+    mapping: MappingSpec
+    poller: QueuePoller | None  # None: the declared mapping is disabled
+    queue_url: str  # the queue the mapping reads, in moto
     scheduler: Scheduler
     graph: MessengerSimulator
     model: FakeOpenAI
     log_stream: str
     aws_url: str  # the recording proxy in front of moto: every AWS call goes through it
-    destination_errors: list[str] = field(default_factory=list)
 
     @property
     def function_key(self) -> str:
         return self.plane.function.access_key
 
+    @property
+    def role_keys(self) -> tuple[str, str]:
+        """The role's two sessions: the execution environment's and the mapping's."""
+        return self.plane.function.access_key, self.plane.mapping.access_key
+
     def function_calls(self, since: int = 0) -> list[iam.AwsCall]:
+        """What the function's code called (not Lambda's pollers, though the same role)."""
         return self.log.since(since, self.function_key)
+
+    def role_calls(self, since: int = 0) -> list[iam.AwsCall]:
+        """Every call made with the function's role: by its code and by its event source."""
+        return self.log.since(since, *self.role_keys)
+
+    def invocations(self) -> list[Invocation]:
+        """The batches the mapping has handed the function so far."""
+        return list(self.poller.invocations) if self.poller is not None else []
 
     def output(self) -> str:
         """The execution environment's output so far."""
         return "\n".join(self.environment.output()[-40:])
 
     def diagnosis(self) -> str:
-        """What went wrong, for failure messages: refused calls, failed invocations and the
+        """What went wrong, for failure messages: refused calls, failed batches and the
         function's last error."""
         parts = []
         refused = [
-            f"{c.iam_action} {c.status} {c.error}" for c in self.function_calls() if c.status >= 400
+            f"{c.iam_action} {c.status} {c.error}" for c in self.role_calls() if c.status >= 400
         ]
         if refused:
-            parts.append(f"refused AWS calls: {refused}")
-        failed = [i.errors[-1] for i in self.invoke.invocations if i.errors]
+            parts.append(f"refused AWS calls: {sorted(set(refused))}")
+        failed = [
+            f"{i.outcome} {i.failed_ids or ''} {i.error or ''}".strip()
+            for i in self.invocations()
+            if i.outcome not in ("running", "succeeded")
+        ]
         if failed:
-            parts.append(f"failed invocations: {failed}")
+            parts.append(f"batches not (wholly) done: {failed[-5:]}")
         errors = [
             line
             for line in self.environment.output("stderr")
@@ -164,37 +181,34 @@ class Simulation:
         ]
         if errors:
             parts.append(f"last function error: {errors[-1][:400]}")
-        return "; ".join(parts) or "no refused call, no failed invocation, no function error"
+        return "; ".join(parts) or "no refused call, no failed batch, no function error"
+
+    # -- the queue, as the operator sees it -----------------------------------------------
+
+    def queue_depth(self, url: str | None = None) -> tuple[int, int]:
+        """(visible, in flight) messages of a queue (the mapping's by default)."""
+        attributes = self.operator_client("sqs").get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Until the queue is empty and no batch is running: every message answered, given
+        up on (dead-lettered), or refused before it got there."""
+        deadline = time.monotonic() + timeout
+        while self.queue_depth() != (0, 0) or any(i.finished is None for i in self.invocations()):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the queue did not settle in {timeout} s (visible, in flight: "
+                    f"{self.queue_depth()}); {self.diagnosis()}"
+                )
+            time.sleep(0.05)
 
     # -- what the Lambda service does with the function's role ----------------------------
-
-    def park(self, event: Any, error: BaseException) -> None:
-        """Lambda's on-failure destination: the record goes to the declared queue, sent with
-        the function's role (which is why the role needs sqs:SendMessage)."""
-        failure: AsyncFailure | None = next(
-            (f for f in self.invoke.failures if f.error is error), None
-        )
-        record = failure.record if failure is not None else {"requestPayload": event}
-        queue_url = self.failure_queue_url()
-        if queue_url is None:
-            self.destination_errors.append("no on-failure destination queue is declared")
-            return
-        try:
-            self.function_client("sqs").send_message(
-                QueueUrl=queue_url, MessageBody=json.dumps(record)
-            )
-        except Exception as error:  # a denied send is the finding, not a crash
-            self.destination_errors.append(f"{type(error).__name__}: {error}")
-
-    def failure_queue_url(self) -> str | None:
-        """The declared on-failure destination of asynchronous invocations, in moto."""
-        for config in self.declaration.of_type(ASYNC_CONFIG):
-            if config.inputs["functionName"] != self.declaration.function.name:
-                continue
-            on_failure = (config.inputs.get("destinationConfig") or {}).get("onFailure") or {}
-            destination = self.plane.resolve(on_failure.get("destination") or "")
-            return self.plane.queue_urls.get(destination)
-        return None
 
     def ship_logs(self) -> int:
         """Lambda's log delivery: the environment's output into the declared log group, with
@@ -232,11 +246,51 @@ def _graph_redirect(declared: Mapping[str, str], graph: MessengerSimulator) -> s
     return f"{graph.url}{urlsplit(url).path}"
 
 
+def _mapped_queue(declaration: Declaration, plane: DataPlane, mapping: MappingSpec) -> str:
+    """The moto URL of the queue the mapping reads, which must be a declared one."""
+    declaration.queue_with_arn(mapping.queue_arn)
+    url = plane.queue_urls.get(plane.resolve(mapping.queue_arn))
+    if url is None:
+        raise AssertionError(f"the mapping reads {mapping.queue_arn}, which is not in moto")
+    return url
+
+
+# SQS limits Lambda checks when it creates a mapping (FIFO queues take at most ten a batch).
+FIFO_MAX_BATCH_SIZE = 10
+MAXIMUM_CONCURRENCY_RANGE = (2, 1000)
+
+
+def mapping_refusal(
+    plane: DataPlane, mapping: MappingSpec, queue_url: str, timeout: int
+) -> str | None:
+    """What Lambda's CreateEventSourceMapping answers for the declared mapping when it
+    refuses it (InvalidParameterValueException), in its words; None: it creates it."""
+    refusal = iam.mapping_role_refusal(plane.policy, plane.resolve(mapping.queue_arn))
+    if refusal is not None:
+        return refusal
+    attributes = plane.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "FifoQueue"]
+    )["Attributes"]
+    visibility = int(attributes["VisibilityTimeout"])
+    if visibility < timeout:  # a batch would come back while the function still runs
+        return (
+            f"Queue visibility timeout: {visibility} seconds is less than Function timeout: "
+            f"{timeout} seconds"
+        )
+    if attributes.get("FifoQueue") == "true" and mapping.batch_size > FIFO_MAX_BATCH_SIZE:
+        return f"Batch size {mapping.batch_size} exceeds {FIFO_MAX_BATCH_SIZE} for a FIFO queue"
+    low, high = MAXIMUM_CONCURRENCY_RANGE
+    if mapping.maximum_concurrency is not None and not low <= mapping.maximum_concurrency <= high:
+        return f"MaximumConcurrency must be between {low} and {high}"
+    return None
+
+
 @contextlib.contextmanager
 def stand_up(
     declaration: Declaration, files: RuntimeFiles, operator: Operator, moto_url: str
 ) -> Iterator[Simulation]:
     function = declaration.function
+    mapping = declaration.mapping
     assert function.archive == files.archive, (function.archive, files.archive)
     assert function.runtime == "python3.13", f"the function runs {function.runtime}"
     assert function.architectures == (HOST_ARCHITECTURE,), (
@@ -245,6 +299,10 @@ def stand_up(
     stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
     with contextlib.ExitStack() as stack:
         plane = stack.enter_context(moto_data_plane(declaration, moto_url, function.name))
+        queue_url = _mapped_queue(declaration, plane, mapping)
+        refusal = mapping_refusal(plane, mapping, queue_url, function.timeout_seconds)
+        if refusal is not None:
+            raise AssertionError(f"CreateEventSourceMapping: {refusal}")
         log = iam.CallLog()
         proxy = RecordingProxy(plane.moto_url, log).start()
         stack.callback(proxy.stop)
@@ -259,33 +317,8 @@ def stand_up(
         runtime = RuntimeApi(function.arn, function.timeout_seconds).start()
         stack.callback(runtime.stop)
 
-        configs = [
-            c
-            for c in declaration.of_type(ASYNC_CONFIG)
-            if c.inputs["functionName"] == function.name
-        ]
-        retries = int(configs[0].inputs.get("maximumRetryAttempts", 2)) if configs else 2
-        holder: dict[str, Simulation] = {}
-        invoke = GuardedInvoke(
-            declaration,
-            plane.account,
-            (plane.function.access_key, plane.function.session_token or ""),
-            plane.policy,
-            log,
-            max_retry_attempts=retries,
-            retry_delay=0.05,
-            on_failure=lambda event, error: holder["sim"].park(event, error),
-            max_concurrency=function.reserved_concurrency,
-            timeout=float(function.timeout_seconds),
-            memory_limit_in_mb=function.memory_mb,
-        )
-        invoke.register(
-            function.name, lambda event, context: runtime.invoke(event, context.aws_request_id)
-        )
-        invoke.start()
-        stack.callback(invoke.stop)
-
-        declared = function.environment
+        # The program's environment as the engine resolves it: QUEUE_URL is moto's queue.
+        declared = plane.resolve(function.environment)
         runtime_variables = {
             "_HANDLER": function.handler,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime}",
@@ -309,7 +342,6 @@ def stand_up(
         openai_path = urlsplit(declared.get("OPENAI_BASE_URL", "")).path or "/v1"
         redirects = {
             "AWS_ENDPOINT_URL": proxy.url,
-            "AWS_ENDPOINT_URL_LAMBDA": invoke.url,
             "OPENAI_BASE_URL": f"{model.url}{openai_path}",
             REDIRECTED_DECLARED: _graph_redirect(declared, graph),
         }
@@ -333,20 +365,37 @@ def stand_up(
         ).start()
         stack.callback(url.stop)
 
-        sim = Simulation(
+        # Lambda's event source mapping: pollers with their own session of the role, each
+        # batch a synchronous invocation of the execution environment.
+        poller = None
+        if mapping.enabled:
+            poller = QueuePoller(
+                plane.mapping.client("sqs", proxy.url, plane.region),
+                queue_url,
+                lambda event, context: runtime.invoke(event, context.aws_request_id),
+                function_name=function.name,
+                batch_size=mapping.batch_size,
+                max_concurrency=mapping.maximum_concurrency or DEFAULT_POLLERS,
+                timeout_seconds=float(function.timeout_seconds),
+                report_batch_item_failures=mapping.report_batch_item_failures,
+                wait_seconds=POLLER_WAIT_SECONDS,
+            ).start()
+            stack.callback(poller.stop)
+
+        yield Simulation(
             declaration=declaration,
             operator=operator,
             plane=plane,
             log=log,
             runtime=runtime,
             environment=environment,
-            invoke=invoke,
             url=url,
-            scheduler=Scheduler(declaration, plane.account, invoke.url),
+            mapping=mapping,
+            poller=poller,
+            queue_url=queue_url,
+            scheduler=Scheduler(declaration, plane.account, runtime.invoke),
             graph=graph,
             model=model,
             log_stream=stream,
             aws_url=proxy.url,
         )
-        holder["sim"] = sim
-        yield sim

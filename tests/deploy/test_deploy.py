@@ -4,26 +4,35 @@ No AWS account and no Pulumi CLI: the program runs under Pulumi mocks (``conftes
 from what it declared, and nothing written beside it, the simulation makes
 
 - the data plane in a moto server: the table (key schema, index, TTL), the KMS key and alias,
-  the SecureString parameters holding the values the program stored, the failure queue, the
-  log group, and the function's role with its inline policy (``aws.py``);
+  the SecureString parameters holding the values the program stored, the FIFO queue and its
+  FIFO dead-letter queue (visibility timeout, redrive policy, redrive-allow policy,
+  high-throughput FIFO, SSE), the log group, and the function's role with its inline policy
+  (``aws.py``);
 - the function: the archive the program built, extracted into a clean directory and run by a
   minimal Lambda runtime (``bootstrap.py``) in a separate Python 3.13 process with exactly
-  the declared environment, Lambda's own variables, and endpoints pointing at loopback
-  (``simulation.py``);
-- the Lambda service around it: Runtime API, Function URL, Invoke API (the self-invocation,
-  retries, the on-failure destination), log delivery, and EventBridge (``lambda_service.py``).
+  the declared environment (``QUEUE_URL`` resolved to the queue in moto), Lambda's own
+  variables, and endpoints pointing at loopback (``simulation.py``);
+- the Lambda service around it: Runtime API, Function URL, the event source mapping (the
+  queue poller of ``local.event_source``, with the declared batch size, maximum concurrency
+  and ReportBatchItemFailures, invoking the process through the Runtime API), log delivery,
+  and EventBridge (``lambda_service.py``).
 
 The function's AWS calls are signed with a session of the declared role (assumed through
-moto's STS), and moto enforces IAM. What is enforced where (details in ``iam.py``):
+moto's STS), and so are the mapping's ReceiveMessage and DeleteMessageBatch (Lambda polls
+with the execution role), and moto enforces IAM. What is enforced where (details in
+``iam.py``):
 
-- moto, live: the actions of every statement (dynamodb, ssm, logs, sqs); the resource only
-  for SQS (the failure queue's ARN). For the others moto evaluates every call against "*",
-  so their statements reach moto with ``Resource`` widened to "*";
-- the Invoke stand-in, live: lambda:InvokeFunction by the exact policy, resource included;
-  EventBridge's invoke and the Function URL by the declared resource-based permissions;
+- moto, live: the actions of every statement (dynamodb, ssm, logs, sqs), with the API names
+  moto checks instead of IAM's (SendMessageBatch, TransactWriteItems...) added beside them;
+  the resource only for SQS (the queue's ARN). For the others moto evaluates every call
+  against "*", so their statements reach moto with ``Resource`` widened to "*";
+- Lambda's CreateEventSourceMapping, statically: the role may receive, delete and read
+  attributes on the queue; EventBridge's invoke and the Function URL by the declared
+  resource-based permissions;
 - statically, after the run, against the exact policy: every call the role made, recorded
-  on the wire, with its resource ARNs (table vs index, parameter, log stream, queue,
-  function), plus kms:Decrypt on the parameters' key, which moto's SSM never asks KMS for.
+  on the wire, with its IAM actions and resource ARNs (table vs index, each item of a
+  transaction, parameter, log stream, queue), plus kms:Decrypt on the parameters' key,
+  which moto's SSM never asks KMS for.
 
 The steps are in ``scenarios.py``; one run serves all the tests below, and
 ``test_mutations.py`` shows each kind of drift failing them.
@@ -58,6 +67,10 @@ def test_stood_up(baseline: Outcome) -> None:
             raise baseline.errors[step]  # type: ignore[misc]
 
 
+def test_no_secret_in_the_function_environment(baseline: Outcome) -> None:
+    baseline.check("no_secret_in_the_environment")
+
+
 def test_verify_challenge_with_the_generated_token(baseline: Outcome) -> None:
     baseline.check("verify_challenge")
 
@@ -78,8 +91,12 @@ def test_keep_warm_event_as_eventbridge_sends_it(baseline: Outcome) -> None:
     baseline.check("keep_warm")
 
 
-def test_failed_async_invocation_is_parked_in_the_failure_queue(baseline: Outcome) -> None:
-    baseline.check("failure_parked")
+def test_send_api_outage_is_backed_off_and_answered_later(baseline: Outcome) -> None:
+    baseline.check("send_api_outage_backed_off")
+
+
+def test_message_that_keeps_failing_reaches_the_dead_letter_queue(baseline: Outcome) -> None:
+    baseline.check("dead_lettered")
 
 
 def test_logs_reach_the_log_group_without_secrets(baseline: Outcome) -> None:
@@ -132,11 +149,105 @@ def test_moto_policy_keeps_every_action_and_widens_only_unmatched_resources(
     declared = declaration.policy
     enforced = iam.moto_enforceable(declared)
     actions = lambda p: sorted(a for s in p["Statement"] for a in s["Action"])  # noqa: E731
-    assert actions(enforced) == actions(declared)
+    added = sorted(set(actions(enforced)) - set(actions(declared)))
+    assert sorted(set(actions(declared))) == sorted(set(actions(enforced)) - set(added))
+    # Only the API names moto checks instead of IAM's actions, which the program declares
+    # none of (they are not IAM actions).
+    assert set(added) == set(iam.MOTO_ONLY_ACTIONS), added
     for statement in enforced["Statement"]:
         service = statement["Action"][0].split(":")[0]
         widened = statement["Resource"] == "*"
         assert widened == (service not in iam.MOTO_MATCHES_RESOURCES), statement
+
+
+@pytest.mark.parametrize(
+    ("declared", "added"),
+    [
+        (["sqs:SendMessage"], ["sqs:SendMessageBatch"]),
+        (["sqs:ReceiveMessage", "sqs:GetQueueAttributes"], []),
+        (["sqs:DeleteMessage"], ["sqs:DeleteMessageBatch"]),
+        (["sqs:ChangeMessageVisibility"], ["sqs:ChangeMessageVisibilityBatch"]),
+        (["dynamodb:GetItem", "dynamodb:BatchGetItem"], []),
+        (["dynamodb:PutItem"], ["dynamodb:TransactWriteItems"]),
+        (["dynamodb:ConditionCheckItem"], ["dynamodb:TransactWriteItems"]),
+    ],
+)
+def test_moto_only_actions_follow_the_actions_iam_checks(
+    declared: list[str], added: list[str]
+) -> None:
+    """moto sees a batch or a transaction only where IAM would allow some of it."""
+    assert iam.moto_only_actions(declared) == added
+
+
+ACCOUNT = iam.Account("aws", "us-east-1", "1")
+QUEUE_URL = "http://127.0.0.1:5000/1/q.fifo"
+
+
+def _needs(service: str, action: str, body: dict) -> list[tuple[str, str]]:
+    call = iam.AwsCall(service, action, "key", "us-east-1", body, 200)
+    found = iam.resources_of(call, ACCOUNT, lambda _name: None)
+    assert found is not None, f"{service}:{action} has no rule"
+    return [(n.action, n.resource) for n in found]
+
+
+@pytest.mark.parametrize(
+    ("api", "action"),
+    [
+        ("SendMessage", "sqs:SendMessage"),
+        ("SendMessageBatch", "sqs:SendMessage"),
+        ("ReceiveMessage", "sqs:ReceiveMessage"),
+        ("DeleteMessage", "sqs:DeleteMessage"),
+        ("DeleteMessageBatch", "sqs:DeleteMessage"),
+        ("ChangeMessageVisibility", "sqs:ChangeMessageVisibility"),
+        ("ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility"),
+        ("GetQueueAttributes", "sqs:GetQueueAttributes"),
+    ],
+)
+def test_sqs_calls_need_their_iam_action_on_the_queue(api: str, action: str) -> None:
+    assert _needs("sqs", api, {"QueueUrl": QUEUE_URL}) == [
+        (action, "arn:aws:sqs:us-east-1:1:q.fifo")
+    ]
+
+
+def test_batch_get_needs_batch_get_on_each_table() -> None:
+    body = {"RequestItems": {"t": {"Keys": []}, "u": {"Keys": []}}}
+    assert _needs("dynamodb", "BatchGetItem", body) == [
+        ("dynamodb:BatchGetItem", "arn:aws:dynamodb:us-east-1:1:table/t"),
+        ("dynamodb:BatchGetItem", "arn:aws:dynamodb:us-east-1:1:table/u"),
+    ]
+
+
+def test_a_transaction_needs_the_action_of_each_item_on_its_table() -> None:
+    body = {
+        "TransactItems": [
+            {"Update": {"TableName": "t", "Key": {}}},
+            {"Put": {"TableName": "t", "Item": {}}},
+            {"Delete": {"TableName": "u", "Key": {}}},
+            {"ConditionCheck": {"TableName": "u", "Key": {}}},
+        ]
+    }
+    assert _needs("dynamodb", "TransactWriteItems", body) == [
+        ("dynamodb:UpdateItem", "arn:aws:dynamodb:us-east-1:1:table/t"),
+        ("dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:1:table/t"),
+        ("dynamodb:DeleteItem", "arn:aws:dynamodb:us-east-1:1:table/u"),
+        ("dynamodb:ConditionCheckItem", "arn:aws:dynamodb:us-east-1:1:table/u"),
+    ]
+    unknown = {"TransactItems": [{"Frobnicate": {"TableName": "t"}}]}
+    call = iam.AwsCall("dynamodb", "TransactWriteItems", "key", "us-east-1", unknown, 200)
+    assert iam.resources_of(call, ACCOUNT, lambda _name: None) is None
+
+
+def test_mapping_creation_needs_receive_delete_and_attributes() -> None:
+    queue = "arn:aws:sqs:us-east-1:1:q.fifo"
+    full = {
+        "Statement": [{"Effect": "Allow", "Action": list(iam.MAPPING_ACTIONS), "Resource": queue}]
+    }
+    assert iam.mapping_role_refusal(full, queue) is None
+    for action in iam.MAPPING_ACTIONS:
+        kept = [a for a in iam.MAPPING_ACTIONS if a != action]
+        policy = {"Statement": [{"Effect": "Allow", "Action": kept, "Resource": queue}]}
+        refusal = iam.mapping_role_refusal(policy, queue)
+        assert refusal is not None and action.split(":")[1] in refusal
 
 
 @pytest.mark.parametrize(
