@@ -7,12 +7,11 @@ the policy against it, so adding a boto3 call without adding its action here fai
 from __future__ import annotations
 
 HANDLER_ACTIONS: dict[str, tuple[str, ...]] = {
-    # The bridge table: event attempts, users, daily counters, conversation history. The
-    # worker reads a person's items in one BatchGetItem and writes in transactions, which
-    # IAM authorizes by the item actions inside them (Put, Update, ConditionCheck).
+    # The bridge table: event attempts, users, daily counters, conversation history, deletion
+    # requests. The worker reads a person's items in one BatchGetItem and writes in
+    # transactions, which IAM authorizes by the item actions inside them (Put, Update).
     "table": (
         "dynamodb:BatchGetItem",
-        "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",

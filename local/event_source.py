@@ -264,13 +264,17 @@ class QueuePoller:
         invocation.outcome = "partial" if ids else "succeeded"
         done = [r for r in records if r["messageId"] not in ids]
         for start in range(0, len(done), 10):
-            self._sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
-                    for i, r in enumerate(done[start : start + 10])
-                ],
-            )
+            try:
+                self._sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
+                        for i, r in enumerate(done[start : start + 10])
+                    ],
+                )
+            except Exception:  # as Lambda does: they come back after the visibility timeout
+                log.exception("delete failed: the batch's messages will come back")
+                invocation.outcome = "delete_failed"
 
 
 __all__ = ["ACCOUNT", "Invocation", "QueuePoller", "failed_ids", "lambda_record"]
