@@ -20,6 +20,8 @@ from .webhook import respond, route
 
 # What a batch is given when the context cannot say (a local call without one).
 DEFAULT_REMAINING_MS = 60_000
+# handler.pages' paths, known here so that the webhook's cold start does not import it.
+PAGE_PATHS = frozenset({"/privacy", "/data-deletion"})
 
 
 class Runtime:
@@ -31,10 +33,33 @@ class Runtime:
 
     def secrets(self) -> Secrets:
         if self._secrets is None:
-            self._secrets, prompt = load_parameters(self.settings)
-            if prompt and prompt.strip():
-                self.settings = dataclasses.replace(self.settings, system_prompt=prompt.strip())
+            self._secrets, texts = load_parameters(self.settings)
+            if texts:  # the system prompt, the privacy page: into the settings
+                self.settings = dataclasses.replace(self.settings, **texts)
         return self._secrets
+
+    @property
+    def settings_with_texts(self) -> Settings:
+        """The settings once the texts kept in parameters (prompt, privacy page) are in."""
+        self.secrets()
+        return self.settings
+
+    def deletions(self) -> Any:
+        """Meta's data-deletion requests: rare, so their clients are made on the first."""
+        from .deletion import DeletionRequests, graph_psid_finder
+        from .store import Store
+
+        settings, secrets = self.settings_with_texts, self.secrets()
+        dynamodb = clients.aws("dynamodb")
+        finder = graph_psid_finder(
+            clients.http_session(),
+            settings.graph_api_url,
+            settings.app_id,
+            secrets.app_secret,
+            settings.page_id,
+        )
+        store = Store(dynamodb, settings.table_name)
+        return DeletionRequests(dynamodb, settings.table_name, store.forget_user, finder)
 
     @functools.cached_property
     def handoff(self) -> Handoff:
@@ -94,6 +119,13 @@ def _remaining_ms(context: Any) -> int:
 
 def _http(event: dict[str, Any]) -> dict[str, Any]:
     request = http_request(event)
+    if request.path.rstrip("/") in PAGE_PATHS:
+        from . import pages
+
+        rt = runtime()
+        return pages.route(
+            request, lambda: rt.settings_with_texts, lambda: rt.secrets().app_secret, rt.deletions
+        )
     try:
         return route(request, runtime().secrets, lambda events: runtime().handoff.enqueue(events))
     except HandoffError as error:

@@ -86,6 +86,8 @@ class Job:
     attempt: Attempt
     now: datetime
     active_at: str | None = None  # the user's last activity as stored; None: not known
+    new_referral: bool = False  # the event says where the user came from, and they had none
+    forgotten: bool = False  # the user's data was just deleted: write nothing about them
 
     @property
     def psid(self) -> str:
@@ -137,7 +139,13 @@ class Bot:
 
     def _activity(self, job: Job) -> list[TransactItem]:
         """Mark the user active, unless the record already says so to within
-        ``ACTIVITY_RESOLUTION``: the write (and its index update) is most of a busy user's."""
+        ``ACTIVITY_RESOLUTION``: the write (and its index update) is most of a busy user's.
+        A referral not yet on the record rides along."""
+        if job.forgotten:
+            return []
+        event = job.event
+        if job.new_referral:
+            return [self.store.touch_item(job.psid, job.now, event.ref_source, event.ref)]
         if job.active_at:
             try:
                 last = datetime.fromisoformat(job.active_at)
@@ -171,27 +179,34 @@ class Bot:
         is_admin = self.settings.is_admin(event.psid)
         user = snapshot.user
         if user is None:
-            user, created = self.store.create_user(event.psid, job.now)
+            user, created = self.store.create_user(event.psid, job.now, event.ref_source, event.ref)
             if created and not is_admin:
                 self._notify_admins(user, job.attempt)
         job.active_at = user.active_at
+        job.new_referral = bool(event.ref_source or event.ref) and not (user.ref_source or user.ref)
+        if event.kind == "referral":  # an m.me link or ad opened the chat: noted, not answered
+            return self._end(job, "referral")
         if user.status == STATUS_BLOCKED and not is_admin:
             return self._end(job, "blocked")
 
+        question = event.text
         if event.payload:
             command = commands.parse_payload(event.payload, is_admin)
-            if command is None and (event.kind == "postback" or not event.text.strip()):
-                log.info("payload.unknown", kind=event.kind)
-                return self._end(job, "ignored")
+            question = commands.asked(event.text, event.payload)
         else:
             command = commands.parse_text(event.text, is_admin)
         if command is not None:
-            return self._command(job, command, is_admin)
+            return self._command(job, command, is_admin, user)
         if event.kind == "attachments":
             return self._say(job, replies.ATTACHMENTS_ONLY, "attachments")
-        return self._question(job, user, snapshot, is_admin)
+        if not question.strip():
+            log.info("payload.empty", kind=event.kind)
+            return self._end(job, "ignored")
+        return self._question(job, question, user, snapshot, is_admin)
 
-    def _question(self, job: Job, user: User, snapshot: Snapshot, is_admin: bool) -> str:
+    def _question(
+        self, job: Job, question: str, user: User, snapshot: Snapshot, is_admin: bool
+    ) -> str:
         event, attempt, now = job.event, job.attempt, job.now
         settings, tz = self.settings, self.settings.tz
         limit = (
@@ -211,7 +226,7 @@ class Bot:
                 return self._end(job, "unreachable")
 
         history = trim_history(snapshot.history, settings.history_turns, settings.history_max_chars)
-        messages = build_messages(settings.system_prompt, history, event.text)
+        messages = build_messages(settings.system_prompt, history, question)
         try:
             completion = self.ask_model(messages, attempt.deadline - SEND_RESERVE_SECONDS)
         except ModelError as error:
@@ -224,7 +239,7 @@ class Bot:
 
         if not completion.text:
             log.warning("model.empty", finish_reason=completion.finish_reason)
-        reply = text_reply(completion.text or replies.EMPTY_ANSWER, event.text, completion.text)
+        reply = text_reply(completion.text or replies.EMPTY_ANSWER, question, completion.text)
         day = day_key(now, tz)
         count = self.store.count_item(event.psid, day, counter_expiry(now, tz))
         job.claim = self.claims.record(job.claim, reply, count, day)
@@ -234,8 +249,11 @@ class Bot:
     # -- saying it --------------------------------------------------------------------------
 
     def _say(self, job: Job, text: str, outcome: str) -> str:
-        """A reply of the bot's own; recorded first only if it takes more than one bubble."""
-        reply = text_reply(text)
+        """A text of the bot's own."""
+        return self._send(job, text_reply(text), outcome)
+
+    def _send(self, job: Job, reply: Reply, outcome: str) -> str:
+        """A reply of the bot's own; recorded first only if it takes more than one message."""
         if len(reply.messages) > 1:
             job.claim = self.claims.record(job.claim, reply)
         return self._deliver(job, reply, outcome)
@@ -294,7 +312,7 @@ class Bot:
             self.messenger.send_message(psid, {"text": text}, attempt.deadline)
 
     def _notify_admins(self, user: User, attempt: Attempt) -> None:
-        notice = replies.new_user_notice(user, self.settings.daily_limit)
+        notice = replies.new_user_notice(user, self.settings.daily_limit, user.ref_source, user.ref)
         told = 0
         for admin in sorted(self.settings.admin_psids):
             try:
@@ -306,14 +324,34 @@ class Bot:
 
     # -- commands -------------------------------------------------------------------------
 
-    def _command(self, job: Job, command: Command, is_admin: bool) -> str:
+    def _command(self, job: Job, command: Command, is_admin: bool, user: User) -> str:
+        outcome = f"command:{command.name}"
         if command.name == "ignored":
             log.warning("payload.ignored", why=command.error)
             return self._end(job, "ignored")
         if command.error:
             return self._say(job, command.error, f"command_error:{command.name}")
+        if command.name == "start":
+            limit = (
+                None
+                if is_admin
+                else effective_limit(user.status, user.daily_limit, self.settings.daily_limit)
+            )
+            welcome = replies.welcome(
+                self.settings.welcome_message, limit, self.settings.ice_breakers
+            )
+            return self._send(job, Reply((welcome,)), outcome)
+        if command.name == "delete":
+            return self._send(job, Reply((replies.delete_question(),)), outcome)
+        if command.name == "delete_confirmed":
+            deleted = self.store.forget_user(job.psid)
+            job.forgotten = True  # finishing must not write the record back
+            log.info("user.deleted_own_data", items=deleted)
+            return self._say(job, replies.deleted(deleted), outcome)
+        if command.name == "delete_cancelled":
+            return self._say(job, replies.DELETE_CANCELLED, outcome)
         text = self._command_reply(job.psid, command, is_admin, job.now)
-        return self._say(job, text, f"command:{command.name}")
+        return self._say(job, text, outcome)
 
     def _command_reply(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
         store, settings = self.store, self.settings

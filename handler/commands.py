@@ -7,9 +7,19 @@ from dataclasses import dataclass
 from .quota import STATUS_BLOCKED, STATUS_DEFAULT, STATUS_UNLIMITED
 from .replies import ADMIN_ACTION_PREFIX
 
-USER_COMMANDS = {"help", "reset", "usage"}
-# Postback payloads of the persistent menu and the Get Started button.
-USER_PAYLOADS = {"HELP": "help", "RESET": "reset", "USAGE": "usage", "GET_STARTED": "help"}
+USER_COMMANDS = {"help", "reset", "usage", "start", "delete"}
+# Postback payloads of the persistent menu, the Get Started button and the bot's own buttons.
+USER_PAYLOADS = {
+    "HELP": "help",
+    "RESET": "reset",
+    "USAGE": "usage",
+    "GET_STARTED": "start",
+    "DELETE_CONFIRMED": "delete_confirmed",
+    "DELETE_CANCELLED": "delete_cancelled",
+}
+# A quick reply the bot offers (an ice breaker under the welcome) carries its whole question:
+# the title a person taps is cut at 20 characters.
+ASK_PREFIX = "ASK:"
 ADMIN_STATUS_COMMANDS = {
     "unlimited": STATUS_UNLIMITED,
     "default": STATUS_DEFAULT,
@@ -61,6 +71,14 @@ def parse_text(text: str, is_admin: bool) -> Command | None:
     if is_admin and name in ADMIN_COMMANDS:
         return _admin(name, words[1:])
     return None
+
+
+def asked(text: str, payload: str) -> str:
+    """What a tap that is no command asks: the question a quick reply of ours carries, else
+    what the person saw (the text or title), else the payload itself."""
+    if payload.startswith(ASK_PREFIX) and payload[len(ASK_PREFIX) :].strip():
+        return payload[len(ASK_PREFIX) :].strip()
+    return text.strip() or payload.strip()
 
 
 def parse_payload(payload: str, is_admin: bool) -> Command | None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 EventKind = Literal["http", "keep_warm", "queue", "unknown"]
-InboundKind = Literal["text", "postback", "quick_reply", "attachments"]
+InboundKind = Literal["text", "postback", "quick_reply", "attachments", "referral"]
 SQS_SOURCE = "aws:sqs"
 # Messenger lets a page answer within 24 hours of a person's message; an older event is
 # not answerable (and a delivery replayed that late is not trusted to be new).
@@ -88,6 +88,8 @@ class Inbound:
     kind: InboundKind
     text: str = ""  # what the person typed, or the title of the button they tapped
     payload: str = ""  # a postback's or quick reply's payload
+    ref_source: str = ""  # where the person came from: SHORTLINK (m.me), ADS, CUSTOMER_CHAT_PLUGIN
+    ref: str = ""  # the ref parameter of that link or ad, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +143,19 @@ def _str_id(value: Any) -> str:
     return ""
 
 
+def _referral(*holders: Any) -> tuple[str, str]:
+    """(source, ref) of the first ``referral`` object among ``holders``: what the bot keeps of
+    an m.me link, an ad or the chat plugin, and nothing else of it."""
+    for holder in holders:
+        referral = holder.get("referral") if isinstance(holder, dict) else None
+        if isinstance(referral, dict):
+            source = _text(referral.get("source")) or ""
+            ref = _text(referral.get("ref")) or ""
+            if source or ref:
+                return source[:64], ref[:256]
+    return "", ""
+
+
 def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
     psid = _str_id(item.get("sender"))
     if not psid or psid == page_id:
@@ -163,7 +178,8 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
             return None
         kind, text, payload = found
         event_id = _event_id(message.get("mid"), psid, timestamp, kind, payload, text)
-        return Inbound(event_id, psid, page_id, timestamp, kind, text, payload)
+        source, ref = _referral(message)
+        return Inbound(event_id, psid, page_id, timestamp, kind, text, payload, source, ref)
     postback = item.get("postback")
     if isinstance(postback, dict):
         payload = _text(postback.get("payload"))
@@ -171,8 +187,13 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
             return None
         title = _text(postback.get("title")) or ""
         event_id = _event_id(postback.get("mid"), psid, timestamp, "postback", payload, title)
-        return Inbound(event_id, psid, page_id, timestamp, "postback", title, payload)
-    return None  # delivery, read, reaction, optin, referral...
+        source, ref = _referral(postback)
+        return Inbound(event_id, psid, page_id, timestamp, "postback", title, payload, source, ref)
+    source, ref = _referral(item)
+    if source or ref:  # an m.me link or ad opened an existing conversation: nothing to answer
+        event_id = derived_id(psid, timestamp, "referral", ref, source)
+        return Inbound(event_id, psid, page_id, timestamp, "referral", "", "", source, ref)
+    return None  # delivery, read, reaction, optin...
 
 
 def _event_id(mid: Any, psid: str, timestamp: int, kind: str, payload: str, text: str) -> str:

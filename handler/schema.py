@@ -10,6 +10,7 @@ pk                     sk                what
 ``USER#<psid>``        ``HISTORY``       recent conversation turns (expires)
 ``EVENT#<id>``         ``EVENT``         one webhook event's attempt: owner, lease, the
                                          reply while it is being sent (expires)
+``DELETION#<code>``    ``DELETION``      what a data-deletion request did (expires)
 =====================  ================  ==============================================
 
 Profiles also carry ``entity``/``active_at``, a sparse index of users by last activity.
@@ -35,6 +36,8 @@ DAY_PREFIX = "DAY#"
 PROFILE = "PROFILE"
 HISTORY = "HISTORY"
 EVENT = "EVENT"
+DELETION_PREFIX = "DELETION#"
+DELETION = "DELETION"
 
 USERS_INDEX = "users_by_activity"
 USERS_INDEX_PARTITION_KEY = "entity"
@@ -84,6 +87,10 @@ def counter_key(psid: str, day: str) -> Key:
 
 def event_key(event_id: str) -> Key:
     return key(f"{EVENT_PREFIX}{event_id}", EVENT)
+
+
+def deletion_key(code: str) -> Key:
+    return key(f"{DELETION_PREFIX}{code}", DELETION)
 
 
 # -- the table definition ---------------------------------------------------------------------

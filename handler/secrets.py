@@ -40,19 +40,27 @@ def _from_parameters(names: Mapping[str, str]) -> dict[str, str]:
     return {secret: by_name.get(name, "") for secret, name in names.items()}
 
 
-PROMPT = "system_prompt"  # the prompt's place among the fetched parameters
+def text_parameters(settings: Settings) -> dict[str, str]:
+    """Texts too long for the environment, by the Settings field they fill: fetched in the
+    same call as the secrets."""
+    names = {
+        "system_prompt": settings.system_prompt_parameter,
+        "privacy_text": settings.privacy_text_parameter,
+    }
+    return {field: name for field, name in names.items() if name}
 
 
 def load_parameters(
     settings: Settings, env: Mapping[str, str] | None = None
-) -> tuple[Secrets, str | None]:
-    """The secrets, and the system prompt when a parameter holds it."""
-    names = dict(settings.secret_parameters)
-    if settings.system_prompt_parameter:
-        names[PROMPT] = settings.system_prompt_parameter
+) -> tuple[Secrets, dict[str, str]]:
+    """The secrets, and the texts that parameters hold (by Settings field)."""
+    texts = text_parameters(settings)
+    names = {**settings.secret_parameters, **texts}
     values = _from_parameters(names) if names else {}
-    prompt = values.pop(PROMPT, None)
-    return load_secrets(settings, env, values), prompt
+    fetched = {field: values.pop(field).strip() for field in texts if values.get(field, "").strip()}
+    for field in texts:
+        values.pop(field, None)
+    return load_secrets(settings, env, values), fetched
 
 
 def load_secrets(

@@ -6,6 +6,7 @@ local stack. Secrets are not here: only the names of the SSM parameters that hol
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -57,6 +58,14 @@ class Env:
     LOG_LEVEL = "LOG_LEVEL"
     # The name of the SSM parameter holding a system prompt too long for the environment.
     SYSTEM_PROMPT_PARAMETER = "SYSTEM_PROMPT_PARAMETER"
+    # First contact and going Live.
+    WELCOME_MESSAGE = "WELCOME_MESSAGE"  # said on Get Started; built in when unset
+    ICE_BREAKERS = "ICE_BREAKERS"  # JSON list of the profile's questions (quick replies too)
+    APP_ID = "APP_ID"  # the Meta app: its token ({app-id}|{app-secret}) asks Graph for PSIDs
+    PAGE_ID = "PAGE_ID"
+    PRIVACY_CONTACT = "PRIVACY_CONTACT"  # where people write about their data (e-mail, URL)
+    PRIVACY_TEXT_PARAMETER = "PRIVACY_TEXT_PARAMETER"  # the owner's own privacy page, in SSM
+    LOG_RETENTION_DAYS = "LOG_RETENTION_DAYS"  # said on the privacy page
     # The FIFO queue between the webhook and the worker, and how it retries.
     QUEUE_URL = "QUEUE_URL"
     MAX_RECEIVES = "MAX_RECEIVES"
@@ -100,6 +109,14 @@ class Settings:
     retry_delay_seconds: int = DEFAULT_RETRY_DELAY_SECONDS
     secret_parameters: Mapping[str, str] = field(default_factory=dict)
     system_prompt_parameter: str | None = None
+    welcome_message: str | None = None  # None: replies.welcome's built-in text
+    ice_breakers: tuple[str, ...] = ()
+    app_id: str | None = None
+    page_id: str | None = None
+    privacy_contact: str | None = None
+    privacy_text_parameter: str | None = None
+    privacy_text: str | None = None  # fetched from its parameter with the secrets
+    log_retention_days: int = DEFAULTS["logRetentionDays"]
 
     @property
     def tz(self) -> ZoneInfo:
@@ -142,6 +159,19 @@ def log_level(raw: str) -> str:
     if level not in LOG_LEVELS:
         raise SettingsError(f"{Env.LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def parse_ice_breakers(raw: str) -> tuple[str, ...]:
+    """A JSON list of questions (the stack writes it); empty when unset."""
+    if not raw.strip():
+        return ()
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"{Env.ICE_BREAKERS} must be a JSON list of questions")
+    return tuple(i.strip() for i in items if i.strip())
 
 
 def parse_admin_psids(raw: str) -> frozenset[str]:
@@ -199,4 +229,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_delay_seconds=_int(env, Env.RETRY_DELAY_SECONDS, d["retry_delay_seconds"]),
         secret_parameters=secret_parameters,
         system_prompt_parameter=env.get(Env.SYSTEM_PROMPT_PARAMETER, "").strip() or None,
+        welcome_message=env.get(Env.WELCOME_MESSAGE, "").strip() or None,
+        ice_breakers=parse_ice_breakers(env.get(Env.ICE_BREAKERS, "")),
+        app_id=env.get(Env.APP_ID, "").strip() or None,
+        page_id=env.get(Env.PAGE_ID, "").strip() or None,
+        privacy_contact=env.get(Env.PRIVACY_CONTACT, "").strip() or None,
+        privacy_text_parameter=env.get(Env.PRIVACY_TEXT_PARAMETER, "").strip() or None,
+        log_retention_days=_int(env, Env.LOG_RETENTION_DAYS, d["log_retention_days"]),
     )

@@ -33,6 +33,8 @@ class User:
     daily_limit: int | None = None
     first_seen: str = ""
     active_at: str = ""
+    ref_source: str = ""  # where they first came from (an m.me link, an ad...), if known
+    ref: str = ""
 
 
 def user_from_item(psid: str, item: dict[str, Any]) -> User:
@@ -44,6 +46,8 @@ def user_from_item(psid: str, item: dict[str, Any]) -> User:
         daily_limit=int(limit) if limit is not None else None,
         first_seen=item.get("first_seen", {}).get("S", ""),
         active_at=item.get("active_at", {}).get("S", ""),
+        ref_source=item.get("ref_source", {}).get("S", ""),
+        ref=item.get("ref", {}).get("S", ""),
     )
 
 
@@ -113,9 +117,16 @@ class Store:
 
     # -- users ----------------------------------------------------------------------------
 
-    def create_user(self, psid: str, now: datetime) -> tuple[User, bool]:
+    def create_user(
+        self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
+    ) -> tuple[User, bool]:
         """The user's record, created unless it exists; ``True`` when this call created it."""
         stamp = _iso(now)
+        referral = {
+            name: {"S": value}
+            for name, value in (("ref_source", ref_source), ("ref", ref))
+            if value
+        }
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -125,6 +136,7 @@ class Store:
                     schema.USERS_INDEX_SORT_KEY: {"S": stamp},
                     "first_seen": {"S": stamp},
                     "status": {"S": STATUS_DEFAULT},
+                    **referral,
                 },
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": schema.PARTITION_KEY},
@@ -134,27 +146,44 @@ class Store:
                 raise
             user = self.get_user(psid)
             return (user or User(psid, first_seen=stamp, active_at=stamp)), False
-        return User(psid, first_seen=stamp, active_at=stamp), True
+        return User(psid, first_seen=stamp, active_at=stamp, ref_source=ref_source, ref=ref), True
 
-    def touch_item(self, psid: str, now: datetime) -> TransactItem:
-        """A transaction item that marks the user active now (the recent-users index)."""
+    def touch_item(
+        self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
+    ) -> TransactItem:
+        """A transaction item that marks the user active now (the recent-users index) and keeps
+        where they came from the first time that is known (one item: a transaction may not
+        touch it twice)."""
+        sets = [
+            "#entity = :user",
+            "#active = :now",
+            "first_seen = if_not_exists(first_seen, :now)",
+            "#status = if_not_exists(#status, :default)",
+        ]
+        names = {
+            "#entity": schema.USERS_INDEX_PARTITION_KEY,
+            "#active": schema.USERS_INDEX_SORT_KEY,
+            "#status": "status",
+        }
+        values = {
+            ":user": {"S": schema.USER_ENTITY},
+            ":now": {"S": _iso(now)},
+            ":default": {"S": STATUS_DEFAULT},
+        }
+        if ref_source or ref:
+            sets += [
+                "ref_source = if_not_exists(ref_source, :source)",
+                "#ref = if_not_exists(#ref, :ref)",
+            ]
+            names["#ref"] = "ref"
+            values.update({":source": {"S": ref_source}, ":ref": {"S": ref}})
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": schema.profile_key(psid),
-                "UpdateExpression": "SET #entity = :user, #active = :now, "
-                "first_seen = if_not_exists(first_seen, :now), "
-                "#status = if_not_exists(#status, :default)",
-                "ExpressionAttributeNames": {
-                    "#entity": schema.USERS_INDEX_PARTITION_KEY,
-                    "#active": schema.USERS_INDEX_SORT_KEY,
-                    "#status": "status",
-                },
-                "ExpressionAttributeValues": {
-                    ":user": {"S": schema.USER_ENTITY},
-                    ":now": {"S": _iso(now)},
-                    ":default": {"S": STATUS_DEFAULT},
-                },
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
 

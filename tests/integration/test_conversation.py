@@ -321,10 +321,28 @@ def test_attachments_get_a_hint_and_cost_nothing(bridge: Bridge):
     assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
 
 
-def test_an_unknown_postback_is_ignored(bridge: Bridge):
-    bridge.deliver(webhook_body(messaging_postback(ALICE, "SOMETHING_ELSE")))
+def test_an_unknown_postback_is_asked_as_its_title(bridge: Bridge):
+    bridge.deliver(webhook_body(messaging_postback(ALICE, "SOMETHING_ELSE", "Opening hours?")))
     bridge.settle()
-    assert bridge.texts_to(ALICE) == [] and bridge.model.requests == []
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert bridge.model.requests[0]["messages"][-1]["content"] == "Opening hours?"
+
+
+def test_get_started_gets_the_welcome_and_costs_nothing(bridge: Bridge):
+    bridge.tap(ALICE, "GET_STARTED")
+    [welcome] = bridge.texts_to(ALICE)
+    assert "automated assistant" in welcome and "/help" in welcome
+    assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
+
+
+def test_a_quick_reply_with_no_text_is_asked_as_its_payload(bridge: Bridge):
+    quick = messaging_text(ALICE, "")
+    del quick["message"]["text"]
+    quick["message"]["quick_reply"] = {"payload": "What are your opening hours?"}
+    bridge.deliver(webhook_body(quick))
+    bridge.settle()
+    assert bridge.texts_to(ALICE) == ["The answer is 42."]
+    assert bridge.model.requests[0]["messages"][-1]["content"] == "What are your opening hours?"
 
 
 def test_a_quick_reply_that_is_no_command_is_asked_as_the_text_shown(bridge: Bridge):

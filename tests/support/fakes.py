@@ -38,14 +38,21 @@ class MemoryStore:
             self.counters.get((psid, day), 0),
         )
 
-    def create_user(self, psid: str, now: datetime) -> tuple[User, bool]:
+    def create_user(
+        self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
+    ) -> tuple[User, bool]:
         if psid in self.users:
             return self.users[psid], False
-        self.users[psid] = User(psid, first_seen=_iso(now), active_at=_iso(now))
+        stamp = _iso(now)
+        self.users[psid] = User(
+            psid, first_seen=stamp, active_at=stamp, ref_source=ref_source, ref=ref
+        )
         return self.users[psid], True
 
-    def touch_item(self, psid: str, now: datetime) -> tuple[str, Any]:
-        return ("touch", (psid, now))
+    def touch_item(
+        self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
+    ) -> tuple[str, Any]:
+        return ("touch", (psid, now, ref_source, ref))
 
     def count_item(self, psid: str, day: str, expires_at: int) -> tuple[str, Any]:
         return ("count", (psid, day))
@@ -56,9 +63,12 @@ class MemoryStore:
     def apply(self, item: tuple[str, Any]) -> None:
         kind, args = item
         if kind == "touch":
-            psid, now = args
+            psid, now, ref_source, ref = args
             user = self.users.get(psid) or User(psid, first_seen=_iso(now))
-            self.users[psid] = replace(user, active_at=_iso(now))
+            user = replace(user, active_at=_iso(now))
+            if (ref_source or ref) and not (user.ref_source or user.ref):
+                user = replace(user, ref_source=ref_source, ref=ref)
+            self.users[psid] = user
         elif kind == "count":
             self.counters[args] = self.counters.get(args, 0) + 1
         elif kind == "history":

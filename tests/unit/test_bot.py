@@ -154,10 +154,87 @@ def test_attachments_get_a_polite_note(world: World):
     assert world.texts() == [replies.ATTACHMENTS_ONLY]
 
 
-def test_an_unknown_postback_is_ignored_and_a_known_one_runs(world: World):
-    assert world.handle(postback("SOMETHING_ELSE", "Something")) == "ignored"
+def test_every_tap_is_answered_a_known_one_runs_its_command(world: World):
     assert world.handle(postback("HELP", "Help")) == "command:help"
     assert world.texts() == [replies.USER_HELP]
+
+
+def test_a_tap_the_bot_does_not_know_is_asked_as_what_the_person_saw(world: World):
+    world.store.set_status(ALICE, "unlimited", NOW)
+    assert world.handle(postback("SOMETHING_ELSE", "Opening hours?")) == "answered"
+    ice_breaker = postback("ICE_BREAKER", "What can you do?")
+    assert world.handle(ice_breaker) == "answered"
+    bare = replace(message("", psid=ALICE), kind="quick_reply", payload="Is it open on Sunday")
+    assert world.handle(bare) == "answered"  # a quick reply with no text: its payload
+    ask = replace(message("What can y…"), kind="quick_reply", payload="ASK:What can you do for me?")
+    assert world.handle(ask) == "answered"  # ours carries its whole question
+    asked = [m[-1]["content"] for m in world.model.asked]
+    assert asked == [
+        "Opening hours?",
+        "What can you do?",
+        "Is it open on Sunday",
+        "What can you do for me?",
+    ]
+    assert world.store.counters == {(ALICE, DAY): 4}
+
+
+def test_a_tap_with_nothing_to_ask_is_let_go(world: World):
+    assert world.handle(postback("", "")) == "ignored"
+    assert world.messenger.sent == []
+
+
+def test_get_started_is_welcomed_plainly_as_an_automated_assistant_and_never_counted(
+    world: World,
+):
+    world.bot.settings = replace(world.bot.settings, ice_breakers=("What can you do?",))
+    assert world.handle(postback("GET_STARTED", "Get Started")) == "command:start"
+    [welcome] = world.messenger.messages_to(ALICE)
+    assert "automated assistant" in welcome["text"] and "not a person" in welcome["text"]
+    assert "3 questions a day" in welcome["text"] and "/help" in welcome["text"]
+    assert welcome["quick_replies"] == [
+        {"content_type": "text", "title": "What can you do?", "payload": "ASK:What can you do?"}
+    ]
+    assert world.store.counters == {} and world.model.asked == []
+
+
+def test_the_owners_welcome_replaces_the_built_in_one(world: World):
+    world.bot.settings = replace(world.bot.settings, welcome_message="Bonjour ! Je suis un robot.")
+    world.handle(postback("GET_STARTED", "Get Started"))
+    assert world.texts() == ["Bonjour ! Je suis un robot."]
+
+
+def test_where_a_new_person_came_from_is_kept_and_told_to_the_owner(world: World):
+    first = replace(
+        postback("GET_STARTED", "Get Started", psid=BOB), ref_source="SHORTLINK", ref="spring"
+    )
+    world.handle(first)
+    assert (world.store.users[BOB].ref_source, world.store.users[BOB].ref) == (
+        "SHORTLINK",
+        "spring",
+    )
+    [notice] = world.messenger.messages_to(ADMIN)
+    assert "Came from shortlink (ref spring)" in notice["attachment"]["payload"]["text"]
+
+
+def test_a_referral_alone_is_noted_on_the_record_not_answered(world: World):
+    link = replace(message(""), kind="referral", ref_source="ADS", ref="ad-42")
+    assert world.handle(link) == "referral"
+    assert world.messenger.sent == []
+    assert (world.store.users[ALICE].ref_source, world.store.users[ALICE].ref) == ("ADS", "ad-42")
+
+
+def test_a_person_deletes_their_own_data_after_confirming(world: World):
+    world.handle(message("remember me"))
+    assert world.handle(message("/delete")) == "command:delete"
+    buttons = world.messenger.messages_to(ALICE)[-1]["attachment"]["payload"]["buttons"]
+    assert [b["payload"] for b in buttons] == ["DELETE_CONFIRMED", "DELETE_CANCELLED"]
+    assert ALICE in world.store.users  # nothing yet
+    assert (
+        world.handle(postback("DELETE_CONFIRMED", "Delete my data")) == "command:delete_confirmed"
+    )
+    assert world.texts()[-1].startswith("Deleted: 3 records")
+    assert ALICE not in world.store.users and ALICE not in world.store.histories
+    assert world.store.counters == {}  # finishing the event wrote nothing back
 
 
 # -- the model -------------------------------------------------------------------------------

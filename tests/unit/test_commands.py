@@ -36,7 +36,7 @@ def test_bad_arguments_get_a_one_line_usage():
 
 
 def test_menu_payloads_and_admin_buttons():
-    assert parse_payload("GET_STARTED", False) == Command("help")
+    assert parse_payload("GET_STARTED", False) == Command("start")
     assert parse_payload("RESET", False) == Command("reset")
     assert parse_payload(f"ADMIN:unlimited:{PSID}", True) == Command("unlimited", PSID)
     assert parse_payload(f"ADMIN:blocked:{PSID}", True) == Command("block", PSID)

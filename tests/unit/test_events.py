@@ -184,3 +184,29 @@ def test_lone_surrogates_are_replaced_so_the_text_can_be_stored_and_sent():
     assert event.text == "a\ufffdb \U0001f600"
     assert event.event_id == "m\ufffd"
     event.text.encode("utf-8")
+
+
+def test_where_a_person_came_from_is_read_from_every_place_facebook_puts_it():
+    get_started = {
+        "sender": {"id": ALICE},
+        "timestamp": 5,
+        "postback": {
+            "payload": "GET_STARTED",
+            "title": "Get Started",
+            "referral": {"ref": "spring-sale", "source": "SHORTLINK", "type": "OPEN_THREAD"},
+        },
+    }
+    link_only = {
+        "sender": {"id": BOB},
+        "timestamp": 6,
+        "referral": {"ref": "ad-7", "source": "ADS", "type": "OPEN_THREAD", "ad_id": "123"},
+    }
+    from_ad = text(ALICE, "m9", "is it in stock?")
+    from_ad["message"]["referral"] = {"source": "ADS", "type": "OPEN_THREAD", "ad_id": "9"}
+    events = parse_webhook(body(entry(get_started, link_only, from_ad)))
+    assert [(e.kind, e.ref_source, e.ref) for e in events] == [
+        ("postback", "SHORTLINK", "spring-sale"),
+        ("referral", "ADS", "ad-7"),
+        ("text", "ADS", ""),
+    ]
+    assert parse_webhook(body(entry(link_only)))[0].event_id == events[1].event_id

@@ -1,0 +1,128 @@
+"""The privacy page Meta asks for before an app goes Live, written from the stack's actual
+settings (what is kept, for how long, who processes it), and the data-deletion status page.
+
+Pure: settings in, HTML out. The owner can replace the policy's text (``privacyText``).
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from urllib.parse import urlparse
+
+from .claims import EVENT_RETENTION
+from .quota import COUNTER_RETENTION
+from .settings import Settings
+
+DEAD_LETTER_RETENTION_DAYS = 14  # the stack's dead-letter queue keeps a message this long
+
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;"
+    "color:#1c1e21}h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:1.5rem}li{margin:.3rem 0}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def _paragraphs(text: str) -> str:
+    return "".join(
+        f"<p>{html.escape(p.strip()).replace(chr(10), '<br>')}</p>"
+        for p in text.split("\n\n")
+        if p.strip()
+    )
+
+
+def model_provider(settings: Settings) -> str:
+    if not settings.openai_base_url:
+        return "OpenAI (api.openai.com)"
+    host = urlparse(settings.openai_base_url).hostname or settings.openai_base_url
+    return f"the model provider at {host}"
+
+
+def privacy_page(settings: Settings, region: str | None) -> str:
+    """The bot's privacy policy: the owner's text if configured, else one written from the
+    settings this function actually runs with."""
+    if settings.privacy_text:
+        return _page("Privacy policy", _paragraphs(settings.privacy_text))
+    history = settings.history_turns
+    kept = [
+        "Your <b>page-scoped id</b> (a number Facebook gives you for this page only, not your "
+        "name or profile), whether you may use the bot and your daily limit, when you first "
+        "and last wrote, and the link or ad you came from, if any. Kept until you ask for "
+        "deletion.",
+        f"How many questions you asked each day, kept {COUNTER_RETENTION.days} days after the day.",
+        (
+            f"The conversation: your last {history} questions and their answers, so that "
+            f"follow-up questions make sense. Deleted after {settings.history_ttl_hours} hours "
+            "without a message, or at once when you send /reset."
+            if history
+            else "No conversation: each question is answered on its own and not kept."
+        ),
+        "While a message is being answered, a record of it (with the answer until it is sent), "
+        f"kept {int(EVENT_RETENTION.total_seconds() // 3600)} hours to answer each message "
+        "only once. A message that could not be answered waits up to "
+        f"{DEAD_LETTER_RETENTION_DAYS} days for the page owner to retry it.",
+        "Technical logs without the text of your messages, kept "
+        + (
+            f"{settings.log_retention_days} days."
+            if settings.log_retention_days
+            else "until the owner deletes them."
+        ),
+    ]
+    where = f" in the {html.escape(region)} region" if region else ""
+    processors = [
+        f"Amazon Web Services{where}: runs the bot and stores what is listed above, encrypted.",
+        f"{html.escape(model_provider(settings))}: receives your question, with the conversation "
+        "above, to write the answer.",
+        "Meta (Facebook Messenger): delivers your messages and the answers.",
+    ]
+    contact = (
+        f"<p>Questions about your data: {html.escape(settings.privacy_contact)}.</p>"
+        if settings.privacy_contact
+        else ""
+    )
+    body = (
+        "<p>This page's Messenger assistant is automated: an AI model answers the messages you "
+        "send it. This is what it keeps and why.</p>"
+        "<h2>What is kept</h2><ul>" + "".join(f"<li>{item}</li>" for item in kept) + "</ul>"
+        "<h2>Who processes it</h2><ul>"
+        + "".join(f"<li>{item}</li>" for item in processors)
+        + "</ul>"
+        "<h2>Deleting your data</h2><p>Send <b>/delete</b> to the page in Messenger and confirm: "
+        "everything listed above about you is deleted at once. You can also remove the app in "
+        "your Facebook settings and ask for your data to be deleted there.</p>" + contact
+    )
+    return _page("Privacy policy", body)
+
+
+def deletion_status_page(status: str | None, at: datetime | None, deleted: int = 0) -> str:
+    """What happened to one data-deletion request, as Meta's confirmation link shows it."""
+    when = f" on {at.strftime('%Y-%m-%d %H:%M UTC')}" if at else ""
+    if status == "deleted":
+        body = (
+            f"<p>Your request was received{when}. The bot deleted the {deleted} record"
+            f"{'s' * (deleted != 1)} it held about you.</p>"
+        )
+    elif status == "nothing":
+        body = (
+            f"<p>Your request was received{when}. The bot held nothing about you, so there was "
+            "nothing to delete.</p>"
+        )
+    elif status == "unmatched":
+        body = (
+            f"<p>Your request was received{when}, but the bot could not find which of its "
+            "records are yours: it knows people only by the page-scoped id Facebook gives them "
+            "for this page, and Facebook did not tell it yours. Nothing was deleted.</p>"
+            "<p>To delete what it holds about you, send <b>/delete</b> to the page in Messenger "
+            "and confirm.</p>"
+        )
+    else:
+        return _page("Data deletion", "<p>No deletion request has this code.</p>")
+    return _page("Data deletion", body)
