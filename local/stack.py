@@ -23,6 +23,7 @@ from typing import Any, Literal, Self
 
 from handler import app
 from handler.defaults import DEFAULTS
+from handler.profile import messenger_profile, problems
 from handler.quota import STATUS_UNLIMITED, day_key
 from handler.settings import (
     DEFAULT_GRAPH_API_URL,
@@ -40,7 +41,7 @@ from local.event_source import QueuePoller
 from local.graph import MessengerSimulator
 from local.harness import FUNCTION_NAME, PAGE_ID, Harness, HarnessOptions
 from local.model import ECHO_NOTE, FakeOpenAI, echo_responder, last_user_text
-from local.webapp import ChatServer
+from local.webapp import ChatServer, GraphError, graph_call
 
 OWNER_PSID = "1000000000000001"
 PAGE_NAME = "Local Page"  # the simulator's
@@ -99,8 +100,9 @@ class ModelChoice:
 # -- the offline model ----------------------------------------------------------------------
 
 _LONG_ANSWER = (
-    # Three paragraphs of about 1000 characters: three bubbles, within the default
-    # max_tokens (800 tokens, about 3200 characters) that would cut a longer answer.
+    # Three paragraphs of about 1000 characters: three bubbles (any two are over 2000, with
+    # the echo's note or without), within the default max_tokens (800 tokens, about 3200
+    # characters) that would cut a longer answer.
     "When you send a message, the page signs it with the app secret exactly as Facebook "
     "signs a webhook delivery and posts it to this process's /webhook. There it becomes a "
     "Lambda Function URL event for the real handler, which checks the signature, puts the "
@@ -138,15 +140,31 @@ _LONG_ANSWER = (
     "deploy the same code to AWS with Pulumi. Until then, switch between people on the "
     "left, go over the daily limit, and approve newcomers as the Owner. Nothing here "
     "needs an account, and everything is gone when you press Ctrl-C: the table and the "
-    "queues live in memory, and every server that this process started stops with it.",
+    "queues live in memory, and every server that this process started stops with it. "
+    "This is the third bubble.",
 )
 
 
 def offline_responder(body: dict[str, Any]) -> str:
-    """The echo model, plus a long canned answer on request to show bubbles being split."""
+    """The echo model, plus a long canned answer on request to show bubbles being split.
+
+    It says it is an echo in the first answer of a conversation only (the request then holds
+    no earlier answer), not under every reply: the page says so once, in its banner, too.
+    """
+    note = [] if _has_earlier_answer(body) else [ECHO_NOTE]
     if LONG_ANSWER_WORDS in last_user_text(body).lower():
-        return "\n\n".join([*_LONG_ANSWER, ECHO_NOTE])
-    return echo_responder(body)
+        return "\n\n".join([*_LONG_ANSWER, *note])
+    if note:
+        return echo_responder(body)
+    return f"Echo: {last_user_text(body)}"
+
+
+def _has_earlier_answer(body: dict[str, Any]) -> bool:
+    """Whether a chat-completions (or Responses API) request carries an earlier answer."""
+    items = body.get("messages", body.get("input"))
+    return isinstance(items, list) and any(
+        isinstance(item, dict) and item.get("role") == "assistant" for item in items
+    )
 
 
 # -- what the page reads --------------------------------------------------------------------
@@ -205,6 +223,7 @@ class LocalStack:
         self.generated_secrets: list[str] = []
         self.admins: tuple[str, ...] = ()
         self.notes: list[str] = []
+        self.profile: dict[str, Any] | None = None  # the Messenger profile set on the simulator
         self._secrets: dict[str, str] = {}  # by secret name, as the harness takes them
         self._watching = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -265,6 +284,7 @@ class LocalStack:
             app_secret=self._secrets["app_secret"],
             page_id=PAGE_ID,
             simulator=None,
+            page_token=self._secrets["page_access_token"],
             directory=_NoDirectory(),
             config={},
             owners=self.admins,
@@ -306,6 +326,8 @@ class LocalStack:
             self.settings = load_settings(self.env)
         except SettingsError as error:
             raise StackError(str(error)) from None
+        if self.profile is not None:
+            self._apply_profile()
         self.chat.simulator = self.harness.graph
         self.chat.directory = StoreDirectory(
             Store(self.harness.dynamodb, self.harness.table), self.settings
@@ -359,9 +381,16 @@ class LocalStack:
         if options.log_level:
             self._set(Env.LOG_LEVEL, options.log_level.upper())
         try:  # every other setting, before anything starts
-            load_settings({**self.env, Env.TABLE_NAME: table})
+            settings = load_settings({**self.env, Env.TABLE_NAME: table})
         except SettingsError as error:
             raise StackError(str(error)) from None
+        # The page's Messenger profile, from what the stack's settings give the function: the
+        # ice breakers (ICE_BREAKERS). Greetings and menu links are stack config the function
+        # never reads: the defaults here, as on a stack that sets none.
+        if found := problems({}, settings.ice_breakers, ()):
+            raise StackError(f"{Env.ICE_BREAKERS}: " + "; ".join(found))
+        if self.graph_mode == "simulator":  # a real page's profile is `pulumi up`'s to set
+            self.profile = messenger_profile({}, settings.ice_breakers, ())
 
         key, base = self._get("OPENAI_API_KEY"), self._get(Env.OPENAI_BASE_URL)
         model = self._get(Env.OPENAI_MODEL) or DEFAULT_MODEL
@@ -377,6 +406,20 @@ class LocalStack:
             )
         else:
             self.model_choice = ModelChoice("openai", f"OpenAI API, model {model}")
+
+    def _apply_profile(self) -> None:
+        """Set the page's Messenger profile on the simulator, over HTTP, as the stack does.
+
+        One ``POST /me/messenger_profile`` with the page token, of what the handler's
+        ``messenger_profile`` builds from the stack's settings: the page reads it back from
+        the simulator, so it shows the Get Started screen and the menu a real page gets.
+        """
+        assert self.settings is not None and self.profile is not None
+        url = f"{self.settings.graph_api_url}/me/messenger_profile"
+        try:
+            graph_call("POST", url, self._secrets["page_access_token"], self.profile)
+        except GraphError as error:
+            raise StackError(f"the simulator refused the Messenger profile: {error}") from None
 
     def _watch_dead_letters(self) -> None:
         """Lambda's failures would wait on the dead-letter queue for the owner: say so here."""
@@ -490,6 +533,8 @@ class LocalStack:
             lines.append("                Set OPENAI_API_KEY for real answers.")
         if self.graph_mode == "simulator":
             lines.append("  Graph API:    local Messenger simulator (replies appear on the page)")
+            if self.profile is not None:
+                lines.append(f"  Page profile: {self.profile_summary()}")
         else:
             lines.append(
                 f"  Graph API:    REAL, {self.settings.graph_api_url}: replies go to real people; "
@@ -512,6 +557,23 @@ class LocalStack:
             "Press Ctrl-C to stop.",
         ]
         return lines
+
+    def profile_summary(self) -> str:
+        """What the Messenger profile set on the simulator holds, in a line."""
+        profile = self.profile or {}
+        menu = [
+            action.get("title", "")
+            for locale in profile.get("persistent_menu", [])[:1]
+            for action in locale.get("call_to_actions", [])
+        ]
+        questions = sum(
+            len(locale.get("call_to_actions", [])) for locale in profile.get("ice_breakers", [])
+        )
+        parts = ["Get Started" if "get_started" in profile else "", "greeting"]
+        if questions:
+            parts.append(f"{questions} ice breaker{'s' if questions > 1 else ''}")
+        parts.append(f"menu ({', '.join(menu)})")
+        return ", ".join(p for p in parts if p) + ": the stack's, set on the simulator"
 
     def admin_command(self, command: str) -> str:
         """``python -m admin`` pointed at this run: endpoint, region, dummy credentials, names."""

@@ -53,6 +53,9 @@ PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP"
 MAX_TEXT = 20_000
 MAX_POLL_SECONDS = 30.0
 FUNCTION_TIMEOUT_SECONDS = 30.0
+GRAPH_TIMEOUT_SECONDS = 10.0
+# What a person sees of a page before writing (the messenger profile's fields Graph returns).
+PROFILE_FIELDS = ("get_started", "greeting", "ice_breakers", "persistent_menu")
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +184,47 @@ def new_psid() -> str:
     return str(secrets.randbelow(9 * 10**15) + 10**15)
 
 
+# -- the Graph API, over HTTP --------------------------------------------------------------
+
+
+class GraphError(Exception):
+    """Graph answered with an error (its message), or did not answer."""
+
+
+def graph_call(
+    method: str, url: str, token: str | None, body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """One Graph API call with the page token, as the stack makes them (``infra/``): the
+    token in the Authorization header, never in the URL; a body as JSON."""
+    data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=GRAPH_TIMEOUT_SECONDS) as answer:
+            raw = answer.read()
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        error.close()
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {error.code}"
+        raise GraphError(message) from None
+    except OSError as error:
+        raise GraphError(f"no answer ({error})") from None
+    try:
+        result = json.loads(raw)
+    except ValueError:
+        raise GraphError("the answer is not JSON") from None
+    if not isinstance(result, dict):
+        raise GraphError("the answer is not a JSON object")
+    return result
+
+
 # -- the server ----------------------------------------------------------------------------
 
 
@@ -210,6 +254,7 @@ class ChatServer(LocalServer):
         page_id: str,
         simulator: MessengerSimulator | None,
         directory: Directory,
+        page_token: str | None = None,
         config: Mapping[str, Any],
         owners: Iterable[str] = (),
         host: str = "127.0.0.1",
@@ -223,6 +268,7 @@ class ChatServer(LocalServer):
         self.directory = directory
         self.config = dict(config)
         self._app_secret = app_secret
+        self._page_token = page_token  # reads the page's profile from the simulator
         self._people: dict[str, str] = {}  # psid -> name shown on the page, in order
         self._inbound: dict[str, list[dict[str, Any]]] = {}  # what each person sent
         for n, psid in enumerate(owners):
@@ -306,6 +352,8 @@ class ChatServer(LocalServer):
             raise ApiError(
                 409, "The bot talks to the real Graph API: chat with your page in Messenger."
             )
+        if route == ("GET", "profile"):
+            return Response.json(200, self.profile())
         if route == ("GET", "history"):
             return Response.json(200, self.history(_psid(request.query.get("psid"))))
         if route == ("GET", "poll"):
@@ -352,6 +400,29 @@ class ChatServer(LocalServer):
             people.setdefault(psid, f"User …{psid[-4:]}")
         return [{"psid": p, "name": name, **self.directory.usage(p)} for p, name in people.items()]
 
+    # -- the page, as Messenger shows it before a conversation -----------------------------
+
+    def profile(self) -> dict[str, Any]:
+        """The page's name and Messenger profile, read from the simulator as Messenger does.
+
+        Whatever set the profile (``make local`` at start, as ``pulumi up`` does for a real
+        page, or anything else that calls the simulator), the page shows what it holds now.
+        """
+        assert self.simulator is not None
+        base = f"{self.simulator.graph_api_url}/me"
+        try:
+            page = graph_call("GET", f"{base}?fields=id,name", self._page_token)
+            fields = ",".join(PROFILE_FIELDS)
+            found = graph_call("GET", f"{base}/messenger_profile?fields={fields}", self._page_token)
+        except GraphError as error:
+            raise ApiError(502, f"the Messenger simulator: {error}") from None
+        data = found.get("data") or [{}]
+        profile = data[0] if isinstance(data[0], dict) else {}
+        return {
+            "page": {"id": str(page.get("id", self.page_id)), "name": page.get("name", "")},
+            "profile": {name: profile[name] for name in PROFILE_FIELDS if name in profile},
+        }
+
     # -- chatting --------------------------------------------------------------------------
 
     def send(self, psid: str, text: str) -> dict[str, Any]:
@@ -363,7 +434,8 @@ class ChatServer(LocalServer):
             item = text_event(psid, self.page_id, title or payload, quick_reply=payload)
         else:
             item = postback_event(psid, self.page_id, payload, title)
-        return self._deliver(psid, item, {"kind": kind, "text": title or payload})
+        shown = {"kind": kind, "text": title or payload, "payload": payload}
+        return self._deliver(psid, item, shown)
 
     def _deliver(self, psid: str, item: dict, shown: dict[str, Any]) -> dict[str, Any]:
         """Sign the delivery as Facebook does and POST it to our own webhook, over HTTP."""
@@ -463,8 +535,10 @@ def _number(raw: str, name: str) -> float:
 __all__ = [
     "ChatServer",
     "Directory",
+    "GraphError",
     "function_url_event",
     "function_url_response",
+    "graph_call",
     "postback_event",
     "text_event",
     "webhook_body",

@@ -1,16 +1,23 @@
 // The chat page of `make local`: talks to the local server's /api, never to the handler.
 // Sending goes through a signed webhook delivery; replies come from the simulator's outbox.
+// What a person sees before writing (Get Started, greeting, ice breakers) and the persistent
+// menu come from the page's Messenger profile, read from the simulator (/api/profile).
 "use strict";
 
 const TYPING_TIMEOUT_MS = 20000; // Messenger drops a typing indicator after about 20 s
 const POLL_SECONDS = 25;
+const GET_STARTED_TITLE = "Get Started"; // the postback title Messenger sends with the payload
 
 const state = {
   config: null,
+  page: { name: "Local Page" },
+  profile: {}, // the page's Messenger profile: get_started, greeting, ice_breakers, persistent_menu
   users: [],
   psid: null,
   generation: 0, // bumped by every select(): late answers for an earlier choice are dropped
   seq: 0,
+  composerOn: false, // a person is chosen and their conversation is on screen
+  composerLocked: false, // the profile's persistent menu turns typing off
   poll: null, // AbortController of the running long-poll
   typingTimer: null,
   usageTimer: null,
@@ -41,6 +48,127 @@ function setConnection(ok, text) {
   el.classList.toggle("down", !ok);
 }
 
+// -- the page and its Messenger profile ------------------------------------------------------
+
+function initials(name) {
+  const words = (name || "").split(/\s+/).filter(Boolean);
+  return (words.length > 1 ? words[0][0] + words[1][0] : (words[0] || "?").slice(0, 2)).toUpperCase();
+}
+
+// Messenger shows the entry for the person's locale, else the default one.
+function forLocale(entries) {
+  if (!Array.isArray(entries) || entries.length === 0) return null;
+  const mine = (navigator.language || "").replace("-", "_").toLowerCase();
+  return (
+    entries.find((e) => (e.locale || "").toLowerCase() === mine) ||
+    entries.find((e) => e.locale === "default") ||
+    entries[0]
+  );
+}
+
+function showPage() {
+  const name = state.page.name || state.config?.page?.name || "Page";
+  for (const el of document.querySelectorAll(".page-name")) el.textContent = name;
+  for (const el of document.querySelectorAll(".page-avatar")) el.textContent = initials(name);
+}
+
+async function loadProfile() {
+  try {
+    const found = await api("profile");
+    state.page = found.page;
+    state.profile = found.profile || {}; // none: no Get Started, no menu, as on Messenger
+  } catch (error) {
+    // The server is gone or the simulator refused: keep showing what was read last.
+  }
+  showPage();
+  renderMenu();
+  renderWelcome();
+}
+
+// Messenger's personalisation tags; the page shows the person's name as chosen here.
+function personalise(text, name) {
+  return text
+    .replaceAll("{{user_first_name}}", name)
+    .replaceAll("{{user_full_name}}", name)
+    .replaceAll("{{user_last_name}}", "");
+}
+
+function iceBreakers() {
+  const breakers = state.profile.ice_breakers;
+  if (!Array.isArray(breakers)) return [];
+  if (breakers.length && breakers[0].question !== undefined) return breakers; // the old flat form
+  return forLocale(breakers)?.call_to_actions || [];
+}
+
+// The Get Started screen: what Messenger shows a person who has not written to the page yet.
+function renderWelcome() {
+  const empty = $("messages").children.length === 0;
+  $("welcome").hidden = !empty;
+  if (!empty) return;
+  const me = person(state.psid);
+  const greeting = forLocale(state.profile.greeting);
+  $("greeting").hidden = !greeting;
+  $("greeting").textContent = greeting ? personalise(greeting.text || "", me ? me.name : "") : "";
+  const list = $("ice-breakers");
+  list.replaceChildren();
+  for (const breaker of iceBreakers()) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "ice-breaker";
+    button.textContent = breaker.question;
+    button.addEventListener("click", () => tap(breaker.payload, breaker.question, "postback"));
+    li.append(button);
+    list.append(li);
+  }
+  list.hidden = list.children.length === 0;
+  $("get-started").hidden = !state.profile.get_started;
+  applyComposer();
+}
+
+// The persistent menu: postbacks go through the webhook, web links open in a new tab.
+function renderMenu() {
+  const menu = forLocale(state.profile.persistent_menu);
+  const actions = (menu?.call_to_actions || []).filter((a) => a.type === "postback" || a.type === "web_url");
+  const list = $("menu");
+  list.replaceChildren();
+  for (const action of actions) {
+    const li = document.createElement("li");
+    li.setAttribute("role", "none");
+    let item;
+    if (action.type === "web_url") {
+      item = document.createElement("a");
+      item.href = action.url;
+      item.target = "_blank";
+      item.rel = "noopener noreferrer";
+      item.className = "web";
+      item.addEventListener("click", closeMenu);
+    } else {
+      item = document.createElement("button");
+      item.type = "button";
+      item.addEventListener("click", () => {
+        closeMenu();
+        tap(action.payload, action.title, "postback");
+      });
+    }
+    item.setAttribute("role", "menuitem");
+    item.textContent = action.title;
+    li.append(item);
+    list.append(li);
+  }
+  $("menu-button").hidden = actions.length === 0;
+  if (actions.length === 0) closeMenu();
+  // A page may turn typing off (composer_input_disabled): then only the menu talks to it.
+  state.composerLocked = Boolean(menu?.composer_input_disabled);
+  $("text").placeholder = state.composerLocked ? "This page takes the menu's choices only" : "Aa";
+  applyComposer();
+}
+
+function closeMenu() {
+  $("menu").hidden = true;
+  $("menu-button").setAttribute("aria-expanded", "false");
+}
+
 // -- people --------------------------------------------------------------------------------
 
 function person(psid) {
@@ -67,6 +195,7 @@ function badge(u) {
 function renderPeople() {
   const list = $("people");
   list.replaceChildren();
+  let chosen = null;
   for (const u of state.users) {
     const li = document.createElement("li");
     const button = document.createElement("button");
@@ -88,6 +217,12 @@ function renderPeople() {
     button.addEventListener("click", () => select(u.psid));
     li.append(button);
     list.append(li);
+    if (u.psid === state.psid) chosen = button;
+  }
+  // On a phone the people are one scrolling row: keep the chosen person in sight.
+  const row = list.closest(".people");
+  if (chosen && row.scrollWidth > row.clientWidth) {
+    row.scrollLeft += chosen.getBoundingClientRect().left - row.getBoundingClientRect().left - 12;
   }
   const me = person(state.psid);
   $("chat-sub").textContent = me ? `You are ${me.name} · PSID ${me.psid}` : "";
@@ -123,19 +258,55 @@ function scrollDown() {
   scroller.scrollTop = scroller.scrollHeight;
 }
 
-function updateEmpty() {
-  const empty = $("messages").children.length === 0;
-  $("empty").hidden = !empty;
+// Scrolled to the end, the conversation stays at its end when its box shrinks (a banner or a
+// wrapped connection note above, the quick replies or the phone's keyboard below).
+function keepAtEnd() {
+  const scroller = $("scroller");
+  let atEnd = true;
+  scroller.addEventListener("scroll", () => {
+    atEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 8;
+  });
+  new ResizeObserver(() => {
+    if (atEnd) scrollDown();
+  }).observe(scroller);
+}
+
+// Messenger groups a side's consecutive messages: the corners between them are tight, and
+// the page's avatar shows once, beside the last bubble of each of its groups.
+function regroup() {
+  const items = [...$("messages").children];
+  const side = (li) => (li && li.classList.contains("me") ? "me" : li ? "bot" : null);
+  items.forEach((li, i) => {
+    li.classList.toggle("group-start", side(items[i - 1]) !== side(li));
+    li.classList.toggle("group-end", side(items[i + 1]) !== side(li));
+  });
 }
 
 function bubble(side, extraClass) {
   const li = document.createElement("li");
   li.className = `msg ${side}${extraClass ? ` ${extraClass}` : ""}`;
+  if (side === "bot") {
+    const avatar = document.createElement("span");
+    avatar.className = "avatar tiny page-avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = initials(state.page.name);
+    const body = document.createElement("div");
+    body.className = "msg-body";
+    li.append(avatar, body);
+  }
   $("messages").append(li);
-  updateEmpty();
+  regroup();
+  renderWelcome();
   return li;
 }
 
+// Where a message's bubbles go: beside the avatar for the page's, in the item for the person's.
+function bodyOf(li) {
+  return li.querySelector(".msg-body") || li;
+}
+
+// A typed message, a tapped button, quick reply, menu item or ice breaker alike: the person's
+// blue bubble with the text or the button's title, as Messenger shows them.
 function addUserBubble(text, kind, when) {
   const li = bubble("me", kind !== "text" ? "tapped" : "");
   const p = document.createElement("p");
@@ -156,6 +327,7 @@ function markDelivery(li, result) {
     ? `Not delivered: the webhook answered ${result.status}`
     : "Not delivered: the server did not answer";
   li.append(note);
+  scrollDown(); // the note is below what was in sight
 }
 
 function markSeen() {
@@ -167,6 +339,7 @@ function markSeen() {
   seen.className = "seen";
   seen.textContent = "Seen";
   last.append(seen);
+  scrollDown();
 }
 
 function showTyping(on) {
@@ -201,7 +374,7 @@ function buttonFor(spec) {
   return button;
 }
 
-function renderAttachment(li, attachment) {
+function renderAttachment(body, attachment) {
   const payload = attachment.payload || {};
   if (attachment.type === "template") {
     const cards =
@@ -225,14 +398,14 @@ function renderAttachment(li, attachment) {
       buttons.className = "card-buttons";
       for (const spec of element.buttons || []) buttons.append(buttonFor(spec));
       card.append(buttons);
-      li.append(card);
+      body.append(card);
     }
     return;
   }
   const p = document.createElement("p");
   p.className = "bubble";
   p.textContent = `[${attachment.type}${payload.url ? `: ${payload.url}` : ""}]`;
-  li.append(p);
+  body.append(p);
 }
 
 function renderQuickReplies(replies) {
@@ -255,14 +428,15 @@ function renderQuickReplies(replies) {
 function addBotMessage(item) {
   const message = item.message || {};
   const li = bubble("bot");
-  li.title = new Date(item.time * 1000).toLocaleTimeString();
+  const body = bodyOf(li);
+  body.title = new Date(item.time * 1000).toLocaleTimeString();
   if (typeof message.text === "string") {
     const p = document.createElement("p");
     p.className = "bubble";
     p.textContent = message.text;
-    li.append(p);
+    body.append(p);
   }
-  if (message.attachment) renderAttachment(li, message.attachment);
+  if (message.attachment) renderAttachment(body, message.attachment);
   renderQuickReplies(message.quick_replies);
   scrollDown();
 }
@@ -293,7 +467,7 @@ async function loadHistory(psid, generation) {
     }
   }
   state.seq = history.seq;
-  updateEmpty();
+  renderWelcome();
   scrollDown();
   return true;
 }
@@ -317,9 +491,17 @@ async function pollLoop(psid, controller) {
 }
 
 function setComposer(enabled) {
-  $("text").disabled = !enabled;
-  $("send").disabled = !enabled;
-  $("get-started").disabled = !enabled;
+  state.composerOn = enabled;
+  applyComposer();
+}
+
+function applyComposer() {
+  const on = state.composerOn;
+  $("text").disabled = !on || state.composerLocked;
+  $("send").disabled = !on || state.composerLocked;
+  $("get-started").disabled = !on;
+  $("menu-button").disabled = !on;
+  for (const button of $("ice-breakers").querySelectorAll("button")) button.disabled = !on;
 }
 
 async function select(psid) {
@@ -328,11 +510,13 @@ async function select(psid) {
   state.psid = psid;
   state.seq = 0;
   localStorage.setItem("psid", psid);
+  closeMenu();
   setComposer(false); // until this person's conversation is on screen
   renderPeople();
   const controller = new AbortController();
   state.poll = controller;
   try {
+    await loadProfile(); // what the simulator holds now, as Messenger reads it
     if (!(await loadHistory(psid, generation))) return;
   } catch (error) {
     setConnection(false, `Cannot load the conversation: ${error.message}`);
@@ -340,7 +524,7 @@ async function select(psid) {
   }
   pollLoop(psid, controller);
   setComposer(true);
-  $("text").focus();
+  if (!state.composerLocked) $("text").focus();
 }
 
 // -- what the person does ------------------------------------------------------------------
@@ -366,11 +550,6 @@ async function tap(payload, title, kind) {
     markDelivery(li, { ok: false, status: 0 });
   }
   refreshUsersSoon();
-}
-
-function closeMenu() {
-  $("menu").hidden = true;
-  $("menu-button").setAttribute("aria-expanded", "false");
 }
 
 function wireControls() {
@@ -401,19 +580,26 @@ function wireControls() {
     $("psid-input").value = "";
     addPerson(value).catch((error) => setConnection(false, error.message));
   });
-  $("get-started").addEventListener("click", () => tap("GET_STARTED", "Get Started", "postback"));
+  // Facebook sends the Get Started tap as a postback titled "Get Started" with the payload
+  // the profile's get_started names.
+  $("get-started").addEventListener("click", () => {
+    const payload = state.profile.get_started?.payload;
+    if (payload) tap(payload, GET_STARTED_TITLE, "postback");
+  });
   $("menu-button").addEventListener("click", () => {
     const open = $("menu").hidden;
     $("menu").hidden = !open;
     $("menu-button").setAttribute("aria-expanded", String(open));
-    if (open) $("menu").querySelector("button").focus();
+    if (open) $("menu").querySelector("[role=menuitem]")?.focus();
   });
-  for (const item of $("menu").querySelectorAll("button")) {
-    item.addEventListener("click", () => {
-      closeMenu();
-      tap(item.dataset.payload, item.textContent, "postback");
-    });
-  }
+  $("menu").addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    event.preventDefault();
+    const items = [...$("menu").querySelectorAll("[role=menuitem]")];
+    const at = items.indexOf(document.activeElement);
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    items[(at + step + items.length) % items.length]?.focus();
+  });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !$("menu").hidden) {
       closeMenu();
@@ -443,14 +629,15 @@ function showConfig(config) {
   banner.classList.toggle("offline", config.model.offline);
   banner.hidden = false;
   $("tip-long").hidden = !config.longAnswerWords;
-  $("chat-title").textContent = config.page.name;
-  $("empty-name").textContent = config.page.name;
+  state.page = { ...config.page };
+  showPage();
   $("webhook-url").textContent = `${location.origin}${config.webhook}`;
   document.body.classList.toggle("real-graph", config.mode === "real");
 }
 
 async function start() {
   wireControls();
+  keepAtEnd();
   try {
     state.config = await api("config");
   } catch (error) {

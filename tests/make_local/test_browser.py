@@ -1,20 +1,31 @@
-"""The chat page in headless Chromium: chat, go over the limit, let the user in as Owner.
+"""The chat page in headless Chromium, as a person uses it, at desktop and phone sizes.
+
+Get Started and the persistent menu come from the Messenger profile ``make local`` sets on
+the simulator; a chat goes over the limit and the owner lets the person in; the page reads as
+Messenger (grouped bubbles with the page's avatar, taps as the person's bubbles, one offline
+note); a phone keeps the count of questions left in sight; and "Not delivered" shows whole
+when the server is gone.
 
 Chromium is Debian's ``chromium`` (``.ci/run`` installs it), driven by Playwright for Python
 through ``executable_path``: no browser download. A missing Chromium fails, never skips.
+Screenshots go to ``.cache/test-artifacts/browser/`` (git-ignored).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.make_local.conftest import FAST, LocalProcess, running_local
+from handler.profile import DEFAULT_GREETING, GET_STARTED, ICE_BREAKER
+from local.model import ECHO_NOTE
+from tests.make_local.conftest import FAST, ROOT, ChatApi, LocalProcess, running_local
 
 pytestmark = pytest.mark.browser
 
@@ -28,6 +39,12 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 REPLY_TIMEOUT_MS = 10_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+ARTIFACTS = ROOT / ".cache" / "test-artifacts" / "browser"
+QUESTION = "What can you do?"  # the site's one ice breaker
+BLUE = "rgb(8, 102, 255)"  # the person's bubbles (--blue)
+WHITE = "rgb(255, 255, 255)"
 
 
 def chromium_path() -> str:
@@ -41,6 +58,15 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
+def artifacts() -> Path:
+    """Where the screenshots go: git-ignored, emptied of an earlier run's first."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -50,28 +76,49 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[LocalProcess]:
-    # A little model latency, so the typing indicator is there to be seen.
-    with running_local(*FAST, "--daily-limit", "2", "--model-latency", "0.3") as process:
+    # A little model latency, so the typing indicator is there to be seen; one ice breaker,
+    # which `make local` puts in the page's Messenger profile as the stack would.
+    env = {"ICE_BREAKERS": f'["{QUESTION}"]'}
+    with running_local(*FAST, "--daily-limit", "2", "--model-latency", "0.3", env=env) as process:
         yield process
 
 
-@pytest.fixture
-def page(browser: Browser, site: LocalProcess, tmp_path: Path) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
+@contextlib.contextmanager
+def open_page(
+    browser: Browser, url: str, viewport: dict[str, int], artifacts: Path, name: str
+) -> Iterator[Page]:
+    """The chat page with a person chosen; a screenshot if the test fails; no script error."""
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(site.url)
-    expect(page.get_by_label("Message")).to_be_enabled()  # a person is chosen, history shown
     try:
+        page.goto(url)
+        expect(page.get_by_label("Message")).to_be_enabled()  # a person is chosen, history shown
         yield page
     except BaseException:
-        page.screenshot(path=tmp_path / "failure.png")
+        with contextlib.suppress(Exception):
+            page.screenshot(path=artifacts / f"{name}-failure.png")
         raise
     finally:
-        page.screenshot(path=tmp_path / "last.png")
         context.close()
     assert errors == [], f"the page raised: {errors}"
+
+
+@pytest.fixture
+def page(
+    browser: Browser, site: LocalProcess, artifacts: Path, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    with open_page(browser, site.url, DESKTOP, artifacts, request.node.name) as opened:
+        yield opened
+
+
+@pytest.fixture
+def phone(
+    browser: Browser, site: LocalProcess, artifacts: Path, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    with open_page(browser, site.url, PHONE, artifacts, f"{request.node.name}-phone") as opened:
+        yield opened
 
 
 def new_user(page: Page) -> str:
@@ -107,14 +154,106 @@ def watch_typing(page: Page) -> None:
     )
 
 
-def last_reply(page: Page):
+def last_reply(page: Page) -> Locator:
     return page.locator(".msg.bot").last
 
 
-def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
-    expect(page.get_by_role("note")).to_contain_text(
-        "Offline echo model: set OPENAI_API_KEY for real answers."
+def style(locator: Locator, *names: str) -> dict[str, str]:
+    return locator.evaluate(
+        "(el, names) => Object.fromEntries(names.map((n) => [n, getComputedStyle(el)[n]]))",
+        list(names),
     )
+
+
+def assert_persons_bubble(item: Locator, text: str) -> None:
+    """The person's own blue bubble with ``text``, as Messenger shows a tap: not an outline."""
+    bubble = item.locator(".bubble")
+    expect(bubble).to_have_text(text)
+    seen = style(bubble, "backgroundColor", "color", "borderTopWidth")
+    assert seen == {"backgroundColor": BLUE, "color": WHITE, "borderTopWidth": "0px"}
+
+
+def classes(locator: Locator) -> set[str]:
+    return set(locator.evaluate("(el) => [...el.classList]"))
+
+
+def box_of(locator: Locator) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not laid out"
+    return box
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (
+        inner["x"] >= outer["x"] - 0.5
+        and inner["y"] >= outer["y"] - 0.5
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    )
+
+
+def viewport_box(page: Page) -> dict[str, float]:
+    size = page.viewport_size
+    assert size is not None
+    return {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
+
+
+def tapped(site: LocalProcess, psid: str) -> list[dict[str, Any]]:
+    """What the page delivered to the webhook for ``psid`` by taps, and the webhook's answer."""
+    items = ChatApi(site.base).get("history", psid=psid)["items"]
+    return [
+        {k: i.get(k) for k in ("kind", "text", "payload", "status")}
+        for i in items
+        if i["from"] == "user" and i["kind"] != "text"
+    ]
+
+
+# -- first contact --------------------------------------------------------------------------
+
+
+def test_a_new_person_sees_get_started_and_tapping_it_sends_the_postback(
+    page: Page, site: LocalProcess, artifacts: Path
+):
+    psid = new_user(page)
+    name = page.locator(f'.person[data-psid="{psid}"] .name').inner_text()
+    welcome = page.get_by_role("region", name="Get Started")
+    expect(welcome).to_be_visible()
+    # The page's name and avatar, and what the profile `make local` set on the simulator
+    # holds: the stack's default greeting, for this person, and the ice breaker.
+    expect(welcome.get_by_role("heading")).to_have_text("Local Page")
+    expect(welcome.locator(".page-avatar")).to_have_text("LP")
+    greeting = DEFAULT_GREETING.replace("{{user_first_name}}", name)
+    expect(welcome.locator("#greeting")).to_have_text(greeting)
+    expect(welcome.get_by_role("button", name=QUESTION)).to_be_visible()
+    expect(page.get_by_role("button", name="Menu")).to_be_visible()
+    page.screenshot(path=artifacts / "desktop-get-started.png")
+
+    welcome.get_by_role("button", name="Get Started").click()
+    expect(welcome).to_be_hidden()
+    assert_persons_bubble(page.locator(".msg.me").first, "Get Started")
+    # Whatever the handler answers, it answers: a bubble of the page's after the person's.
+    expect(page.locator(".msg.me + .msg.bot").first).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+    assert tapped(site, psid) == [
+        {"kind": "postback", "text": "Get Started", "payload": GET_STARTED, "status": 200}
+    ]
+
+
+def test_an_ice_breaker_asks_its_question(page: Page, site: LocalProcess):
+    psid = new_user(page)
+    page.get_by_role("region", name="Get Started").get_by_role("button", name=QUESTION).click()
+    assert_persons_bubble(page.locator(".msg.me").first, QUESTION)
+    expect(last_reply(page)).to_contain_text(QUESTION, timeout=REPLY_TIMEOUT_MS)
+    assert tapped(site, psid) == [
+        {"kind": "postback", "text": QUESTION, "payload": ICE_BREAKER, "status": 200}
+    ]
+
+
+# -- chatting ---------------------------------------------------------------------------------
+
+
+def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
+    banner = page.get_by_role("note")
+    expect(banner).to_have_text("Offline echo model: set OPENAI_API_KEY for real answers.")
     psid = new_user(page)
     expect(page.locator("#quota")).to_have_text("2 questions left today (of 2)")
 
@@ -126,6 +265,9 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
     say(page, "What is a PSID?")
     expect(last_reply(page)).to_contain_text("Echo: What is a PSID?", timeout=REPLY_TIMEOUT_MS)
     expect(page.locator("#quota")).to_have_text("0 questions left today (of 2)")
+    # The offline note once, under the first echo: not under every reply.
+    expect(page.locator(".msg.bot").filter(has_text=ECHO_NOTE)).to_have_count(1)
+    expect(page.locator(".msg.bot").first).to_contain_text(ECHO_NOTE)
 
     say(page, "One more, please")
     expect(last_reply(page)).to_contain_text(
@@ -137,6 +279,7 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
     notice = page.locator(".card").filter(has_text=f"New user {psid} wrote for the first time")
     expect(notice).to_be_visible(timeout=REPLY_TIMEOUT_MS)
     notice.get_by_role("button", name="Allow unlimited").click()
+    assert_persons_bubble(page.locator(".msg.me").last, "Allow unlimited")
     expect(last_reply(page)).to_contain_text(
         f"Done. {psid}: unlimited, no limit", timeout=REPLY_TIMEOUT_MS
     )
@@ -144,22 +287,112 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
     page.locator(f'.person[data-psid="{psid}"]').click()
     expect(page.locator(f'.person[data-psid="{psid}"] .badge')).to_have_text("Unlimited")
     expect(page.locator(".msg.bot")).to_have_count(3)  # the conversation is still there
+    expect(page.get_by_role("region", name="Get Started")).to_be_hidden()
     say(page, "Am I back?")
     expect(last_reply(page)).to_contain_text("Echo: Am I back?", timeout=REPLY_TIMEOUT_MS)
 
 
-def test_a_long_answer_comes_as_several_bubbles_and_buttons_send_postbacks(page: Page):
-    new_user(page)
-    expect(page.get_by_role("button", name="Get Started")).to_be_visible()
-    page.get_by_role("button", name="Get Started").click()
-    expect(last_reply(page)).to_contain_text("Ask me anything", timeout=REPLY_TIMEOUT_MS)
-
+def test_bubbles_are_grouped_with_one_avatar_and_the_menu_sends_its_postbacks(
+    page: Page, site: LocalProcess, artifacts: Path
+):
+    psid = new_user(page)
     say(page, "Could I have a long answer?")
-    expect(page.locator(".msg.bot")).to_have_count(4, timeout=REPLY_TIMEOUT_MS)
-    expect(page.locator(".msg.bot").nth(2)).to_contain_text("second bubble of three")
+    replies = page.locator(".msg.bot")
+    expect(replies).to_have_count(3, timeout=REPLY_TIMEOUT_MS)
+    expect(replies.nth(1)).to_contain_text("second bubble of three")
 
-    page.get_by_role("button", name="Menu").click()
-    page.get_by_role("menuitem", name="Questions left today").click()
+    # One group of three: the page's avatar by the last one only, tight corners between.
+    assert [classes(replies.nth(i)) & {"group-start", "group-end"} for i in range(3)] == [
+        {"group-start"},
+        set(),
+        {"group-end"},
+    ]
+    expect(page.locator(".msg.bot .avatar:visible")).to_have_count(1)
+    expect(replies.nth(2).locator(".avatar")).to_be_visible()
+    expect(replies.nth(2).locator(".avatar")).to_have_text("LP")
+    corners = [
+        style(replies.nth(i).locator(".bubble"), "borderTopLeftRadius", "borderBottomLeftRadius")
+        for i in range(3)
+    ]
+    assert corners == [
+        {"borderTopLeftRadius": "18px", "borderBottomLeftRadius": "4px"},
+        {"borderTopLeftRadius": "4px", "borderBottomLeftRadius": "4px"},
+        {"borderTopLeftRadius": "4px", "borderBottomLeftRadius": "18px"},
+    ]
+    page.screenshot(path=artifacts / "desktop-conversation.png")
+
+    menu = page.get_by_role("button", name="Menu")
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("menuitem")).to_have_text(["Help", "Usage", "New conversation"])
+    page.screenshot(path=artifacts / "desktop-menu.png")
+    page.get_by_role("menuitem", name="Usage").click()
+    expect(page.get_by_role("menu")).to_be_hidden()
+    assert_persons_bubble(page.locator(".msg.me").last, "Usage")
     expect(last_reply(page)).to_contain_text(
         "Today you've asked 1 of 2 questions; 1 left.", timeout=REPLY_TIMEOUT_MS
     )
+    assert tapped(site, psid) == [
+        {"kind": "postback", "text": "Usage", "payload": "USAGE", "status": 200}
+    ]
+    # Two groups of the page's now, each with its avatar.
+    expect(page.locator(".msg.bot .avatar:visible")).to_have_count(2)
+
+
+# -- a phone ----------------------------------------------------------------------------------
+
+
+def test_on_a_phone_the_questions_left_stay_in_sight_and_the_people_take_little_room(
+    phone: Page, artifacts: Path
+):
+    for _ in range(3):  # enough people to overflow a row
+        new_user(phone)
+    view = viewport_box(phone)
+    quota = phone.locator("#quota")
+    expect(quota).to_have_text("2 questions left today (of 2)")
+    expect(quota).to_be_visible()
+    assert inside(box_of(quota), view)
+    assert box_of(phone.locator(".people"))["height"] < view["height"] / 4
+    welcome = phone.get_by_role("region", name="Get Started")
+    expect(welcome.get_by_role("button", name="Get Started")).to_be_in_viewport()
+    assert inside(box_of(phone.locator("#composer")), view)
+    phone.screenshot(path=artifacts / "phone-get-started.png")
+
+    welcome.get_by_role("button", name="Get Started").click()
+    expect(phone.locator(".msg.me + .msg.bot").first).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+    say(phone, "Could I have a long answer?")
+    expect(phone.locator(".msg.bot").filter(has_text="second bubble of three")).to_have_count(
+        1, timeout=REPLY_TIMEOUT_MS
+    )
+    expect(last_reply(phone)).to_contain_text("third bubble", timeout=REPLY_TIMEOUT_MS)
+    expect(quota).to_have_text("1 question left today (of 2)")
+    assert inside(box_of(quota), view)
+    phone.screenshot(path=artifacts / "phone-conversation.png")
+    phone.get_by_role("button", name="Menu").click()
+    expect(phone.get_by_role("menuitem", name="New conversation")).to_be_in_viewport()
+    phone.screenshot(path=artifacts / "phone-menu.png")
+
+
+# -- the server gone ------------------------------------------------------------------------
+
+
+def test_not_delivered_shows_whole_when_the_server_is_gone(browser: Browser, artifacts: Path):
+    with running_local(*FAST) as gone, contextlib.ExitStack() as pages:
+        opened: dict[str, Page] = {}
+        for size, viewport in {"desktop": DESKTOP, "phone": PHONE}.items():
+            page = pages.enter_context(
+                open_page(browser, gone.url, viewport, artifacts, f"not-delivered-{size}")
+            )
+            new_user(page)
+            say(page, "Could I have a long answer?")  # more than a screen of bubbles
+            expect(page.locator(".msg.bot")).to_have_count(3, timeout=REPLY_TIMEOUT_MS)
+            opened[size] = page
+        gone.stop()
+        for size, page in opened.items():
+            say(page, "Are you still there?")
+            note = page.locator(".msg.me").last.locator(".note")
+            expect(note).to_have_text("Not delivered: the server did not answer")
+            expect(note).to_be_in_viewport(ratio=1)
+            assert inside(box_of(note), viewport_box(page))
+            assert inside(box_of(note), box_of(page.locator("#scroller")))
+            page.screenshot(path=artifacts / f"{size}-not-delivered.png")

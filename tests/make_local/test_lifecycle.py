@@ -146,6 +146,9 @@ def test_with_real_secrets_a_tunnelled_delivery_is_answered_through_the_graph_ap
             f"{local.base}/api/send", json={"psid": psid, "text": "x"}, timeout=5
         )
         assert refused_send.status_code == 409
+        # A real page's Messenger profile is `pulumi up`'s to set: make local leaves it alone.
+        assert requests.get(f"{local.base}/api/profile", timeout=5).status_code == 409
+        assert graph.profile_calls == []
 
     local.stop()
     assert "reply.sent" in local.output  # the handler's INFO lines, read for secrets:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import requests
 
+from handler.profile import messenger_profile
 from handler.signature import sign
 from tests.make_local.conftest import OWNER, ChatApi, LocalProcess, listening
 
@@ -56,6 +58,17 @@ def test_config_says_what_the_page_shows(api: ChatApi):
     assert config["owner"] == OWNER and config["admins"] == [OWNER]
     assert config["webhook"] == "/webhook"
     assert "secret" not in json.dumps(config).lower()
+
+
+def test_the_page_reads_the_messenger_profile_make_local_set_on_the_simulator(
+    local: LocalProcess, api: ChatApi
+):
+    assert local.printed("Page profile").startswith(
+        "Get Started, greeting, menu (Help, Usage, New conversation)"
+    )
+    found = api.get("profile")
+    assert found == {"page": {"id": found["page"]["id"], "name": "Local Page"}, "profile": ANY}
+    assert found["profile"] == messenger_profile()  # the stack's defaults: no setting given
 
 
 def test_a_message_gets_mark_seen_typing_and_the_echo(api: ChatApi):

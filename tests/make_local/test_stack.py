@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import local.stack
+from handler.profile import messenger_profile
+from local.harness import PAGE_ID
 from local.stack import LocalStack, Options, StackError
 from tests.make_local.conftest import CLEARED, OWNER
 
@@ -228,3 +230,32 @@ def test_the_admin_command_it_prints_works_against_this_run_as_printed(
     )
     assert done.returncode == 0, done.stderr
     assert OWNER in done.stdout
+
+
+def test_the_pages_messenger_profile_is_set_on_the_simulator_as_the_stack_sets_it(
+    start_stack: Callable[..., LocalStack], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("ICE_BREAKERS", '["What can you do?"]')
+    stack = start_stack()
+    assert stack.graph is not None and stack.chat is not None
+    expected = messenger_profile({}, ["What can you do?"], ())
+    # One POST /me/messenger_profile with the page token (the simulator refuses any other).
+    assert stack.graph.profile_calls == [{"method": "POST", **expected}]
+    assert (
+        "  Page profile: Get Started, greeting, 1 ice breaker, menu (Help, Usage, New "
+        "conversation): the stack's, set on the simulator"
+    ) in stack.summary()
+    # The page reads it back from the simulator, over HTTP: not a copy of its own.
+    page = {"id": PAGE_ID, "name": "Local Page"}
+    assert stack.chat.profile() == {"page": page, "profile": expected}
+    stack.graph.clear()
+    assert stack.chat.profile() == {"page": page, "profile": {}}
+
+
+def test_a_profile_messenger_would_refuse_stops_the_start(clean_env: dict[str, str]):
+    questions = [f"Question {n}?" for n in range(5)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ICE_BREAKERS", json.dumps(questions))
+        with pytest.raises(StackError, match="ICE_BREAKERS: 5 ice breakers, over Messenger's 4"):
+            LocalStack(QUIET).start()
+    assert environment() == clean_env

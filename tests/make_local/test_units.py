@@ -13,6 +13,7 @@ from handler.signature import is_valid, sign
 from handler.text import split_message
 from local.__main__ import parse_args
 from local._http import Request
+from local.model import ECHO_NOTE
 from local.stack import DEFAULT_PORT, Options, offline_responder
 from local.webapp import (
     function_url_event,
@@ -129,6 +130,23 @@ def test_the_offline_model_echoes_and_can_show_a_long_answer():
     long = ask("A LONG ANSWER please")
     # Three bubbles, and short enough for the default max_tokens (800) not to cut it.
     assert len(split_message(long)) == 3 and len(long) < 800 * 4
+
+
+def test_the_offline_model_says_it_is_an_echo_in_a_conversations_first_answer_only():
+    first = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    later = [
+        *first[:1],
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Echo"},
+    ]
+    assert offline_responder({"messages": first}) == f"Echo: hi\n\n{ECHO_NOTE}"
+    assert offline_responder({"messages": [*later, first[1]]}) == "Echo: hi"
+    assert offline_responder({"input": [*later, first[1]]}) == "Echo: hi"  # Responses API
+    for history in ([], later):
+        long = offline_responder(
+            {"messages": [*history, {"role": "user", "content": "long answer"}]}
+        )
+        assert len(split_message(long)) == 3 and (ECHO_NOTE in long) is not bool(history)
 
 
 def test_options_default_to_the_environment_then_to_the_handler(monkeypatch):
