@@ -33,6 +33,9 @@ bridge = MessengerBridge(
 )
 
 pulumi.export("webhookUrl", bridge.webhook_url)
+# For the app's settings (Basic > Privacy Policy URL, User data deletion > callback URL).
+pulumi.export("privacyUrl", bridge.privacy_url)
+pulumi.export("dataDeletionUrl", bridge.data_deletion_url)
 pulumi.export("verifyToken", bridge.verify_token)
 pulumi.export("tableName", bridge.table_name)
 pulumi.export("functionName", bridge.function_name)

@@ -16,17 +16,25 @@ import pulumi_random as random
 from .config import BridgeSecrets, BridgeSettings
 from .environment import function_environment, with_queue
 from .keep_warm import create_keep_warm
+from .messenger_setup import MessengerProfile, PageSubscription, WebhookSubscription
 from .naming import Names
 from .packaging import PYTHON_VERSION
 from .policies import handler_policy, handler_resources, lambda_trust_policy
 from .queues import create_queue_trigger, create_queues
-from .secrets import create_prompt_parameter, create_secret_store
+from .secrets import create_secret_store, create_text_parameter
 from .table import create_table
 
 COMPONENT_TYPE = "messenger-bridge:index:MessengerBridge"
 RUNTIME = f"python{PYTHON_VERSION}"
 HANDLER = "handler.app.lambda_handler"
 VERIFY_TOKEN_LENGTH = 32
+# Paths the function serves beside the webhook, for the app's settings (going Live).
+PRIVACY_PATH = "privacy"
+DATA_DELETION_PATH = "data-deletion"
+MANUAL_SETUP = (
+    "Messenger is not set up by `pulumi up`: {missing}. Connect the webhook and the page in "
+    "Meta's dashboard (docs/DEPLOY.md), or set appId and pageId and run `pulumi up` again"
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,31 @@ class MessengerBridgeArgs:
     code: pulumi.Archive  # the zip from infra.packaging
 
 
+@dataclass(frozen=True)
+class PublicUrl:
+    """The function's URL and the two statements that make it public."""
+
+    url: aws.lambda_.FunctionUrl
+    permissions: tuple[aws.lambda_.Permission, ...]
+
+
+@dataclass(frozen=True)
+class MessengerSetup:
+    """What `pulumi up` sets at Meta when appId and pageId are given."""
+
+    webhook: WebhookSubscription
+    page: PageSubscription
+    profile: MessengerProfile
+
+
 class MessengerBridge(pulumi.ComponentResource):
-    """Function + URL, table, secrets, FIFO queue + DLQ, logs, role and keep-warm schedule."""
+    """Function + URL, table, secrets, FIFO queue + DLQ, logs, role and keep-warm schedule,
+    and, given the app and page ids, the page's Messenger set-up."""
 
     webhook_url: pulumi.Output[str]
+    privacy_url: pulumi.Output[str]
+    data_deletion_url: pulumi.Output[str]
+    messenger: MessengerSetup | None  # None: appId and pageId not both set
     verify_token: pulumi.Output[str]
     table_name: pulumi.Output[str]
     function_name: pulumi.Output[str]
@@ -72,12 +101,18 @@ class MessengerBridge(pulumi.ComponentResource):
             settings.kms_key_arn,
             self,
         )
-        prompt = (
-            create_prompt_parameter(f"{name}-system-prompt", names, settings.system_prompt, self)
-            if settings.system_prompt
-            else None
-        )
-        parameters = [*store.parameters.values(), *([prompt] if prompt else [])]
+        texts = {
+            text_name: create_text_parameter(
+                f"{name}-{text_name.replace('_', '-')}", names, text_name, text, self
+            )
+            for text_name, text in (
+                ("system_prompt", settings.system_prompt),
+                ("privacy_text", settings.privacy_text),
+            )
+            if text
+        }
+        # The texts' parameters are read with the secrets: one statement grants them all.
+        parameters = [*store.parameters.values(), *texts.values()]
         table = create_table(f"{name}-table", names.table, settings.protect_table, self)
         queues = create_queues(f"{name}-queue", names, settings, self)
         log_group = aws.cloudwatch.LogGroup(
@@ -122,7 +157,8 @@ class MessengerBridge(pulumi.ComponentResource):
             settings,
             names.table,
             {secret: names.parameter(secret) for secret in store.parameters},
-            names.parameter("system_prompt") if prompt else None,
+            names.parameter("system_prompt") if "system_prompt" in texts else None,
+            names.parameter("privacy_text") if "privacy_text" in texts else None,
         )
         function = aws.lambda_.Function(
             f"{name}-function",
@@ -153,7 +189,8 @@ class MessengerBridge(pulumi.ComponentResource):
                 depends_on=[log_group, policy, table, *parameters],
             ),
         )
-        url = self._public_url(name, function)
+        public = self._public_url(name, function)
+        url = public.url
         create_queue_trigger(
             f"{name}-queue-trigger", queues.queue, function, settings, policy, self
         )
@@ -166,7 +203,21 @@ class MessengerBridge(pulumi.ComponentResource):
                 self,
             )
 
+        self.messenger = None
+        if settings.sets_up_messenger:
+            self.messenger = self._messenger_setup(name, args, verify_token, function, public)
+        else:
+            ids = {"appId": settings.app_id, "pageId": settings.page_id}
+            missing = [key for key, value in ids.items() if not value]
+            said = MANUAL_SETUP.format(missing=f"{' and '.join(missing)} not set")
+            # One id without the other is most likely a set-up left half done: say so louder.
+            (pulumi.log.warn if len(missing) == 1 else pulumi.log.info)(said, resource=self)
+
         self.webhook_url = url.function_url
+        self.privacy_url = url.function_url.apply(lambda base: _beside(base, PRIVACY_PATH))
+        self.data_deletion_url = url.function_url.apply(
+            lambda base: _beside(base, DATA_DELETION_PATH)
+        )
         self.verify_token = pulumi.Output.secret(verify_token)
         self.table_name = table.name
         self.function_name = function.name
@@ -176,6 +227,8 @@ class MessengerBridge(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "webhook_url": self.webhook_url,
+                "privacy_url": self.privacy_url,
+                "data_deletion_url": self.data_deletion_url,
                 "verify_token": self.verify_token,
                 "table_name": self.table_name,
                 "function_name": self.function_name,
@@ -185,7 +238,53 @@ class MessengerBridge(pulumi.ComponentResource):
             }
         )
 
-    def _public_url(self, name: str, function: aws.lambda_.Function) -> aws.lambda_.FunctionUrl:
+    def _messenger_setup(
+        self,
+        name: str,
+        args: MessengerBridgeArgs,
+        verify_token: pulumi.Input[str],
+        function: aws.lambda_.Function,
+        public: PublicUrl,
+    ) -> MessengerSetup:
+        """The app's webhook, the page's subscription and its profile, through the Graph API.
+
+        Meta calls the verify challenge while the webhook is subscribed: the function, its
+        URL and both statements that make the URL public come first. The page is subscribed
+        once the app has its webhook, and the profile (whose Get Started the function answers)
+        last, so `pulumi destroy` takes them away in the reverse order.
+        """
+        settings = args.settings
+        graph = settings.graph_api_url
+        webhook = WebhookSubscription(
+            f"{name}-webhook-subscription",
+            graph_api_url=graph,
+            app_id=settings.app_id,
+            app_secret=args.secrets.app_secret,
+            callback_url=public.url.function_url,
+            verify_token=verify_token,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[function, public.url, *public.permissions]
+            ),
+        )
+        page = PageSubscription(
+            f"{name}-page-subscription",
+            graph_api_url=graph,
+            app_id=settings.app_id,
+            page_id=settings.page_id,
+            page_access_token=args.secrets.page_access_token,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[webhook]),
+        )
+        profile = MessengerProfile(
+            f"{name}-messenger-profile",
+            graph_api_url=graph,
+            page_id=settings.page_id,
+            page_access_token=args.secrets.page_access_token,
+            profile=settings.messenger_profile(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[page, function]),
+        )
+        return MessengerSetup(webhook, page, profile)
+
+    def _public_url(self, name: str, function: aws.lambda_.Function) -> PublicUrl:
         """A public URL: Facebook signs its deliveries and the handler checks the signature.
 
         Since October 2025 a public URL needs both statements: InvokeFunctionUrl (with the
@@ -195,7 +294,7 @@ class MessengerBridge(pulumi.ComponentResource):
         url = aws.lambda_.FunctionUrl(
             f"{name}-url", function_name=function.name, authorization_type="NONE", opts=child
         )
-        aws.lambda_.Permission(
+        invoke_url = aws.lambda_.Permission(
             f"{name}-url-invoke-url",
             statement_id="FunctionUrlPublicInvokeUrl",
             action="lambda:InvokeFunctionUrl",
@@ -204,7 +303,7 @@ class MessengerBridge(pulumi.ComponentResource):
             function_url_auth_type="NONE",
             opts=child,
         )
-        aws.lambda_.Permission(
+        invoke_function = aws.lambda_.Permission(
             f"{name}-url-invoke-function",
             statement_id="FunctionUrlPublicInvokeFunction",
             action="lambda:InvokeFunction",
@@ -213,4 +312,9 @@ class MessengerBridge(pulumi.ComponentResource):
             invoked_via_function_url=True,
             opts=child,
         )
-        return url
+        return PublicUrl(url, (invoke_url, invoke_function))
+
+
+def _beside(function_url: str, path: str) -> str:
+    """``https://<id>.lambda-url.<region>.on.aws/`` + ``privacy``."""
+    return f"{function_url.rstrip('/')}/{path}"

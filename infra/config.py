@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pulumi
 
+from handler import profile
 from handler.defaults import DEFAULTS
 from handler.settings import (
     GRAPH_API_HOST,
@@ -37,8 +38,12 @@ HANDLER_DEFAULTS: dict[str, Any] = {
 
 ARCHITECTURES = ("arm64", "x86_64")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# An SSM parameter holds at most 8 KB (the advanced tier; Intelligent-Tiering picks it).
-MAX_SYSTEM_PROMPT_BYTES = 8192
+# An SSM parameter holds at most 8 KB (the advanced tier; Intelligent-Tiering picks it): the
+# system prompt and the owner's privacy text each live in one.
+MAX_PARAMETER_BYTES = 8192
+# The Send API's limit on one text: the welcome is one message.
+MAX_WELCOME_CHARS = 2000
+MAX_PRIVACY_CONTACT_CHARS = 200
 # The values CloudWatch Logs accepts for retention_in_days; 0 keeps logs forever.
 LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -64,6 +69,11 @@ MODEL_CALL_BUDGET_SECONDS = OPENAI_TIMEOUT_SECONDS * (OPENAI_MAX_RETRIES + 1)
 
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/[A-Za-z0-9-]+$")
 _GRAPH_VERSION = re.compile(r"^v\d+\.\d+$")
+# Meta's ids (apps, pages) are decimal numbers, given as text.
+_GRAPH_ID = re.compile(r"^\d{1,20}$")
+# Messenger's locales: language and country, e.g. fr_FR, en_US (the default goes in greeting).
+_LOCALE = re.compile(r"^[a-z]{2,3}_[A-Z]{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(ValueError):
@@ -110,10 +120,39 @@ class BridgeSettings:
     protect_table: bool = False  # "auto" in Pulumi.yaml: decided by the stack's name
     kms_key_arn: str | None = None
     log_level: str = DEFAULTS["logLevel"]
+    # Messenger set up by `pulumi up` (both ids set) and what a person sees first.
+    app_id: str | None = None
+    page_id: str | None = None
+    greeting: str | None = None  # None: handler.profile.DEFAULT_GREETING
+    greetings: tuple[tuple[str, str], ...] = ()  # (locale, text) for other locales
+    ice_breakers: tuple[str, ...] = ()
+    menu_links: tuple[tuple[str, str], ...] = ()  # (title, https URL)
+    welcome_message: str | None = None  # None: the handler's built-in welcome
+    # Going Live: the privacy page the function serves.
+    privacy_contact: str | None = None
+    privacy_text: str | None = None  # None: generated from the settings by the handler
+    privacy_text_file: str | None = None  # where privacy_text was read from, if a file
 
     @property
     def graph_api_url(self) -> str:
         return f"{GRAPH_API_HOST}/{self.graph_api_version}"
+
+    @property
+    def sets_up_messenger(self) -> bool:
+        """Both ids given: `pulumi up` subscribes the webhook and the page, and sets the profile."""
+        return bool(self.app_id and self.page_id)
+
+    @property
+    def greeting_texts(self) -> dict[str, str]:
+        """Greeting per locale, as ``handler.profile`` takes them (no default: its own)."""
+        texts = dict(self.greetings)
+        if self.greeting:
+            texts[profile.DEFAULT_LOCALE] = self.greeting
+        return texts
+
+    def messenger_profile(self) -> dict[str, Any]:
+        """The whole Messenger profile the page gets (one Graph call sets it)."""
+        return profile.messenger_profile(self.greeting_texts, self.ice_breakers, self.menu_links)
 
     @property
     def system_log_level(self) -> str:
@@ -217,28 +256,131 @@ def _log_level(reader: _Reader, key: str, default: str) -> str:
     return value
 
 
-def _system_prompt(reader: _Reader, root: Path) -> tuple[str | None, str | None]:
-    """The prompt, given inline or in a file of the project; (prompt, file)."""
-    inline, file = reader.text("systemPrompt"), reader.text("systemPromptFile")
+def _parameter_text(
+    reader: _Reader, key: str, file_key: str, root: Path, noun: str
+) -> tuple[str | None, str | None]:
+    """A text kept in an SSM parameter, given inline (``key``) or in a file of the project
+    (``file_key``); (text, file). ``noun`` names it in problems ("the prompt")."""
+    inline, file = reader.text(key), reader.text(file_key)
     if inline and file:
-        reader.fail("systemPromptFile", "set systemPrompt or systemPromptFile, not both")
+        reader.fail(file_key, f"set {key} or {file_key}, not both")
         return None, None
-    prompt = inline
+    text = inline
     if file:
         path = Path(file) if Path(file).is_absolute() else root / file
         try:
-            prompt = path.read_text(encoding="utf-8").strip()
+            text = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as error:
-            reader.fail("systemPromptFile", f"cannot read {file!r}: {error}")
+            reader.fail(file_key, f"cannot read {file!r}: {error}")
             return None, file
-        if not prompt:
-            reader.fail("systemPromptFile", f"{file!r} is empty")
-    if prompt and len(prompt.encode()) > MAX_SYSTEM_PROMPT_BYTES:
-        key = "systemPromptFile" if file else "systemPrompt"
+        if not text:
+            reader.fail(file_key, f"{file!r} is empty")
+    if text and len(text.encode()) > MAX_PARAMETER_BYTES:
         reader.fail(
-            key, f"the prompt is {len(prompt.encode())} bytes, over SSM's {MAX_SYSTEM_PROMPT_BYTES}"
+            file_key if file else key,
+            f"{noun} is {len(text.encode())} bytes, over SSM's {MAX_PARAMETER_BYTES}",
         )
-    return prompt or None, file
+    return text or None, file
+
+
+def _system_prompt(reader: _Reader, root: Path) -> tuple[str | None, str | None]:
+    """The prompt, given inline or in a file of the project; (prompt, file)."""
+    return _parameter_text(reader, "systemPrompt", "systemPromptFile", root, "the prompt")
+
+
+def _privacy_text(reader: _Reader, root: Path) -> tuple[str | None, str | None]:
+    """The owner's own privacy page, inline or in a file; (text, file)."""
+    return _parameter_text(reader, "privacyText", "privacyTextFile", root, "the privacy text")
+
+
+def _string_list(reader: _Reader, key: str, example: str) -> tuple[str, ...]:
+    """A list of texts (Pulumi passes arrays as JSON). An item set with ``--path`` but
+    without ``--type string`` arrives as a number or a boolean: refused, with the fix."""
+    value = reader.text(key)
+    if value is None:
+        return ()
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError:
+        items = None
+    command = f"`pulumi config set --path '{key}[0]' --type string {example}`"
+    if not isinstance(items, list):
+        reader.fail(key, f"must be a list of texts, e.g. {command}")
+        return ()
+    if not all(isinstance(item, str) for item in items):
+        reader.fail(key, f"every item must be stored as text: {command}; got {items!r}")
+        return ()
+    texts = tuple(item.strip() for item in items)
+    if not all(texts):
+        reader.fail(key, f"an item is empty, got {items!r}")
+    return texts
+
+
+def _pairs(reader: _Reader, key: str, example: str, shape: str) -> tuple[tuple[str, str], ...]:
+    """``name=value`` items, split at the first ``=`` (a URL may hold more)."""
+    pairs = []
+    for item in _string_list(reader, key, example):
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            reader.fail(key, f"each item is {shape}, like {example}; got {item!r}")
+            continue
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _graph_id(reader: _Reader, key: str, what: str) -> str | None:
+    value = reader.text(key)
+    if value is not None and not _GRAPH_ID.match(value):
+        reader.fail(key, f"must be the {what}'s numeric id, got {value!r}")
+    return value
+
+
+def _greetings(reader: _Reader, key: str) -> tuple[tuple[str, str], ...]:
+    found = _pairs(reader, key, "'fr_FR=Bonjour !'", "locale=text")
+    for locale, _text in found:
+        if locale == profile.DEFAULT_LOCALE:
+            reader.fail(key, "the default locale's greeting is the setting greeting")
+        elif not _LOCALE.match(locale):
+            reader.fail(key, f"{locale!r} is not a Messenger locale like fr_FR or en_US")
+    locales = [locale for locale, _text in found]
+    if len(set(locales)) != len(locales):
+        reader.fail(key, f"a locale is given twice: {locales}")
+    return found
+
+
+def _menu_links(reader: _Reader, key: str) -> tuple[tuple[str, str], ...]:
+    links = _pairs(reader, key, "'Our site=https://example.com'", "Title=https://url")
+    for title, url in links:
+        parsed = urlparse(url)
+        if parsed.scheme == "https" and not parsed.netloc:
+            reader.fail(key, f"{url!r} (for {title!r}) is not a URL")
+    return links
+
+
+def _privacy_contact(reader: _Reader, key: str) -> str | None:
+    value = reader.text(key)
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    is_url = parsed.scheme in ("https", "http") and bool(parsed.netloc)
+    if not (is_url or _EMAIL.match(value)):
+        reader.fail(key, f"must be an e-mail address or an http(s) URL, got {value!r}")
+    elif len(value) > MAX_PRIVACY_CONTACT_CHARS:
+        reader.fail(key, f"must be at most {MAX_PRIVACY_CONTACT_CHARS} characters")
+    return value
+
+
+def _profile_problems(reader: _Reader, settings: BridgeSettings) -> None:
+    """What Messenger's profile API would refuse, each under the key that causes it."""
+    checks = {
+        "greeting": ({profile.DEFAULT_LOCALE: settings.greeting or ""}, (), ()),
+        "greetings": (dict(settings.greetings), (), ()),
+        "iceBreakers": ({}, settings.ice_breakers, ()),
+        "menuLinks": ({}, (), settings.menu_links),
+    }
+    for key, (greetings, questions, links) in checks.items():
+        for problem in profile.problems(greetings, questions, links):
+            reader.fail(key, problem)
 
 
 def _timezone(reader: _Reader, key: str, default: str) -> str:
@@ -299,6 +441,7 @@ def parse_settings(
     r = _Reader(raw)
     reserved = r.integer("reservedConcurrency", -1, -1)
     system_prompt, system_prompt_file = _system_prompt(r, root)
+    privacy_text, privacy_text_file = _privacy_text(r, root)
     settings = BridgeSettings(
         model=r.text("model") or d.model,
         system_prompt=system_prompt,
@@ -328,7 +471,24 @@ def parse_settings(
         protect_table=_protect_table(r, "protectTable", stack),
         kms_key_arn=_kms_key_arn(r, "kmsKeyArn", region),
         log_level=_log_level(r, "logLevel", d.log_level),
+        app_id=_graph_id(r, "appId", "Meta app"),
+        page_id=_graph_id(r, "pageId", "Facebook page"),
+        greeting=r.text("greeting"),
+        greetings=_greetings(r, "greetings"),
+        ice_breakers=_string_list(r, "iceBreakers", "'What can you do?'"),
+        menu_links=_menu_links(r, "menuLinks"),
+        welcome_message=r.text("welcomeMessage"),
+        privacy_contact=_privacy_contact(r, "privacyContact"),
+        privacy_text=privacy_text,
+        privacy_text_file=privacy_text_file,
     )
+    _profile_problems(r, settings)
+    if settings.welcome_message and len(settings.welcome_message) > MAX_WELCOME_CHARS:
+        r.fail(
+            "welcomeMessage",
+            f"is {len(settings.welcome_message)} characters, over Messenger's "
+            f"{MAX_WELCOME_CHARS} for one message",
+        )
     if settings.timeout_seconds <= MODEL_CALL_BUDGET_SECONDS:
         r.fail(
             "timeoutSeconds",

@@ -6,7 +6,7 @@ Secrets travel as the *names* of their SSM parameters; the handler fetches the v
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from handler.settings import SECRET_SOURCES, Env
@@ -37,18 +37,39 @@ def environment_size(variables: Mapping[str, str]) -> int:
     )
 
 
+# The settings whose length is the owner's to choose, by the variable that carries them: what
+# to shorten when the environment is too large.
+LONG_SETTINGS = {
+    Env.WELCOME_MESSAGE: "welcomeMessage",
+    Env.ICE_BREAKERS: "iceBreakers",
+    Env.ADMIN_PSIDS: "adminPsids",
+    Env.OPENAI_BASE_URL: "openaiBaseUrl",
+    Env.PRIVACY_CONTACT: "privacyContact",
+    Env.OPENAI_MODEL: "model",
+}
+LONG_SETTING_BYTES = 100  # smaller ones are not worth naming
+
+
+def ice_breakers_variable(questions: Sequence[str]) -> str:
+    """``ICE_BREAKERS``: the questions as a compact JSON array of strings, in their order."""
+    return json.dumps(list(questions), separators=(",", ":"), ensure_ascii=False)
+
+
 def function_environment(
     settings: BridgeSettings,
     table_name: str,
     secret_parameters: Mapping[str, str],
     system_prompt_parameter: str | None = None,
+    privacy_text_parameter: str | None = None,
 ) -> dict[str, str]:
     """Variables for the function; ``secret_parameters`` maps secret name -> parameter name.
-    A system prompt never rides in the environment: its parameter's name does."""
+    A system prompt or privacy text never rides in the environment: its parameter's name does."""
     if set(secret_parameters) != set(SECRET_SOURCES):
         raise ValueError(f"need a parameter for each of {sorted(SECRET_SOURCES)}")
     if bool(settings.system_prompt) != bool(system_prompt_parameter):
         raise ValueError("a system prompt needs its parameter, and a parameter its prompt")
+    if bool(settings.privacy_text) != bool(privacy_text_parameter):
+        raise ValueError("a privacy text needs its parameter, and a parameter its text")
     variables = {
         Env.TABLE_NAME: table_name,
         Env.OPENAI_MODEL: settings.model,
@@ -68,23 +89,44 @@ def function_environment(
         # One setting: the queue's redrive policy moves a message after the same count.
         Env.MAX_RECEIVES: str(settings.max_receive_count),
         Env.RETRY_DELAY_SECONDS: str(settings.retry_delay_seconds),
+        # The privacy page says how long the logs are kept ("0": forever).
+        Env.LOG_RETENTION_DAYS: str(settings.log_retention_days),
     }
-    if settings.openai_base_url:
-        variables[Env.OPENAI_BASE_URL] = settings.openai_base_url
-    if system_prompt_parameter:
-        variables[Env.SYSTEM_PROMPT_PARAMETER] = system_prompt_parameter
+    optional = {
+        Env.OPENAI_BASE_URL: settings.openai_base_url,
+        Env.SYSTEM_PROMPT_PARAMETER: system_prompt_parameter,
+        Env.WELCOME_MESSAGE: settings.welcome_message,
+        Env.ICE_BREAKERS: ice_breakers_variable(settings.ice_breakers)
+        if settings.ice_breakers
+        else None,
+        Env.APP_ID: settings.app_id,
+        Env.PAGE_ID: settings.page_id,
+        Env.PRIVACY_CONTACT: settings.privacy_contact,
+        Env.PRIVACY_TEXT_PARAMETER: privacy_text_parameter,
+    }
+    variables.update({name: value for name, value in optional.items() if value})
     for secret, (variable, _plain) in SECRET_SOURCES.items():
         variables[variable] = secret_parameters[secret]
     size = environment_size(with_queue(variables, LONGEST_QUEUE_URL))
     if size > MAX_ENVIRONMENT_BYTES:
-        raise ConfigError(
-            [
-                f"the function's environment would be {size} bytes, over Lambda's "
-                f"{MAX_ENVIRONMENT_BYTES}: shorten the longest settings (openaiBaseUrl, "
-                "adminPsids)"
-            ]
-        )
+        raise ConfigError([_too_large(variables, size)])
     return variables
+
+
+def _too_large(variables: Mapping[str, str], size: int) -> str:
+    """The problem, naming the owner's settings that take the most room, largest first."""
+    room = {
+        key: environment_size({name: variables[name]})
+        for name, key in LONG_SETTINGS.items()
+        if variables.get(name)
+    }
+    largest = sorted(room, key=lambda key: -room[key])
+    named = [key for key in largest[:3] if room[key] >= LONG_SETTING_BYTES] or largest[:1]
+    listed = ", ".join(f"{key} ({room[key]} bytes)" for key in named)
+    return (
+        f"the function's environment would be {size} bytes, over Lambda's "
+        f"{MAX_ENVIRONMENT_BYTES}: shorten the longest settings: {listed}"
+    )
 
 
 def with_queue(variables: Mapping[str, str], queue_url: T) -> dict[str, str | T]:

@@ -1,4 +1,5 @@
-"""The four secrets as SSM SecureString parameters, encrypted with the stack's KMS key.
+"""The four secrets as SSM SecureString parameters, encrypted with the stack's KMS key, and
+the long texts of the settings (system prompt, privacy page) as String parameters beside them.
 
 The function gets only the parameter names; it reads the values with one
 ``ssm:GetParameters`` call at cold start (see ``handler/secrets.py``).
@@ -68,18 +69,20 @@ def create_secret_store(
     return SecretStore(key_arn=arn, parameters=parameters)
 
 
-def create_prompt_parameter(
-    resource_name: str, names: Names, prompt: str, parent: pulumi.Resource
+def create_text_parameter(
+    resource_name: str, names: Names, text_name: str, text: str, parent: pulumi.Resource
 ) -> aws.ssm.Parameter:
-    """The system prompt, kept beside the secrets rather than in the environment (Lambda's
-    4 KB): a plain String the handler reads in the same call as the secrets. Intelligent
-    tiering makes a prompt over 4 KB an advanced parameter (up to 8 KB, $0.05 a month)."""
+    """A long text of the settings (the system prompt, the owner's privacy page), kept beside
+    the secrets rather than in the environment (Lambda's 4 KB): a plain String the handler
+    reads in the same call as the secrets. ``text_name`` is its handler name
+    (``system_prompt`` -> ``/<project>/<stack>/system-prompt``). Intelligent tiering makes a
+    text over 4 KB an advanced parameter (up to 8 KB, $0.05 a month)."""
     return aws.ssm.Parameter(
         resource_name,
-        name=names.parameter("system_prompt"),
+        name=names.parameter(text_name),
         type="String",
         tier="Intelligent-Tiering",
-        value=prompt,
-        description=f"system prompt of {names.prefix}",
+        value=text,
+        description=f"{text_name.replace('_', ' ')} of {names.prefix}",
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -1,20 +1,28 @@
-"""A fake Facebook Graph API: the Messenger Send API and the page's messenger profile.
+"""A fake Facebook Graph API: the Messenger Send API, the page's messenger profile, and the
+webhook set-up (the app's subscriptions, the page's subscribed apps).
 
 It answers and fails the way graph.facebook.com does (same paths, same error envelope, same
-limits), so the handler's Graph client is tested against the wire format rather than a
-mock, and it records every call so tests and the local chat page can see what the bot sent.
+limits), so the handler's Graph client and the stack's set-up (``infra/messenger_setup.py``)
+are tested against the wire format rather than a mock, and it records every call so tests
+and the local chat page can see what the bot sent. Subscribing the app's webhook calls the
+callback URL's verify challenge, as Meta does, and fails as Meta does when it is not echoed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
+import urllib.error
+import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
+from handler import profile as messenger_profile
 from handler.settings import DEFAULT_GRAPH_API_VERSION
 from local._http import RESET, FaultQueue, LocalServer, Request, Reset, Response, random_token
 
@@ -26,6 +34,41 @@ QUICK_REPLY_LIMIT = 13
 BUTTON_LIMIT = 3
 SENDER_ACTIONS = ("mark_seen", "typing_on", "typing_off")
 MESSAGING_TYPES = ("RESPONSE", "UPDATE", "MESSAGE_TAG")
+DEFAULT_APP_ID = "100000000000002"
+# What a page token generated in the dashboard carries; ``revoke_permission`` takes one away.
+PAGE_PERMISSIONS = ("pages_messaging", "pages_manage_metadata", "pages_show_list")
+# Messenger allows this many profile writes per page in this many seconds.
+PROFILE_CALLS_LIMIT = 10
+PROFILE_WINDOW_SECONDS = 600.0
+PROFILE_FIELDS = (
+    "get_started",
+    "greeting",
+    "ice_breakers",
+    "persistent_menu",
+    "whitelisted_domains",
+    "account_linking_url",
+)
+GET_STARTED_PAYLOAD_LIMIT = 1000
+# The webhook fields a page subscription may name (Messenger's, and the page feed).
+PAGE_WEBHOOK_FIELDS = frozenset(
+    {
+        "messages",
+        "messaging_postbacks",
+        "messaging_optins",
+        "messaging_referrals",
+        "messaging_handovers",
+        "messaging_policy_enforcement",
+        "messaging_account_linking",
+        "message_deliveries",
+        "message_reads",
+        "message_echoes",
+        "message_reactions",
+        "standby",
+        "feed",
+    }
+)
+WEBHOOK_OBJECTS = ("page", "user", "permissions", "instagram", "whatsapp_business_account")
+VERIFY_TIMEOUT_SECONDS = 10.0
 
 Kind = Literal["message", "sender_action"]
 
@@ -37,12 +80,19 @@ _ERROR_MESSAGES: dict[int, str] = {
     2: "An unexpected error has occurred. Please retry your request later.",
     4: "(#4) Application request limit reached",
     10: "(#10) This message is sent outside of allowed window.",
+    15: "(#15) This method must be called with an app access_token.",
     100: "(#100) Invalid parameter",
     190: "Invalid OAuth access token.",
     200: "(#200) Requires pages_messaging permission to manage the object",
     551: "(#551) This person isn't available right now.",
     613: "(#613) Calls to this api have exceeded the rate limit.",
+    2200: "(#2200) callback verification failed",
 }
+
+
+def missing_permission(permission: str) -> str:
+    """Graph's words when the token lacks ``permission``."""
+    return f"(#200) Requires {permission} permission to manage the object"
 
 
 @dataclass(frozen=True)
@@ -54,6 +104,22 @@ class SendCall:
     body: dict[str, Any]
     status: int  # 0 when the connection was reset instead of answered
     at: float  # time.monotonic() when received
+    access_token: str | None
+    response: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class GraphCall:
+    """One set-up call: the app's subscriptions, the page's subscribed apps, its profile."""
+
+    method: str
+    path: str  # without the version: "/<app-id>/subscriptions", "/me/messenger_profile"
+    params: dict[str, Any]  # query and body together, the access token left out
+    status: int
     access_token: str | None
     response: dict[str, Any] | None = None
 
@@ -122,6 +188,8 @@ class MessengerSimulator(LocalServer):
     """A stand-in for graph.facebook.com that records every Send API call.
 
     ``access_token``: the page token the calls must carry (None accepts any, even none).
+    ``app_id`` and ``app_secret``: the app whose token, ``{app_id}|{app_secret}``, the app's
+    subscriptions take (``app_secret`` None accepts any secret of that app).
     Point the handler at ``graph_api_url`` (``GRAPH_API_URL``).
     """
 
@@ -134,6 +202,12 @@ class MessengerSimulator(LocalServer):
         version: str = DEFAULT_VERSION,
         page_id: str = "100000000000001",
         page_name: str = "Local Page",
+        app_id: str = DEFAULT_APP_ID,
+        app_secret: str | None = None,
+        app_name: str = "Local App",
+        profile_calls_limit: int = PROFILE_CALLS_LIMIT,
+        profile_window_seconds: float = PROFILE_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -142,9 +216,21 @@ class MessengerSimulator(LocalServer):
         self.version = version
         self.page_id = page_id
         self.page_name = page_name
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.app_name = app_name
+        self.profile_calls_limit = profile_calls_limit
+        self.profile_window_seconds = profile_window_seconds
+        self._clock = clock
         self._calls: list[SendCall] = []
         self._profile_calls: list[dict[str, Any]] = []
         self._profile: dict[str, Any] = {}
+        self._profile_writes: deque[float] = deque()
+        self._setup_calls: list[GraphCall] = []
+        # object -> {"callback_url", "verify_token", "fields"}: the app's webhook subscriptions
+        self._app_subscriptions: dict[str, dict[str, Any]] = {}
+        self._subscribed_fields: list[str] | None = None  # the page's, for this app
+        self._permissions = set(PAGE_PERMISSIONS)
         self._outbox: dict[str, list[OutboxItem]] = {}
         self._seq = 0
         self._faults: FaultQueue[_GraphFault | _Delay | Reset] = FaultQueue()
@@ -190,6 +276,16 @@ class MessengerSimulator(LocalServer):
         """Stall the next ``times`` Send API calls, then answer normally (client timeouts)."""
         self._faults.add(_Delay(seconds), times, _target(only, psid))
 
+    def revoke_permission(self, permission: str) -> None:
+        """The page token loses ``permission`` until ``grant_permission`` or ``clear``: the
+        calls that need it answer Graph's (#200) error."""
+        with self._changed:
+            self._permissions.discard(permission)
+
+    def grant_permission(self, permission: str) -> None:
+        with self._changed:
+            self._permissions.add(permission)
+
     # -- recordings ------------------------------------------------------------------------
 
     @property
@@ -203,6 +299,35 @@ class MessengerSimulator(LocalServer):
         """Bodies posted to ``/me/messenger_profile``."""
         with self._changed:
             return list(self._profile_calls)
+
+    @property
+    def setup_calls(self) -> list[GraphCall]:
+        """Every call to the app's subscriptions, the page's subscribed apps and its profile."""
+        with self._changed:
+            return list(self._setup_calls)
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The page's Messenger profile as it stands (a copy)."""
+        with self._changed:
+            return json.loads(json.dumps(self._profile))
+
+    @property
+    def app_subscriptions(self) -> dict[str, dict[str, Any]]:
+        """The app's webhook subscriptions by object: callback URL, verify token, fields."""
+        with self._changed:
+            return json.loads(json.dumps(self._app_subscriptions))
+
+    @property
+    def subscribed_fields(self) -> list[str] | None:
+        """The fields the page sends the app, None when the page is not subscribed to it."""
+        with self._changed:
+            return None if self._subscribed_fields is None else list(self._subscribed_fields)
+
+    @property
+    def app_token(self) -> str | None:
+        """The app access token the subscriptions take, when the secret is known."""
+        return None if self.app_secret is None else f"{self.app_id}|{self.app_secret}"
 
     def messages_to(self, psid: str) -> list[dict[str, Any]]:
         """The ``message`` objects delivered (answered 200) to ``psid``."""
@@ -260,11 +385,17 @@ class MessengerSimulator(LocalServer):
         return self.outbox_since(psid, seq)
 
     def clear(self) -> None:
-        """Forget recordings and queued faults; sequence numbers keep increasing."""
+        """Forget recordings, the page's set-up and queued faults (revoked permissions come
+        back, the profile's rate limit starts over); sequence numbers keep increasing."""
         with self._changed:
             self._calls.clear()
             self._profile_calls.clear()
             self._profile.clear()
+            self._profile_writes.clear()
+            self._setup_calls.clear()
+            self._app_subscriptions.clear()
+            self._subscribed_fields = None
+            self._permissions = set(PAGE_PERMISSIONS)
             self._outbox.clear()
             self._faults.clear()
             self._changed.notify_all()
@@ -285,7 +416,11 @@ class MessengerSimulator(LocalServer):
                 return _unsupported(request.method, node)
             return self._send(request)
         if edge == "messenger_profile" and node in ("me", self.page_id):
-            return self._messenger_profile(request)
+            return self._messenger_profile(request, node)
+        if edge == "subscriptions" and node not in ("me", self.page_id):
+            return self._app_subscriptions_call(request, node)
+        if edge == "subscribed_apps" and node in ("me", self.page_id):
+            return self._subscribed_apps_call(request, node)
         if edge is None and request.method == "GET":
             if (denied := self._check_token(_token_of(request, {}))) is not None:
                 return denied
@@ -321,7 +456,11 @@ class MessengerSimulator(LocalServer):
         if fault is not None:
             answer = fault.response()
         else:
-            answer = self._check_token(token) or self._validate(body, kind, psid)
+            answer = (
+                self._check_token(token)
+                or self._check_permission("pages_messaging")
+                or self._validate(body, kind, psid)
+            )
         if answer is None:
             answer = self._deliver(body, kind, psid or "")
         self._record(SendCall(psid, kind, body, answer.status, received, token, _loads(answer)))
@@ -331,6 +470,33 @@ class MessengerSimulator(LocalServer):
         if self.access_token is None or token == self.access_token:
             return None
         return graph_error(400, 190, "Invalid OAuth access token.")
+
+    def _check_page_token(self, token: str | None) -> Response | None:
+        """A page token, not the app's: the page's own edges refuse an app token."""
+        if token is not None and self._is_app_token(token):
+            return graph_error(
+                400, 210, "(#210) A page access token is required to request this resource."
+            )
+        return self._check_token(token)
+
+    def _is_app_token(self, token: str) -> bool:
+        app, bar, secret = token.partition("|")
+        return bool(bar) and app == self.app_id and bool(secret)
+
+    def _check_app_token(self, token: str | None, node: str) -> Response | None:
+        if node != self.app_id:
+            return _unsupported("POST", node)
+        if token is None or "|" not in token:
+            return graph_error(400, 15, _ERROR_MESSAGES[15])
+        app, _bar, secret = token.partition("|")
+        if app != self.app_id or (self.app_secret is not None and secret != self.app_secret):
+            return graph_error(400, 190, "Invalid OAuth access token signature.")
+        return None
+
+    def _check_permission(self, permission: str) -> Response | None:
+        with self._changed:
+            granted = permission in self._permissions
+        return None if granted else graph_error(403, 200, missing_permission(permission))
 
     def _validate(self, body: dict[str, Any], kind: Kind, psid: str | None) -> Response | None:
         """The checks the real Send API makes before it accepts a call."""
@@ -414,29 +580,351 @@ class MessengerSimulator(LocalServer):
             self._calls.append(call)
             self._changed.notify_all()
 
-    def _messenger_profile(self, request: Request) -> Response:
+    def _messenger_profile(self, request: Request, node: str) -> Response:
+        """The page's profile: writes are validated and rate limited as Messenger does."""
         token = _token_of(request, {})
         if request.method == "GET":
-            if (denied := self._check_token(token)) is not None:
-                return denied
+            params = {k: v for k, v in request.query.items() if k != "access_token"}
+            answer = self._check_page_token(token) or self._check_permission("pages_messaging")
+            wanted = _field_list(request.query.get("fields"))
             with self._changed:
-                return Response.json(200, {"data": [dict(self._profile)] if self._profile else []})
+                if answer is None:
+                    stored = {k: v for k, v in self._profile.items() if not wanted or k in wanted}
+                    answer = Response.json(200, {"data": [stored] if stored else []})
+                self._record_setup(request, f"/{node}/messenger_profile", params, token, answer)
+            return answer
         try:
             body = _parse_body(request) if request.body else {}
         except ValueError:
             return _param_error("Invalid JSON for postbody")
         token = _token_of(request, body)
-        if (denied := self._check_token(token)) is not None:
-            return denied
+        if request.method == "DELETE" and "fields" not in body and "fields" in request.query:
+            body["fields"] = _field_list(request.query["fields"])
+        answer = self._check_page_token(token) or self._check_permission("pages_messaging")
+        if answer is None and request.method not in ("POST", "DELETE"):
+            answer = _unsupported(request.method, "messenger_profile")
         with self._changed:
-            self._profile_calls.append({"method": request.method, **body})
-            if request.method == "DELETE":
-                for name in body.get("fields") or []:
-                    self._profile.pop(name, None)
+            if answer is None:
+                answer = self._rate_limited()
+            if answer is None:
+                # Every write counts, the refused ones too.
+                self._profile_writes.append(self._clock())
+                problem = (
+                    _profile_delete_problem(body, self._profile)
+                    if request.method == "DELETE"
+                    else _profile_problem(body, self._profile)
+                )
+                answer = _param_error(problem) if problem else None
+            if answer is None:
+                if request.method == "DELETE":
+                    for name in body["fields"]:
+                        self._profile.pop(name, None)
+                else:
+                    self._profile.update(body)
+                answer = Response.json(200, {"result": "success"})
+                self._profile_calls.append({"method": request.method, **body})
+            self._record_setup(request, f"/{node}/messenger_profile", body, token, answer)
+        return answer
+
+    def _rate_limited(self) -> Response | None:
+        """Messenger's ten profile writes per ten minutes per page (hold ``_changed``)."""
+        now = self._clock()
+        while self._profile_writes and now - self._profile_writes[0] >= self.profile_window_seconds:
+            self._profile_writes.popleft()
+        if len(self._profile_writes) < self.profile_calls_limit:
+            return None
+        return graph_error(400, 613, _ERROR_MESSAGES[613])
+
+    def _app_subscriptions_call(self, request: Request, node: str) -> Response:
+        """``/{app-id}/subscriptions`` with the app token: the app's webhooks."""
+        params = _raw_params(request)
+        token = _token_of(request, params)
+        params.pop("access_token", None)
+        answer = self._check_app_token(token, node)
+        if answer is None:
+            if request.method == "GET":
+                answer = self._list_app_subscriptions()
+            elif request.method == "POST":
+                answer = self._subscribe_app(params)
+            elif request.method == "DELETE":
+                answer = self._unsubscribe_app(params)
             else:
-                self._profile.update(body)
+                answer = _unsupported(request.method, node)
+        with self._changed:
+            self._record_setup(request, f"/{node}/subscriptions", params, token, answer)
+        return answer
+
+    def _list_app_subscriptions(self) -> Response:
+        with self._changed:
+            data = [
+                {
+                    "object": name,
+                    "callback_url": subscription["callback_url"],
+                    "active": True,
+                    "fields": [
+                        {"name": f, "version": self.version} for f in subscription["fields"]
+                    ],
+                }
+                for name, subscription in self._app_subscriptions.items()
+            ]
+        return Response.json(200, {"data": data})
+
+    def _subscribe_app(self, params: dict[str, Any]) -> Response:
+        """Meta checks the callback's verify challenge before it keeps anything."""
+        name = str(params.get("object") or "")
+        if name not in WEBHOOK_OBJECTS:
+            return _param_error(f"Param object must be one of {{{', '.join(WEBHOOK_OBJECTS)}}}")
+        fields = _field_list(params.get("fields"))
+        if not fields:
+            return _param_error("The parameter fields is required")
+        if name == "page":
+            unknown = [f for f in fields if f not in PAGE_WEBHOOK_FIELDS]
+            if unknown:
+                return _param_error(
+                    f"Param fields[{fields.index(unknown[0])}] is not a valid field"
+                )
+        with self._changed:
+            existing = dict(self._app_subscriptions.get(name) or {})
+        callback = str(params.get("callback_url") or existing.get("callback_url") or "")
+        if not callback:
+            return _param_error("The parameter callback_url is required")
+        verify_token = str(params.get("verify_token") or "")
+        if "callback_url" in params or not existing:
+            if not verify_token:
+                return _param_error("The parameter verify_token is required")
+            failed = _verify_callback(callback, verify_token)
+            if failed is not None:
+                return graph_error(400, 2200, f"{_ERROR_MESSAGES[2200]}: {failed}")
+        else:
+            verify_token = str(existing.get("verify_token") or "")
+        with self._changed:
+            kept = [f for f in existing.get("fields", []) if f not in fields]
+            self._app_subscriptions[name] = {
+                "callback_url": callback,
+                "verify_token": verify_token,
+                "fields": kept + fields,  # Graph adds fields to those subscribed
+            }
             self._changed.notify_all()
-        return Response.json(200, {"result": "success"})
+        return Response.json(200, {"success": True})
+
+    def _unsubscribe_app(self, params: dict[str, Any]) -> Response:
+        name = params.get("object")
+        fields = _field_list(params.get("fields"))
+        with self._changed:
+            if name is None:
+                self._app_subscriptions.clear()
+            elif name not in WEBHOOK_OBJECTS:
+                return _param_error(f"Param object must be one of {{{', '.join(WEBHOOK_OBJECTS)}}}")
+            elif fields and name in self._app_subscriptions:
+                subscription = self._app_subscriptions[name]
+                subscription["fields"] = [f for f in subscription["fields"] if f not in fields]
+                if not subscription["fields"]:
+                    del self._app_subscriptions[name]
+            else:
+                self._app_subscriptions.pop(name, None)
+            self._changed.notify_all()
+        return Response.json(200, {"success": True})
+
+    def _subscribed_apps_call(self, request: Request, node: str) -> Response:
+        """``/{page-id}/subscribed_apps`` with the page token (``pages_manage_metadata``)."""
+        params = _raw_params(request)
+        token = _token_of(request, params)
+        params.pop("access_token", None)
+        answer = self._check_page_token(token) or self._check_permission("pages_manage_metadata")
+        with self._changed:
+            if answer is None:
+                answer = self._page_subscription(request, node, params)
+            self._record_setup(request, f"/{node}/subscribed_apps", params, token, answer)
+        return answer
+
+    def _page_subscription(self, request: Request, node: str, params: dict[str, Any]) -> Response:
+        """The page's subscription to the app (hold ``_changed``)."""
+        if request.method == "GET":
+            data = []
+            if self._subscribed_fields is not None:
+                app = {"category": "Business", "link": f"https://local.test/{self.app_id}"}
+                app.update(name=self.app_name, id=self.app_id)
+                data.append({**app, "subscribed_fields": list(self._subscribed_fields)})
+            return Response.json(200, {"data": data})
+        if request.method == "POST":
+            fields = _field_list(params.get("subscribed_fields"))
+            unknown = [f for f in fields if f not in PAGE_WEBHOOK_FIELDS]
+            if not fields:
+                return _param_error("The parameter subscribed_fields is required")
+            if unknown:
+                return _param_error(
+                    f"Param subscribed_fields[{fields.index(unknown[0])}] must be one of "
+                    f"{{{', '.join(sorted(PAGE_WEBHOOK_FIELDS))}}}"
+                )
+            self._subscribed_fields = fields  # the app's list is replaced whole
+            return Response.json(200, {"success": True})
+        if request.method == "DELETE":
+            self._subscribed_fields = None
+            return Response.json(200, {"success": True})
+        return _unsupported(request.method, node)
+
+    def _record_setup(
+        self,
+        request: Request,
+        path: str,
+        params: dict[str, Any],
+        token: str | None,
+        answer: Response,
+    ) -> None:
+        """Keep one set-up call (hold ``_changed``)."""
+        call = GraphCall(request.method, path, dict(params), answer.status, token, _loads(answer))
+        self._setup_calls.append(call)
+        self._changed.notify_all()
+
+
+def _verify_callback(callback: str, verify_token: str) -> str | None:
+    """Meta's verification: GET the callback with a challenge; None when it is echoed, else
+    what went wrong, in Meta's words."""
+    challenge = str(secrets.randbelow(9 * 10**9) + 10**9)
+    query = urlencode(
+        {"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": challenge}
+    )
+    url = f"{callback}{'&' if '?' in callback else '?'}{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=VERIFY_TIMEOUT_SECONDS) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return f"Couldn't connect to the callback URL ({getattr(error, 'reason', error)})"
+    received = body.decode("utf-8", "replace").strip()
+    if status == 200 and received == challenge:
+        return None
+    return (
+        "The URL couldn't be validated. Response does not match challenge, "
+        f'expected value="{challenge}", received="{received[:100]}" (HTTP {status})'
+    )
+
+
+def _field_list(value: Any) -> list[str]:
+    """Graph's list parameters: a JSON array, or names separated by commas."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return [text]
+        else:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return [str(value)]
+
+
+def _raw_params(request: Request) -> dict[str, Any]:
+    """Query and body parameters as sent: form values stay text (a verify token of digits is
+    still text), a JSON body's values keep their types."""
+    params: dict[str, Any] = dict(request.query)
+    content_type = request.header("Content-Type").lower()
+    if "application/x-www-form-urlencoded" in content_type:
+        params.update(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+    elif request.body:
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            params.update(body)
+    return params
+
+
+def _profile_problem(body: dict[str, Any], stored: dict[str, Any]) -> str | None:
+    """What the profile API refuses in a POST, in its words (None when all is well)."""
+    limits = messenger_profile
+    if not body:
+        return f"Requires one of the params: {', '.join(PROFILE_FIELDS)}"
+    unknown = [name for name in body if name not in PROFILE_FIELDS]
+    if unknown:
+        return f"Param {unknown[0]} is not a valid Messenger profile field"
+    get_started = body.get("get_started")
+    if "get_started" in body:
+        payload = get_started.get("payload") if isinstance(get_started, dict) else None
+        if not isinstance(payload, str) or not payload:
+            return "Param get_started[payload] must be a non-empty string"
+        if len(payload) > GET_STARTED_PAYLOAD_LIMIT:
+            return f"Param get_started[payload] must be at most {GET_STARTED_PAYLOAD_LIMIT} long"
+    if "greeting" in body:
+        greetings = body["greeting"]
+        if not isinstance(greetings, list) or not all(isinstance(g, dict) for g in greetings):
+            return "Param greeting must be an array of {locale, text}"
+        if limits.DEFAULT_LOCALE not in [g.get("locale") for g in greetings]:
+            return "Param greeting must have a greeting for the default locale"
+        for n, item in enumerate(greetings):
+            text = item.get("text")
+            if not isinstance(text, str) or not text:
+                return f"Param greeting[{n}][text] must be a non-empty string"
+            if len(text) > limits.GREETING_LIMIT:
+                return (
+                    f"Param greeting[{n}][text] must be at most {limits.GREETING_LIMIT} "
+                    "characters long"
+                )
+    if "ice_breakers" in body:
+        problem = _actions_problem(body["ice_breakers"], "ice_breakers", limits.ICE_BREAKERS_LIMIT)
+        if problem:
+            return problem
+    if "persistent_menu" in body:
+        if "get_started" not in body and "get_started" not in stored:
+            return "You must set a Get Started button if you also wish to use persistent menu."
+        problem = _actions_problem(
+            body["persistent_menu"], "persistent_menu", limits.MENU_ITEMS_LIMIT
+        )
+        if problem:
+            return problem
+        for n, menu in enumerate(body["persistent_menu"]):
+            for m, action in enumerate(menu["call_to_actions"]):
+                where = f"persistent_menu[{n}][call_to_actions][{m}]"
+                title = action.get("title") if isinstance(action, dict) else None
+                if not isinstance(title, str) or not title:
+                    return f"Param {where}[title] must be a non-empty string"
+                if len(title) > limits.MENU_TITLE_LIMIT:
+                    return f"Param {where}[title] must be at most {limits.MENU_TITLE_LIMIT} long"
+                kind = action.get("type")
+                if kind == "web_url" and not str(action.get("url") or "").startswith("https://"):
+                    return f"Param {where}[url] must be a valid https URL"
+                if kind == "postback" and not action.get("payload"):
+                    return f"Param {where}[payload] must be a non-empty string"
+                if kind not in ("web_url", "postback"):
+                    return f"Param {where}[type] must be one of {{web_url, postback}}"
+    return None
+
+
+def _actions_problem(value: Any, name: str, limit: int) -> str | None:
+    """Per locale, a list of call_to_actions of at most ``limit`` items."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return f"Param {name} must be an array of {{locale, call_to_actions}}"
+    for n, item in enumerate(value):
+        actions = item.get("call_to_actions")
+        if not isinstance(actions, list) or not actions:
+            return f"Param {name}[{n}][call_to_actions] must be a non-empty array"
+        if len(actions) > limit:
+            return f"Param {name}[{n}][call_to_actions] must have at most {limit} elements"
+        if name == "ice_breakers":
+            for m, action in enumerate(actions):
+                question = action.get("question") if isinstance(action, dict) else None
+                if not isinstance(question, str) or not question or not action.get("payload"):
+                    return f"Param {name}[{n}][call_to_actions][{m}] needs a question and a payload"
+    return None
+
+
+def _profile_delete_problem(body: dict[str, Any], stored: dict[str, Any]) -> str | None:
+    fields = body.get("fields")
+    if not isinstance(fields, list) or not fields:
+        return "The parameter fields is required"
+    unknown = [name for name in fields if name not in PROFILE_FIELDS]
+    if unknown:
+        allowed = ", ".join(PROFILE_FIELDS)
+        return f"Param fields[{fields.index(unknown[0])}] must be one of {{{allowed}}}"
+    if "get_started" in fields and "persistent_menu" in stored and "persistent_menu" not in fields:
+        return "You must delete the persistent menu before deleting the Get Started button."
+    return None
 
 
 def _target(kind: Kind | None, psid: str | None) -> Callable[[Any], bool] | None:
@@ -504,4 +992,11 @@ def _loads(response: Response) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-__all__ = ["MessengerSimulator", "OutboxItem", "SendCall", "graph_error"]
+__all__ = [
+    "GraphCall",
+    "MessengerSimulator",
+    "OutboxItem",
+    "SendCall",
+    "graph_error",
+    "missing_permission",
+]

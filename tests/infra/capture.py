@@ -164,6 +164,7 @@ class CapturedResource:
     dependencies: list[str] = field(default_factory=list)
     parent: str = ""
     protect: bool = False
+    additional_secret_outputs: list[str] = field(default_factory=list)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -238,6 +239,7 @@ class _RecordingMonitor(MockMonitor):
                     dependencies=list(request.dependencies),
                     parent=request.parent,
                     protect=bool(request.protect),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
                 )
             )
         return response

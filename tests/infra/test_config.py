@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import yaml
 
+from handler import profile
 from handler.batch import MAX_BACKOFF_SECONDS
 from handler.settings import DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT, SECRET_SOURCES, Settings
 from infra.config import (
@@ -72,6 +74,13 @@ def test_defaults_from_the_brief_and_the_handler() -> None:
     assert settings.max_concurrency == 5
     assert settings.max_receive_count == handler.max_receives == 5
     assert settings.retry_delay_seconds == handler.retry_delay_seconds == 10
+    # Messenger left to the dashboard; the handler's own welcome and privacy page.
+    assert (settings.app_id, settings.page_id, settings.sets_up_messenger) == (None, None, False)
+    assert settings.greeting is None and settings.greetings == ()
+    assert settings.ice_breakers == () and settings.menu_links == ()
+    assert settings.welcome_message is None
+    assert settings.privacy_contact is None and settings.privacy_text is None
+    assert settings.messenger_profile() == profile.messenger_profile()
 
 
 def test_default_timeout_outlives_a_model_call_with_retries() -> None:
@@ -93,6 +102,8 @@ def test_table_protection_defaults_to_prod_only(stack: str, protected: bool) -> 
 
 def test_empty_values_mean_the_default() -> None:
     assert parse(systemPrompt="", openaiBaseUrl="", kmsKeyArn="", adminPsids="") == parse()
+    empty = ("appId", "pageId", "greeting", "welcomeMessage", "privacyContact", "privacyText")
+    assert parse(**dict.fromkeys(empty, ""), iceBreakers="[]", greetings="[]") == parse()
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -170,6 +181,116 @@ def test_system_prompt_problems_name_their_key(tmp_path, raw: dict, fragment: st
     with pytest.raises(ConfigError) as error:
         parse_settings(raw, stack="dev", root=tmp_path)
     assert any(fragment in problem for problem in error.value.problems), error.value.problems
+
+
+def test_first_contact_and_going_live_values_are_parsed() -> None:
+    settings = parse(
+        appId="1234567890123",
+        pageId=" 100000000000001 ",
+        greeting="Hi {{user_first_name}}!",
+        greetings='["fr_FR=Bonjour !", "de_DE = Hallo! 2=2"]',
+        iceBreakers='["What can you do?", " Who made you? "]',
+        menuLinks='["Our site=https://example.com/?a=b&c=d", "Docs=https://docs.example.com"]',
+        welcomeMessage="Welcome! I am an automated assistant.",
+        privacyContact="privacy@example.com",
+    )
+    assert (settings.app_id, settings.page_id) == ("1234567890123", "100000000000001")
+    assert settings.sets_up_messenger
+    assert settings.greetings == (("fr_FR", "Bonjour !"), ("de_DE", "Hallo! 2=2"))
+    assert settings.ice_breakers == ("What can you do?", "Who made you?")
+    assert settings.menu_links == (
+        ("Our site", "https://example.com/?a=b&c=d"),  # split at the first "="
+        ("Docs", "https://docs.example.com"),
+    )
+    assert settings.welcome_message == "Welcome! I am an automated assistant."
+    assert settings.privacy_contact == "privacy@example.com"
+    assert settings.messenger_profile() == profile.messenger_profile(
+        {"default": "Hi {{user_first_name}}!", "fr_FR": "Bonjour !", "de_DE": "Hallo! 2=2"},
+        ["What can you do?", "Who made you?"],
+        [("Our site", "https://example.com/?a=b&c=d"), ("Docs", "https://docs.example.com")],
+    )
+
+
+def test_messenger_is_set_up_only_with_both_ids() -> None:
+    assert not parse(appId="123").sets_up_messenger
+    assert not parse(pageId="456").sets_up_messenger
+    assert parse(appId="123", pageId="456").sets_up_messenger
+
+
+def test_a_privacy_text_comes_inline_or_from_a_file_of_the_project(tmp_path) -> None:
+    (tmp_path / "privacy.md").write_text("\nOur privacy page.\n")
+    settings = parse_settings({"privacyTextFile": "privacy.md"}, stack="dev", root=tmp_path)
+    assert settings.privacy_text == "Our privacy page."
+    assert settings.privacy_text_file == "privacy.md"
+    assert parse(privacyText=" Ours. ").privacy_text == "Ours."
+
+
+@pytest.mark.parametrize("key", ["iceBreakers", "greetings", "menuLinks"])
+@pytest.mark.parametrize("stored", ["[42]", "[true]", "[1.5]", '["ok", 7]'])
+def test_text_items_set_without_type_string_are_refused_with_the_fix(key: str, stored: str) -> None:
+    [problem] = problems(**{key: stored})
+    assert problem.startswith(f"{key}: every item must be stored as text")
+    assert f"--path '{key}[0]' --type string" in problem
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"privacyText": "a", "privacyTextFile": "p.txt"}, "privacyTextFile: set privacyText or"),
+        ({"privacyTextFile": "missing.txt"}, "privacyTextFile: cannot read 'missing.txt'"),
+        ({"privacyTextFile": "empty.txt"}, "privacyTextFile: 'empty.txt' is empty"),
+        (
+            {"privacyText": "é" * 4100},
+            "privacyText: the privacy text is 8200 bytes, over SSM's 8192",
+        ),
+    ],
+)
+def test_privacy_text_problems_name_their_key(tmp_path, raw: dict, fragment: str) -> None:
+    (tmp_path / "p.txt").write_text("privacy")
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, stack="dev", root=tmp_path)
+    assert any(fragment in problem for problem in error.value.problems), error.value.problems
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"appId": "my-app"}, "appId: must be the Meta app's numeric id, got 'my-app'"),
+        ({"pageId": "12a"}, "pageId: must be the Facebook page's numeric id"),
+        ({"greeting": "x" * 161}, "greeting: greeting for default is 161 characters, over 160"),
+        ({"greetings": '["fr_FR=' + "x" * 161 + '"]'}, "greetings: greeting for fr_FR is 161"),
+        ({"greetings": '["Bonjour"]'}, "greetings: each item is locale=text"),
+        ({"greetings": '["french=Bonjour"]'}, "greetings: 'french' is not a Messenger locale"),
+        ({"greetings": '["default=Hi"]'}, "greetings: the default locale's greeting is the"),
+        ({"greetings": '["fr_FR=a", "fr_FR=b"]'}, "greetings: a locale is given twice"),
+        ({"greetings": "fr_FR=Bonjour"}, "greetings: must be a list of texts"),
+        ({"iceBreakers": '["a", "b", "c", "d", "e"]'}, "iceBreakers: 5 ice breakers, over"),
+        ({"iceBreakers": '["a", " "]'}, "iceBreakers: an item is empty"),
+        ({"menuLinks": '["https://example.com"]'}, "menuLinks: each item is Title=https://url"),
+        ({"menuLinks": '["Site=http://example.com"]'}, "menuLinks: menu link 'http://example.com'"),
+        ({"menuLinks": '["' + "T" * 31 + '=https://x.com"]'}, "is over 30 characters"),
+        ({"menuLinks": '["Site=https://"]'}, "menuLinks: 'https://' (for 'Site') is not a URL"),
+        (
+            {"menuLinks": json.dumps([f"L{i}=https://x.com/{i}" for i in range(18)])},
+            "menuLinks: 18 menu links, over 17",
+        ),
+        ({"welcomeMessage": "w" * 2001}, "welcomeMessage: is 2001 characters, over Messenger's"),
+        ({"privacyContact": "nobody"}, "privacyContact: must be an e-mail address or an http(s)"),
+        ({"privacyContact": "https://x.com/" + "c" * 200}, "privacyContact: must be at most 200"),
+    ],
+)
+def test_messenger_settings_problems_name_their_key(raw: dict[str, str], fragment: str) -> None:
+    reported = problems(**raw)
+    assert any(fragment in p for p in reported), reported
+
+
+def test_text_lists_are_arrays_of_strings_in_pulumi_yaml() -> None:
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    for key in ("adminPsids", "greetings", "iceBreakers", "menuLinks"):
+        assert schema[key]["type"] == "array", key
+        assert schema[key]["items"] == {"type": "string"}, key
+        assert schema[key]["default"] == [], key
 
 
 def test_the_handlers_defaults_are_generated_from_pulumi_yaml() -> None:

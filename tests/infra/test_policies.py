@@ -285,3 +285,87 @@ def test_environment_over_lambdas_limit_is_a_config_error() -> None:
     too_long = BridgeSettings(openai_base_url="https://x/" + "p" * (room - len("https://x/") + 1))
     with pytest.raises(ConfigError, match="environment would be 4097 bytes"):
         function_environment(too_long, "t", parameters())
+
+
+def test_first_contact_variables_are_set_only_when_configured() -> None:
+    plain = function_environment(BridgeSettings(), "t", parameters())
+    optional = {
+        Env.WELCOME_MESSAGE,
+        Env.ICE_BREAKERS,
+        Env.APP_ID,
+        Env.PAGE_ID,
+        Env.PRIVACY_CONTACT,
+        Env.PRIVACY_TEXT_PARAMETER,
+    }
+    assert not optional & set(plain)
+    assert plain[Env.LOG_RETENTION_DAYS] == "14"
+    settings = BridgeSettings(
+        welcome_message="Bienvenue ! Je suis un assistant automatique.",
+        ice_breakers=("Qu'est-ce que tu sais faire ?", 'Say "hi"'),
+        app_id="123",
+        page_id="456",
+        privacy_contact="https://example.com/contact",
+        privacy_text="Ours.",
+        log_retention_days=0,
+    )
+    env = function_environment(settings, "t", parameters(), None, "/p/privacy-text")
+    assert env[Env.WELCOME_MESSAGE] == settings.welcome_message
+    # A compact JSON array, non-ASCII kept as is: json.loads reads it back.
+    assert env[Env.ICE_BREAKERS] == '["Qu\'est-ce que tu sais faire ?","Say \\"hi\\""]'
+    assert (env[Env.APP_ID], env[Env.PAGE_ID]) == ("123", "456")
+    assert env[Env.PRIVACY_CONTACT] == "https://example.com/contact"
+    assert env[Env.PRIVACY_TEXT_PARAMETER] == "/p/privacy-text"
+    assert env[Env.LOG_RETENTION_DAYS] == "0"
+    assert "Ours." not in env.values()
+
+
+def test_a_privacy_text_needs_its_parameter_and_a_parameter_its_text() -> None:
+    with pytest.raises(ValueError):
+        function_environment(BridgeSettings(privacy_text="x"), "t", parameters())
+    with pytest.raises(ValueError):
+        function_environment(BridgeSettings(), "t", parameters(), None, "/p/privacy-text")
+
+
+def test_an_environment_too_large_names_the_settings_taking_the_room() -> None:
+    settings = BridgeSettings(welcome_message="é" * 700, ice_breakers=("q" * 80,) * 4)
+    with pytest.raises(ConfigError) as error:
+        function_environment(settings, "t", parameters())
+    [problem] = error.value.problems
+    assert "shorten the longest settings: welcomeMessage (4222 bytes), iceBreakers" in problem
+
+
+def test_the_longest_allowed_first_contact_fits_the_environment() -> None:
+    """What the settings allow (a 2,000-character welcome, four ice breakers, the ids, a
+    contact) leaves the rest of the environment its room, for a plain-text welcome."""
+    settings = BridgeSettings(
+        welcome_message="w" * 2000,
+        ice_breakers=("q" * 80,) * 4,
+        app_id="1" * 17,
+        page_id="1" * 17,
+        privacy_contact="https://example.com/" + "c" * 100,
+    )
+    env = with_queue(function_environment(settings, "t" * 40, parameters()), LONGEST_QUEUE_URL)
+    assert environment_size(env) <= MAX_ENVIRONMENT_BYTES
+
+
+def test_the_handler_reads_back_the_first_contact_the_environment_says() -> None:
+    settings = BridgeSettings(
+        welcome_message="Bienvenue !",
+        ice_breakers=("Qu'est-ce que tu sais faire ?", 'Say "hi"'),
+        app_id="123",
+        page_id="456",
+        privacy_contact="privacy@example.com",
+        privacy_text="Ours.",
+        log_retention_days=30,
+    )
+    env = function_environment(settings, "t", parameters(), None, "/p/privacy-text")
+    loaded = load_settings(env)
+    assert loaded.welcome_message == "Bienvenue !"
+    assert loaded.ice_breakers == settings.ice_breakers
+    assert (loaded.app_id, loaded.page_id) == ("123", "456")
+    assert loaded.privacy_contact == "privacy@example.com"
+    assert loaded.privacy_text_parameter == "/p/privacy-text"
+    assert loaded.log_retention_days == 30
+    defaults = load_settings(function_environment(BridgeSettings(), "t", parameters()))
+    assert defaults.ice_breakers == () and defaults.welcome_message is None
+    assert defaults.log_retention_days == BridgeSettings().log_retention_days

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from handler import schema
+from handler import profile, schema
 from handler.permissions import HANDLER_ACTIONS
 from handler.settings import DEFAULT_MODEL, SECRET_SOURCES, Env
 from infra.config import ConfigError
+from infra.messenger_setup import WEBHOOK_FIELDS
 from infra.naming import names_for
 from tests.infra.capture import (
     ACCOUNT_ID,
@@ -41,10 +42,35 @@ MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 ASYNC_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 COMPONENT = "messenger-bridge:index:MessengerBridge"
+FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
+WEBHOOK_SUBSCRIPTION = "pulumi-python:dynamic/messenger:WebhookSubscription"
+PAGE_SUBSCRIPTION = "pulumi-python:dynamic/messenger:PageSubscription"
+MESSENGER_PROFILE = "pulumi-python:dynamic/messenger:MessengerProfile"
+MESSENGER_SETUP = (WEBHOOK_SUBSCRIPTION, PAGE_SUBSCRIPTION, MESSENGER_PROFILE)
 
 ALL_ENV_NAMES = {value for key, value in vars(Env).items() if not key.startswith("_")}
-# Set only when configured: an OpenAI-compatible server, a system prompt (in its parameter).
-OPTIONAL_ENV_NAMES = {Env.OPENAI_BASE_URL, Env.SYSTEM_PROMPT_PARAMETER}
+# Set only when configured: an OpenAI-compatible server, a system prompt and a privacy text
+# (each in its parameter), the welcome, the ice breakers, the Meta ids, the privacy contact.
+OPTIONAL_ENV_NAMES = {
+    Env.OPENAI_BASE_URL,
+    Env.SYSTEM_PROMPT_PARAMETER,
+    Env.WELCOME_MESSAGE,
+    Env.ICE_BREAKERS,
+    Env.APP_ID,
+    Env.PAGE_ID,
+    Env.PRIVACY_CONTACT,
+    Env.PRIVACY_TEXT_PARAMETER,
+}
+# appId and pageId: `pulumi up` sets Messenger up; the rest is what a person sees first.
+APP_ID = "1234567890123"
+PAGE_ID = "100000000000001"
+FIRST_CONTACT = {
+    "greeting": "Hi {{user_first_name}}! An AI answers here.",
+    "greetings": ["fr_FR=Bonjour ! Une IA répond ici."],
+    "iceBreakers": ["What can you do?", "Who made you?"],
+    "menuLinks": ["Our site=https://example.com/?a=b"],
+}
+SETUP = {"appId": APP_ID, "pageId": PAGE_ID, **FIRST_CONTACT}
 NAMES = names_for("messenger-bridge", "test", REGION)
 FUNCTION_NAME = NAMES.function  # messenger-bridge-test-<tag>
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}"
@@ -191,6 +217,7 @@ def test_environment_values(stack: CapturedStack) -> None:
     assert env[Env.QUOTA_TIMEZONE] == "UTC"
     assert env[Env.ADMIN_PSIDS] == ""
     assert env[Env.RETRY_DELAY_SECONDS] == "10"
+    assert env[Env.LOG_RETENTION_DAYS] == "14"
 
 
 def test_environment_follows_config(capture: Capture) -> None:
@@ -203,7 +230,9 @@ def test_environment_follows_config(capture: Capture) -> None:
         "retryDelaySeconds": 30,
     }
     env = env_of(capture(config))
-    assert set(env) == ALL_ENV_NAMES - {Env.SYSTEM_PROMPT, Env.SYSTEM_PROMPT_PARAMETER}
+    assert set(env) == ALL_ENV_NAMES - {Env.SYSTEM_PROMPT} - (
+        OPTIONAL_ENV_NAMES - {Env.OPENAI_BASE_URL}
+    )
     assert env[Env.OPENAI_BASE_URL] == "https://llm.example.com/v1"
     assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v25.0"
     assert env[Env.ADMIN_PSIDS] == "123,456"
@@ -623,6 +652,8 @@ def test_no_asynchronous_invocation_config_is_left(stack: CapturedStack) -> None
 def test_outputs(stack: CapturedStack) -> None:
     assert set(stack.outputs) == {
         "webhookUrl",
+        "privacyUrl",
+        "dataDeletionUrl",
         "verifyToken",
         "tableName",
         "functionName",
@@ -633,6 +664,11 @@ def test_outputs(stack: CapturedStack) -> None:
         stack.output("webhookUrl")
         == stack.one("aws:lambda/functionUrl:FunctionUrl").state["functionUrl"]
     )
+    url = stack.one(FUNCTION_URL).state["functionUrl"]
+    assert url.endswith(".on.aws/")
+    # What the owner pastes into the app's settings; the function serves both paths.
+    assert stack.output("privacyUrl") == url + "privacy"
+    assert stack.output("dataDeletionUrl") == url + "data-deletion"
     assert stack.output("tableName") == FUNCTION_NAME
     assert stack.output("functionName") == FUNCTION_NAME
     assert stack.output("queueUrl") == work_queue(stack).state["url"]
@@ -658,6 +694,225 @@ def test_two_stacks_have_no_name_in_common(stack: CapturedStack, capture: Captur
     assert physical_names(stack) & physical_names(other) == {"handler"}
 
 
+# --- first contact and going Live: environment and parameters ---------------------------------
+
+
+def test_first_contact_settings_reach_the_handler(capture: Capture) -> None:
+    welcome = "Hello! I am the page's automated assistant. Ask me anything; /help lists more."
+    config = {**SETUP, "welcomeMessage": welcome, "privacyContact": "privacy@example.com"}
+    env = env_of(capture(config))
+    assert env[Env.WELCOME_MESSAGE] == welcome
+    assert json.loads(env[Env.ICE_BREAKERS]) == FIRST_CONTACT["iceBreakers"]
+    assert env[Env.ICE_BREAKERS] == '["What can you do?","Who made you?"]'  # compact
+    assert (env[Env.APP_ID], env[Env.PAGE_ID]) == (APP_ID, PAGE_ID)
+    assert env[Env.PRIVACY_CONTACT] == "privacy@example.com"
+    assert Env.PRIVACY_TEXT_PARAMETER not in env
+
+
+def test_the_log_retention_is_told_to_the_handler_for_its_privacy_page(capture: Capture) -> None:
+    assert env_of(capture({"logRetentionDays": 0}))[Env.LOG_RETENTION_DAYS] == "0"  # forever
+
+
+def test_a_privacy_text_lives_in_a_parameter_read_with_the_secrets(capture: Capture) -> None:
+    text = "Privacy at the Bakery\n\nWe keep your messages for a day. " * 80  # 4.6 KB
+    stack = capture({"privacyText": text})
+    env = env_of(stack)
+    [parameter] = [p for p in stack.of_type(PARAMETER) if p.inputs["type"] == "String"]
+    assert parameter.inputs["name"] == "/messenger-bridge/test/privacy-text"
+    assert parameter.inputs["value"] == text.strip()
+    assert parameter.inputs["tier"] == "Intelligent-Tiering"
+    assert env[Env.PRIVACY_TEXT_PARAMETER] == parameter.inputs["name"]
+    assert "Bakery" not in json.dumps(env)
+    assert parameter.state["arn"] in statements_by_sid(stack)["SecretParameters"]["Resource"]
+    assert parameter.urn in stack.one(FUNCTION).dependencies
+
+
+def test_prompt_and_privacy_text_each_have_their_parameter(capture: Capture) -> None:
+    stack = capture({"systemPrompt": "Be brief.", "privacyText": "Our privacy page."})
+    texts = {p.inputs["name"]: p for p in stack.of_type(PARAMETER) if p.inputs["type"] == "String"}
+    assert set(texts) == {
+        "/messenger-bridge/test/system-prompt",
+        "/messenger-bridge/test/privacy-text",
+    }
+    grant = statements_by_sid(stack)["SecretParameters"]["Resource"]
+    assert {p.state["arn"] for p in texts.values()} <= set(grant)
+    env = env_of(stack)
+    assert env[Env.SYSTEM_PROMPT_PARAMETER] == "/messenger-bridge/test/system-prompt"
+    assert env[Env.PRIVACY_TEXT_PARAMETER] == "/messenger-bridge/test/privacy-text"
+
+
+# --- Messenger set up by `pulumi up` ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def set_up(capture: Capture) -> CapturedStack:
+    """appId and pageId given, with a chosen verify token and first contact."""
+    return capture(SETUP, secrets={**SECRETS, "verifyToken": VERIFY_TOKEN})
+
+
+def urn_of(stack: CapturedStack, name: str) -> str:
+    return next(r.urn for r in stack.resources if r.name == name)
+
+
+def test_without_the_ids_nothing_is_set_up_and_one_line_says_so(
+    capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr("pulumi.log.info", lambda msg, *a, **k: said.append(("info", msg)))
+    monkeypatch.setattr("pulumi.log.warn", lambda msg, *a, **k: said.append(("warn", msg)))
+    stack = capture(FIRST_CONTACT)
+    assert not [r for r in stack.resources if r.typ in MESSENGER_SETUP]
+    [(level, line)] = [(level, m) for level, m in said if "Messenger" in m]
+    assert level == "info"
+    assert "appId and pageId not set" in line and "docs/DEPLOY.md" in line
+    assert Env.APP_ID not in env_of(stack)
+
+
+@pytest.mark.parametrize(("given", "missing"), [("appId", "pageId"), ("pageId", "appId")])
+def test_one_id_without_the_other_is_a_warning_naming_the_missing_one(
+    capture: Capture, monkeypatch: pytest.MonkeyPatch, given: str, missing: str
+) -> None:
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda msg, *a, **k: said.append(msg))
+    stack = capture({given: SETUP[given]})
+    assert not [r for r in stack.resources if r.typ in MESSENGER_SETUP]
+    [line] = [m for m in said if "Messenger" in m]
+    assert f"{missing} not set" in line
+
+
+def test_with_the_ids_three_setup_resources_are_declared(set_up: CapturedStack) -> None:
+    assert [r.typ for r in set_up.resources if r.typ in MESSENGER_SETUP] == list(MESSENGER_SETUP)
+    for typ in MESSENGER_SETUP:
+        # The engine runs the pickled provider; it is kept secret in the state.
+        assert is_secret(set_up.one(typ).raw_inputs["__provider"])
+
+
+def test_the_webhook_subscription_inputs(set_up: CapturedStack) -> None:
+    inputs = set_up.one(WEBHOOK_SUBSCRIPTION).inputs
+    assert {k: v for k, v in inputs.items() if k != "__provider"} == {
+        "graph_api_url": "https://graph.facebook.com/v26.0",
+        "app_id": APP_ID,
+        "app_secret": SECRETS["appSecret"],
+        "object": "page",
+        "callback_url": set_up.one(FUNCTION_URL).state["functionUrl"],
+        "verify_token": VERIFY_TOKEN,
+        "fields": ["messages", "messaging_postbacks", "messaging_referrals", "message_echoes"],
+    }
+    assert inputs["fields"] == list(WEBHOOK_FIELDS)
+
+
+def test_the_webhook_is_subscribed_once_the_function_answers_at_its_public_url(
+    set_up: CapturedStack,
+) -> None:
+    """Meta calls the verify challenge during the subscription."""
+    dependencies = set(set_up.one(WEBHOOK_SUBSCRIPTION).dependencies)
+    assert set_up.one(FUNCTION).urn in dependencies
+    assert set_up.one(FUNCTION_URL).urn in dependencies
+    assert permission(set_up, "lambda:InvokeFunctionUrl", "*").urn in dependencies
+    assert permission(set_up, "lambda:InvokeFunction", "*").urn in dependencies
+
+
+def test_the_page_is_subscribed_after_the_webhook_and_the_profile_set_last(
+    set_up: CapturedStack,
+) -> None:
+    page, setup = set_up.one(PAGE_SUBSCRIPTION), set_up.one(MESSENGER_PROFILE)
+    assert set_up.one(WEBHOOK_SUBSCRIPTION).urn in page.dependencies
+    assert page.urn in setup.dependencies
+    assert set_up.one(FUNCTION).urn in setup.dependencies  # it answers Get Started
+
+
+def test_the_page_subscription_inputs(set_up: CapturedStack) -> None:
+    inputs = set_up.one(PAGE_SUBSCRIPTION).inputs
+    assert {k: v for k, v in inputs.items() if k != "__provider"} == {
+        "graph_api_url": "https://graph.facebook.com/v26.0",
+        "app_id": APP_ID,
+        "page_id": PAGE_ID,
+        "page_access_token": SECRETS["pageAccessToken"],
+        "fields": list(WEBHOOK_FIELDS),
+    }
+
+
+def test_the_profile_is_the_whole_profile_from_the_settings(set_up: CapturedStack) -> None:
+    inputs = set_up.one(MESSENGER_PROFILE).inputs
+    expected = profile.messenger_profile(
+        {"default": FIRST_CONTACT["greeting"], "fr_FR": "Bonjour ! Une IA répond ici."},
+        FIRST_CONTACT["iceBreakers"],
+        [("Our site", "https://example.com/?a=b")],
+    )
+    assert inputs["profile"] == expected
+    assert inputs["profile"]["get_started"] == {"payload": profile.GET_STARTED}
+    assert (inputs["page_id"], inputs["graph_api_url"]) == (
+        PAGE_ID,
+        "https://graph.facebook.com/v26.0",
+    )
+
+
+def test_the_default_profile_has_the_built_in_greeting_and_no_ice_breakers(
+    capture: Capture,
+) -> None:
+    inputs = capture({"appId": APP_ID, "pageId": PAGE_ID}).one(MESSENGER_PROFILE).inputs
+    assert inputs["profile"] == profile.messenger_profile()
+    assert inputs["profile"]["greeting"] == [
+        {"locale": "default", "text": profile.DEFAULT_GREETING}
+    ]
+    assert "ice_breakers" not in inputs["profile"]
+
+
+def test_the_setup_follows_the_graph_api_version(capture: Capture) -> None:
+    stack = capture({"appId": APP_ID, "pageId": PAGE_ID, "graphApiVersion": "v25.0"})
+    for typ in MESSENGER_SETUP:
+        assert stack.one(typ).inputs["graph_api_url"] == "https://graph.facebook.com/v25.0"
+
+
+@pytest.mark.parametrize(
+    ("typ", "secrets"),
+    [
+        (WEBHOOK_SUBSCRIPTION, {"app_secret", "verify_token"}),
+        (PAGE_SUBSCRIPTION, {"page_access_token"}),
+        (MESSENGER_PROFILE, {"page_access_token"}),
+    ],
+)
+def test_setup_secrets_are_secret_inputs_and_secret_outputs(
+    set_up: CapturedStack, typ: str, secrets: set[str]
+) -> None:
+    resource = set_up.one(typ)
+    for name in secrets:
+        assert is_secret(resource.raw_inputs[name]), name
+    assert set(resource.additional_secret_outputs) == secrets
+    plain = {k: v for k, v in resource.raw_inputs.items() if not is_secret(v)}
+    assert not secrets & set(plain)
+
+
+def test_no_secret_travels_in_plain_text_with_messenger_set_up(set_up: CapturedStack) -> None:
+    values = {*SECRETS.values(), VERIFY_TOKEN}
+    for resource in set_up.resources:
+        leaked = values.intersection(plain_strings(resource.raw_inputs))
+        assert not leaked, f"{resource.name} has {leaked} outside a secret"
+    for name, output in set_up.outputs.items():
+        if not output.secret:
+            assert not values.intersection(plain_strings(output.value)), name
+
+
+def test_a_generated_verify_token_reaches_the_subscription_as_a_secret(capture: Capture) -> None:
+    stack = capture({"appId": APP_ID, "pageId": PAGE_ID})
+    webhook = stack.one(WEBHOOK_SUBSCRIPTION)
+    generated = stack.one(PASSWORD)
+    assert is_secret(webhook.raw_inputs["verify_token"])
+    assert webhook.inputs["verify_token"] == generated.state["result"]
+    assert generated.urn in webhook.dependencies
+
+
+def test_the_setup_belongs_to_the_bridge(set_up: CapturedStack) -> None:
+    component = {r.parent for r in set_up.resources}
+    assert len(component) == 1
+    names = {r.name for r in set_up.resources if r.typ in MESSENGER_SETUP}
+    assert names == {
+        "bridge-webhook-subscription",
+        "bridge-page-subscription",
+        "bridge-messenger-profile",
+    }
+
+
 # --- configuration errors -------------------------------------------------------------------
 
 
@@ -676,6 +931,12 @@ def test_two_stacks_have_no_name_in_common(stack: CapturedStack, capture: Captur
         ({"maxConcurrency": 8, "reservedConcurrency": 8}, "maxConcurrency: must be less than"),
         ({"maxReceiveCount": 0}, "maxReceiveCount: must be between 1 and 1000"),
         ({"retryDelaySeconds": 901}, "retryDelaySeconds: must be between 0 and 900"),
+        ({"appId": "my-app"}, "appId: must be the Meta app's numeric id"),
+        ({"iceBreakers": ["a", "b", "c", "d", "e"]}, "iceBreakers: 5 ice breakers, over"),
+        ({"iceBreakers": [42]}, "iceBreakers: every item must be stored as text"),
+        ({"menuLinks": ["Site=http://example.com"]}, "menuLinks: menu link 'http://example.com'"),
+        ({"greeting": "x" * 161}, "greeting: greeting for default is 161 characters"),
+        ({"privacyText": "x" * 8193}, "privacyText: the privacy text is 8193 bytes, over SSM's"),
     ],
 )
 def test_invalid_settings_fail_with_the_key(capture: Capture, config: dict, message: str) -> None:

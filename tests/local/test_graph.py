@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 import requests
 
+from handler import profile
+from handler.events import HttpRequest
 from handler.settings import DEFAULT_GRAPH_API_VERSION, Settings
+from handler.webhook import verify_challenge
+from local._http import LocalServer, Request, Response
 from local.graph import MessengerSimulator
 
 TOKEN = "EAA-page-token"
@@ -457,3 +461,351 @@ def test_clear_forgets_but_sequence_keeps_growing(graph: MessengerSimulator) -> 
     assert graph.calls == [] and graph.outbox_since(PSID) == []
     assert send(graph, text(PSID, "after")).status_code == 200  # the fault was cleared too
     assert graph.outbox_since(PSID)[0].seq > first
+
+
+# -- webhook set-up: the app's subscriptions and the page's subscribed apps -------------------
+
+APP_ID = "1234567890123"
+APP_SECRET = "app-secret-for-tests"
+APP_TOKEN = f"{APP_ID}|{APP_SECRET}"
+VERIFY = "verify-token-for-tests"
+FIELDS = "messages,messaging_postbacks,messaging_referrals,message_echoes"
+
+
+class Webhook(LocalServer):
+    """A callback URL that answers Meta's verify challenge as the handler does."""
+
+    name = "webhook"
+
+    def __init__(self, verify_token: str) -> None:
+        super().__init__()
+        self.verify_token = verify_token
+        self.seen: list[dict[str, str]] = []
+
+    def handle(self, request: Request) -> Response:
+        self.seen.append(dict(request.query))
+        inbound = HttpRequest(request.method, request.path, request.query, {}, request.body)
+        answer = verify_challenge(inbound, self.verify_token)
+        return Response(answer["statusCode"], answer["body"].encode(), answer["headers"])
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    return [1000.0]
+
+
+@pytest.fixture
+def meta(clock: list[float]) -> Iterator[MessengerSimulator]:
+    simulator = MessengerSimulator(
+        TOKEN, app_id=APP_ID, app_secret=APP_SECRET, clock=lambda: clock[0]
+    )
+    with simulator:
+        yield simulator
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    with Webhook(VERIFY) as server:
+        yield server
+
+
+def subscribe(
+    meta: MessengerSimulator,
+    callback: str,
+    token: str | None = APP_TOKEN,
+    verify_token: str = VERIFY,
+    fields: str = FIELDS,
+    app: str = APP_ID,
+) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    form = {"object": "page", "callback_url": callback, "verify_token": verify_token}
+    return requests.post(
+        f"{meta.graph_api_url}/{app}/subscriptions",
+        data={**form, "fields": fields},
+        headers=headers,
+        timeout=15,
+    )
+
+
+def app_call(meta: MessengerSimulator, method: str, **params: str) -> requests.Response:
+    return requests.request(
+        method,
+        f"{meta.graph_api_url}/{APP_ID}/subscriptions",
+        params={"access_token": APP_TOKEN, **params},
+        timeout=5,
+    )
+
+
+def page_call(
+    meta: MessengerSimulator, method: str, token: str = TOKEN, **form: str
+) -> requests.Response:
+    return requests.request(
+        method,
+        f"{meta.graph_api_url}/{meta.page_id}/subscribed_apps",
+        params={"access_token": token},
+        data=form or None,
+        timeout=5,
+    )
+
+
+def test_subscribing_the_app_verifies_the_callback_first(
+    meta: MessengerSimulator, webhook: Webhook
+) -> None:
+    answer = subscribe(meta, f"{webhook.url}/")
+    assert answer.status_code == 200 and answer.json() == {"success": True}
+    [challenge] = webhook.seen
+    assert challenge["hub.mode"] == "subscribe"
+    assert challenge["hub.verify_token"] == VERIFY
+    assert challenge["hub.challenge"].isdigit()
+    listed = app_call(meta, "GET").json()["data"]
+    assert listed == [
+        {
+            "object": "page",
+            "callback_url": f"{webhook.url}/",
+            "active": True,
+            "fields": [{"name": f, "version": meta.version} for f in FIELDS.split(",")],
+        }
+    ]
+    [post, get] = meta.setup_calls
+    assert (post.method, post.path, post.access_token) == (
+        "POST",
+        f"/{APP_ID}/subscriptions",
+        APP_TOKEN,
+    )
+    assert post.params == {
+        "object": "page",
+        "callback_url": f"{webhook.url}/",
+        "verify_token": VERIFY,
+        "fields": FIELDS,
+    }
+    assert (get.method, get.params) == ("GET", {})  # the access token is never kept in params
+
+
+def test_a_verify_token_of_digits_stays_text(meta: MessengerSimulator) -> None:
+    with Webhook("0012345") as digits:
+        assert subscribe(meta, digits.url, verify_token="0012345").status_code == 200
+        assert digits.seen[0]["hub.verify_token"] == "0012345"
+
+
+def test_a_callback_that_does_not_echo_the_challenge_is_graph_error_2200(
+    meta: MessengerSimulator,
+) -> None:
+    with Webhook("another-token") as wrong:
+        error = assert_graph_error(subscribe(meta, wrong.url), 400, 2200)
+    assert error["message"].startswith("(#2200) callback verification failed: ")
+    assert 'received="Forbidden"' in error["message"]
+    assert meta.app_subscriptions == {}
+    unreachable = assert_graph_error(subscribe(meta, "http://127.0.0.1:9/"), 400, 2200)
+    assert "Couldn't connect" in unreachable["message"]
+
+
+def test_more_fields_are_added_and_a_delete_removes_fields_or_all(
+    meta: MessengerSimulator, webhook: Webhook
+) -> None:
+    assert subscribe(meta, webhook.url, fields="messages").status_code == 200
+    assert subscribe(meta, webhook.url, fields="messaging_postbacks").status_code == 200
+    assert meta.app_subscriptions["page"]["fields"] == ["messages", "messaging_postbacks"]
+    removed = app_call(meta, "DELETE", object="page", fields="messages")
+    assert removed.json() == {"success": True}
+    assert meta.app_subscriptions["page"]["fields"] == ["messaging_postbacks"]
+    assert app_call(meta, "DELETE", object="page").json() == {"success": True}
+    assert app_call(meta, "GET").json() == {"data": []}
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [(TOKEN, 15), (None, 15), (f"{APP_ID}|wrong-secret", 190), ("999|x", 190)],
+)
+def test_the_apps_subscriptions_take_only_its_app_token(
+    meta: MessengerSimulator, webhook: Webhook, token: str | None, code: int
+) -> None:
+    assert_graph_error(subscribe(meta, webhook.url, token=token), 400, code)
+    assert webhook.seen == [] and meta.app_subscriptions == {}
+
+
+def test_another_apps_subscriptions_do_not_exist_here(
+    meta: MessengerSimulator, webhook: Webhook
+) -> None:
+    assert_graph_error(subscribe(meta, webhook.url, app="999"), 400, 100)
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"), [("", "fields is required"), ("messages,bogus", "fields[1]")]
+)
+def test_subscription_fields_are_checked(
+    meta: MessengerSimulator, webhook: Webhook, fields: str, fragment: str
+) -> None:
+    error = assert_graph_error(subscribe(meta, webhook.url, fields=fields), 400, 100)
+    assert fragment in error["message"]
+
+
+def test_the_page_subscribes_to_the_app_with_its_token(meta: MessengerSimulator) -> None:
+    assert page_call(meta, "GET").json() == {"data": []}
+    answer = page_call(meta, "POST", subscribed_fields=FIELDS)
+    assert answer.json() == {"success": True}
+    [app] = page_call(meta, "GET").json()["data"]
+    assert app["id"] == APP_ID and app["subscribed_fields"] == FIELDS.split(",")
+    # A second POST replaces the app's fields.
+    page_call(meta, "POST", subscribed_fields="messages")
+    assert meta.subscribed_fields == ["messages"]
+    assert page_call(meta, "DELETE").json() == {"success": True}
+    assert meta.subscribed_fields is None
+    assert [(c.method, c.path) for c in meta.setup_calls][1:] == [
+        ("POST", f"/{meta.page_id}/subscribed_apps"),
+        ("GET", f"/{meta.page_id}/subscribed_apps"),
+        ("POST", f"/{meta.page_id}/subscribed_apps"),
+        ("DELETE", f"/{meta.page_id}/subscribed_apps"),
+    ]
+
+
+def test_the_page_subscription_refuses_the_app_token_and_a_bad_token(
+    meta: MessengerSimulator,
+) -> None:
+    error = assert_graph_error(
+        page_call(meta, "POST", APP_TOKEN, subscribed_fields=FIELDS), 400, 210
+    )
+    assert "page access token is required" in error["message"]
+    assert_graph_error(page_call(meta, "POST", "wrong", subscribed_fields=FIELDS), 400, 190)
+    assert_graph_error(page_call(meta, "POST"), 400, 100)
+    assert_graph_error(page_call(meta, "POST", subscribed_fields="messages,nope"), 400, 100)
+    assert meta.subscribed_fields is None
+
+
+def test_a_token_without_pages_manage_metadata_cannot_subscribe_the_page(
+    meta: MessengerSimulator,
+) -> None:
+    meta.revoke_permission("pages_manage_metadata")
+    answer = page_call(meta, "POST", subscribed_fields=FIELDS)
+    error = assert_graph_error(answer, 403, 200)
+    assert (
+        error["message"] == "(#200) Requires pages_manage_metadata permission to manage the object"
+    )
+    assert meta.subscribed_fields is None
+    assert send(meta, text(PSID, "still sends")).status_code == 200  # pages_messaging is kept
+    meta.grant_permission("pages_manage_metadata")
+    assert page_call(meta, "POST", subscribed_fields=FIELDS).status_code == 200
+
+
+def test_without_pages_messaging_neither_sends_nor_profile_work(meta: MessengerSimulator) -> None:
+    meta.revoke_permission("pages_messaging")
+    error = assert_graph_error(send(meta, text(PSID, "hi")), 403, 200)
+    assert "pages_messaging" in error["message"]
+    answer = profile_call(meta, "POST", {"get_started": {"payload": "GET_STARTED"}})
+    assert_graph_error(answer, 403, 200)
+    meta.clear()  # forgets revoked permissions with the rest
+    assert send(meta, text(PSID, "hi")).status_code == 200
+
+
+# -- the messenger profile: Messenger's limits and its rate limit ----------------------------
+
+
+def profile_call(
+    graph: MessengerSimulator, method: str, body: dict[str, Any] | None = None, **params: str
+) -> requests.Response:
+    return requests.request(
+        method,
+        f"{graph.graph_api_url}/me/messenger_profile",
+        params={"access_token": TOKEN, **params},
+        json=body,
+        timeout=5,
+    )
+
+
+def whole_profile() -> dict[str, Any]:
+    return profile.messenger_profile(
+        {"default": "Hello!", "fr_FR": "Bonjour !"},
+        ["What can you do?"],
+        [("Our site", "https://example.com")],
+    )
+
+
+def test_the_whole_profile_is_set_in_one_call_and_read_back(meta: MessengerSimulator) -> None:
+    body = whole_profile()
+    assert profile_call(meta, "POST", body).json() == {"result": "success"}
+    assert meta.profile == body
+    got = profile_call(meta, "GET", fields="greeting,ice_breakers").json()
+    assert got == {"data": [{"greeting": body["greeting"], "ice_breakers": body["ice_breakers"]}]}
+    assert profile_call(meta, "GET").json() == {"data": [body]}
+
+
+def test_delete_takes_the_fields_in_the_body_or_the_query(meta: MessengerSimulator) -> None:
+    profile_call(meta, "POST", whole_profile())
+    assert profile_call(meta, "DELETE", {"fields": ["ice_breakers"]}).status_code == 200
+    assert profile_call(meta, "DELETE", fields='["greeting"]').status_code == 200
+    assert set(meta.profile) == {"get_started", "persistent_menu"}
+    deleted = profile_call(meta, "DELETE", {"fields": ["persistent_menu", "get_started"]})
+    assert deleted.status_code == 200 and meta.profile == {}
+
+
+def menu(*titles: str, url: str = "https://example.com") -> list[dict[str, Any]]:
+    actions = [{"type": "web_url", "title": title, "url": url} for title in titles]
+    return [{"locale": "default", "composer_input_disabled": False, "call_to_actions": actions}]
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "fragment"),
+    [
+        ("POST", {}, "Requires one of the params"),
+        ("POST", {"whatever": 1}, "Param whatever is not a valid"),
+        ("POST", {"get_started": {}}, "get_started[payload]"),
+        ("POST", {"greeting": [{"locale": "default", "text": "x" * 161}]}, "at most 160"),
+        ("POST", {"greeting": [{"locale": "fr_FR", "text": "Salut"}]}, "default locale"),
+        ("POST", {"ice_breakers": profile.ice_breakers(list("abcde"))}, "at most 4 elements"),
+        ("POST", {"persistent_menu": menu("Site")}, "must set a Get Started button"),
+        (
+            "POST",
+            {"get_started": {"payload": "GET_STARTED"}, "persistent_menu": menu("T" * 31)},
+            "[title] must be at most 30",
+        ),
+        (
+            "POST",
+            {"get_started": {"payload": "G"}, "persistent_menu": menu("Site", url="http://x")},
+            "[url] must be a valid https URL",
+        ),
+        (
+            "POST",
+            {"get_started": {"payload": "G"}, "persistent_menu": menu(*"abcdefghijklmnopqrstu")},
+            "at most 20 elements",
+        ),
+        ("DELETE", {}, "fields is required"),
+        ("DELETE", {"fields": ["greeting", "bogus"]}, "fields[1] must be one of"),
+    ],
+)
+def test_the_profile_api_refuses_what_messenger_refuses(
+    meta: MessengerSimulator, method: str, body: dict[str, Any], fragment: str
+) -> None:
+    error = assert_graph_error(profile_call(meta, method, body), 400, 100)
+    assert fragment in error["message"], error["message"]
+    assert meta.profile == {} and meta.profile_calls == []
+
+
+def test_the_get_started_button_outlives_the_persistent_menu(meta: MessengerSimulator) -> None:
+    profile_call(meta, "POST", whole_profile())
+    error = assert_graph_error(profile_call(meta, "DELETE", {"fields": ["get_started"]}), 400, 100)
+    assert "persistent menu" in error["message"]
+    assert "get_started" in meta.profile
+
+
+def test_ten_profile_writes_per_ten_minutes(meta: MessengerSimulator, clock: list[float]) -> None:
+    body = {"get_started": {"payload": "GET_STARTED"}}
+    for n in range(10):
+        clock[0] += 30
+        method = "DELETE" if n % 2 else "POST"
+        answer = profile_call(meta, method, {"fields": ["get_started"]} if n % 2 else body)
+        assert answer.status_code == 200, n
+    error = assert_graph_error(profile_call(meta, "POST", body), 400, 613)
+    assert error["message"] == "(#613) Calls to this api have exceeded the rate limit."
+    assert profile_call(meta, "GET").status_code == 200  # reading is not a write
+    clock[0] += 600 - 10 * 30 + 30  # ten minutes after the first write
+    assert profile_call(meta, "POST", body).status_code == 200
+    assert_graph_error(profile_call(meta, "POST", body), 400, 613)
+    assert [c.status for c in meta.setup_calls].count(400) == 2
+
+
+def test_clear_forgets_the_set_up_too(meta: MessengerSimulator, webhook: Webhook) -> None:
+    subscribe(meta, webhook.url)
+    page_call(meta, "POST", subscribed_fields=FIELDS)
+    profile_call(meta, "POST", whole_profile())
+    meta.clear()
+    assert meta.app_subscriptions == {} and meta.subscribed_fields is None
+    assert meta.profile == {} and meta.setup_calls == []
