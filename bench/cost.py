@@ -17,6 +17,8 @@ import math
 import uuid
 from typing import Any
 
+from handler import schema
+
 PRICES: dict[str, Any] = {
     "as_of": "2026 for AWS (us-east-1) and 2025 for OpenAI",
     "lambda_request": 0.20 / 1_000_000,
@@ -91,8 +93,7 @@ def typical_exchange() -> dict[str, Any]:
             turns, question, answer, defaults.history_turns, defaults.history_max_chars
         )
     item = {
-        "pk": {"S": "USER#1000000000000001"},
-        "sk": {"S": "HISTORY"},
+        **schema.history_key("1000000000000001"),
         "turns": {"S": json.dumps(turns, ensure_ascii=False)},
         "expires_at": {"N": "1767225600"},
     }

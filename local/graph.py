@@ -231,6 +231,8 @@ class MessengerSimulator(LocalServer):
         self._app_subscriptions: dict[str, dict[str, Any]] = {}
         self._subscribed_fields: list[str] | None = None  # the page's, for this app
         self._permissions = set(PAGE_PERMISSIONS)
+        # app-scoped user id -> this page's PSID, for /{asid}/ids_for_pages
+        self._page_scoped_ids: dict[str, str] = {}
         self._outbox: dict[str, list[OutboxItem]] = {}
         self._seq = 0
         self._faults: FaultQueue[_GraphFault | _Delay | Reset] = FaultQueue()
@@ -421,6 +423,8 @@ class MessengerSimulator(LocalServer):
             return self._app_subscriptions_call(request, node)
         if edge == "subscribed_apps" and node in ("me", self.page_id):
             return self._subscribed_apps_call(request, node)
+        if edge == "ids_for_pages" and node not in ("me", self.page_id):
+            return self._ids_for_pages(request, node)
         if edge is None and request.method == "GET":
             if (denied := self._check_token(_token_of(request, {}))) is not None:
                 return denied
@@ -634,6 +638,28 @@ class MessengerSimulator(LocalServer):
         if len(self._profile_writes) < self.profile_calls_limit:
             return None
         return graph_error(400, 613, _ERROR_MESSAGES[613])
+
+    def link_app_user(self, app_scoped_id: str, psid: str) -> None:
+        """Say which PSID on this page belongs to an app-scoped user id (as when the app and the
+        page are in one business): what ``/{asid}/ids_for_pages`` then answers."""
+        with self._changed:
+            self._page_scoped_ids[app_scoped_id] = psid
+
+    def _ids_for_pages(self, request: Request, node: str) -> Response:
+        """``GET /{app-scoped id}/ids_for_pages?page=...`` with the app token."""
+        params = _raw_params(request)
+        token = _token_of(request, params)
+        if request.method != "GET":
+            return _unsupported(request.method, node)
+        if token is None or not self._is_app_token(token):
+            return graph_error(400, 190, "Invalid OAuth access token signature.")
+        with self._changed:
+            psid = self._page_scoped_ids.get(node)
+        wanted = params.get("page")
+        data = []
+        if psid is not None and wanted in (None, self.page_id):
+            data.append({"id": psid, "page": {"id": self.page_id, "name": self.page_name}})
+        return Response.json(200, {"data": data})
 
     def _app_subscriptions_call(self, request: Request, node: str) -> Response:
         """``/{app-id}/subscriptions`` with the app token: the app's webhooks."""

@@ -13,6 +13,7 @@ import pytest
 import admin.cli
 from admin.progress import CLEAR_LINE
 from admin.queries import Reader
+from handler import schema
 from tests.admin.conftest import (
     ALICE,
     BOB,
@@ -429,10 +430,10 @@ def _items(where: Seeded, psid: str) -> list[str]:
 
 def test_forget_with_yes(fresh: Seeded, cli):
     assert sorted(_items(fresh, CAROL)) == [
-        "DAY#2026-10-01",
-        "DAY#2026-11-24",
-        "HISTORY",
-        "PROFILE",
+        schema.day_sk("2026-10-01"),
+        schema.day_sk("2026-11-24"),
+        schema.HISTORY,
+        schema.PROFILE,
     ]
     result = cli("forget", CAROL, "--yes", "--table", fresh.table)
     assert result.code == 0

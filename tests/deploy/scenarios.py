@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from handler import schema
 from local.event_source import Invocation
 from tests.deploy import iam
 from tests.deploy.simulation import Operator, RuntimeFiles, Simulation, stand_up
@@ -300,7 +301,9 @@ def new_user_message(sim: Simulation) -> None:
 
     items = table_items(sim)
     zone = ZoneInfo(config["quotaTimezone"])
-    days = {f"DAY#{started.astimezone(zone).date()}", f"DAY#{datetime.now(zone).date()}"}
+    days = {
+        schema.day_sk(str(d)) for d in (started.astimezone(zone).date(), datetime.now(zone).date())
+    }
     sort_key = sim.declaration.one(TABLE).inputs["rangeKey"]
     counted = [i for i in items if i.get(sort_key, {}).get("S") in days]
     assert counted, f"no quota counter for {sorted(days)} ({config['quotaTimezone']})"

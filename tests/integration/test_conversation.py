@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from handler import app, replies
+from handler import app, replies, schema
 from local.model import fixed_responder
 from tests.support.bridge import (
     ADMIN,
@@ -81,8 +81,8 @@ def test_seen_and_typing_come_before_the_model_is_asked(bridge: Bridge):
 
 def test_a_new_user_is_recorded_by_psid_only_and_the_owner_is_told(bridge: Bridge):
     bridge.say(ALICE, "hi")
-    profile = next(i for i in bridge.items() if i["sk"]["S"] == "PROFILE")
-    assert profile["pk"]["S"] == f"USER#{ALICE}"
+    profile = next(i for i in bridge.items() if i["sk"]["S"] == schema.PROFILE)
+    assert profile["pk"]["S"] == schema.user_pk(ALICE)
     assert profile["status"]["S"] == "default"
     assert not {"name", "first_name", "profile_pic"} & profile.keys()
     [notice] = bridge.graph.messages_to(ADMIN)

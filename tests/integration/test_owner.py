@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from handler import schema
 from tests.support.bridge import ADMIN, Bridge
 
 ALICE = "1000000000000001"
@@ -119,7 +120,7 @@ def test_forget_deletes_a_users_data(bridge: Bridge):
     bridge.say(ALICE, "hi")
     bridge.say(ADMIN, f"/forget {ALICE}")
     assert last_text(bridge, ADMIN).startswith(f"Forgot {ALICE}:")
-    assert not [i for i in bridge.items() if i["pk"]["S"] == f"USER#{ALICE}"]
+    assert not [i for i in bridge.items() if i["pk"]["S"] == schema.user_pk(ALICE)]
     bridge.say(ADMIN, f"/forget {ALICE}")
     assert last_text(bridge, ADMIN) == f"Nothing is stored for {ALICE}."
 
@@ -138,8 +139,10 @@ def test_a_non_admin_cannot_use_owner_commands_or_buttons(bridge: Bridge):
     bridge.tap(ALICE, f"ADMIN:blocked:{BOB}")  # a forged button: ignored
     bridge.say(ALICE, "/users")
     assert bridge.texts_to(ALICE) == ["The answer is 42."] * 2
-    profiles = {i["pk"]["S"]: i["status"]["S"] for i in bridge.items() if i["sk"]["S"] == "PROFILE"}
-    assert profiles == {f"USER#{ALICE}": "default", f"USER#{BOB}": "default"}
+    profiles = {
+        i["pk"]["S"]: i["status"]["S"] for i in bridge.items() if i["sk"]["S"] == schema.PROFILE
+    }
+    assert profiles == {schema.user_pk(ALICE): "default", schema.user_pk(BOB): "default"}
     assert bridge.logs.named("payload.ignored")
 
 

@@ -10,7 +10,7 @@ import json
 import time
 from urllib.parse import urlencode, urlparse
 
-from handler import app
+from handler import app, schema
 from tests.support.bridge import APP_SECRET, Bridge, Context, function_url_event
 
 ALICE = "1000000000000001"
@@ -102,3 +102,18 @@ def test_forged_or_stale_deletion_requests_change_nothing_and_get_400(bridge: Br
 def test_an_unknown_status_code_is_not_found(bridge: Bridge):
     assert get("/data-deletion", {"code": "0123456789abcdef0123"})["statusCode"] == 404
     assert get("/data-deletion", {"code": "../../etc"})["statusCode"] == 404
+
+
+def test_a_deletion_request_matched_through_graph_deletes_what_the_bot_holds(bridge: Bridge):
+    bridge.say(ALICE, "hello")
+    bridge.say("1000000000000002", "hi, I stay")
+    bridge.graph.link_app_user("5551234567890", ALICE)  # Graph knows her PSID on this page
+    bridge.harness.set("APP_ID", bridge.graph.app_id)
+    bridge.harness.set("PAGE_ID", bridge.graph.page_id)
+    app.reset()
+    reply = json.loads(deletion_request(signed_request(fresh("5551234567890")))["body"])
+    page = get("/data-deletion", {"code": reply["confirmation_code"]})["body"]
+    assert "deleted the 3 records it held about you" in page
+    kept = {item["pk"]["S"] for item in bridge.items()}
+    assert schema.user_pk(ALICE) not in kept
+    assert schema.user_pk("1000000000000002") in kept
