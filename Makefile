@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LOCAL_STAMP := $(VENV)/.local-$(shell cat requirements-local.txt | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(shell cat requirements-local.txt requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: local test test-slow lint format bench package clean
+.PHONY: local test test-slow reliability-report lint format bench package clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ local: $(LOCAL_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The long runs too; also rewrites docs/RELIABILITY.md from the reliability suite's results.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest --slow
+	RELIABILITY_REPORT=1 $(BIN)/python -m pytest --slow
+
+# Only the reliability suite (quick profile), and docs/RELIABILITY.md written from it.
+reliability-report: $(STAMP)
+	RELIABILITY_REPORT=1 $(BIN)/python -m pytest tests/reliability $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,13 +1,19 @@
-"""Fixtures of the reliability suite, its Hypothesis profiles, and the report it writes.
+"""Fixtures of the reliability suite, its Hypothesis profiles, and the report it can write.
 
 ``make test`` runs the quick profile (a fixed set of examples, so CI sees the same inputs
 every time); ``make test-slow`` (``--slow``) runs the slow tests too and many more random
-examples. When the whole directory ran, ``docs/RELIABILITY.md`` is rewritten from the results.
+examples.
+
+``docs/RELIABILITY.md`` is written from the results only when asked: with
+``RELIABILITY_REPORT=1`` in the environment (``make reliability-report``, ``make test-slow``)
+and a run that covered the whole directory. A plain ``make test`` or ``pytest`` never
+writes it, so running the tests leaves the tree as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +21,30 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.reliability import report
-from tests.reliability.harness import echo_answers
+from tests.reliability.harness import atomic_receives, echo_answers, ledger, steady_settle
 from tests.support import log_audit
 from tests.support.bridge import Bridge
 
 HERE = Path(__file__).resolve().parent
 QUICK, SLOW = "reliability-quick", "reliability-slow"
+REPORT_VARIABLE = "RELIABILITY_REPORT"
+
+# The queue as most scenarios have it: Lambda's event source mapping with batches of up to
+# ten records, three receives before the dead-letter queue, retries at once (no backoff, so
+# a scenario's retries take milliseconds), and a visibility timeout longer than the
+# function's timeout, as AWS asks (the stack makes it six times as long).
+QUEUE = {
+    "batch_size": 10,
+    "max_receives": 3,
+    "retry_delay_seconds": 0,
+    "function_timeout": 20,
+    "visibility_timeout": 22,
+}
+# For a worker that dies after claiming an event: its lease lasts until its invocation's
+# deadline, and the message comes back once the visibility timeout is over, after it. The
+# worker keeps 2 s to report the batch and 10 s to send the answer, so 20 s leaves the model
+# call 8 s (a loaded machine needs some of them).
+DYING = {"function_timeout": 20, "visibility_timeout": 21}
 
 settings.register_profile(
     QUICK,
@@ -42,6 +66,7 @@ _STATE: dict[str, Any] = {
     "scenarios": {},  # nodeid -> Scenario, in collection order
     "unexpected_deselections": 0,  # by -k, -m, --deselect...: then no report is written
     "started": None,
+    "report": None,  # what became of the report, said at the end of the run
 }
 
 
@@ -75,17 +100,28 @@ def scenario(request: pytest.FixtureRequest) -> report.Scenario:
 
 @pytest.fixture
 def make_bridge(bridges: Callable[..., Bridge]) -> Callable[..., Bridge]:
-    """``make_bridge(engine="dynamodb-local", DAILY_LIMIT="5")``: the whole bridge on loopback.
+    """``make_bridge(engine="dynamodb-local", queue={...}, DAILY_LIMIT="5")``: the whole
+    bridge on loopback, with ``QUEUE`` as its queue unless ``queue`` says otherwise.
 
-    The model answers ``Answer to: <question>``. ``engine="dynamodb-local"`` puts the table
+    The model answers ``Answer to: <question>``, and its billed answers are kept
+    (``harness.ledger``). The poller's receives are made one at a time (``atomic=False``:
+    concurrently, as moto then mishandles them). ``engine="dynamodb-local"`` puts the table
     in DynamoDB Local, AWS's own engine, whose conditional writes are atomic under
     concurrency as DynamoDB's are (moto's are not guaranteed to be).
     """
 
-    def make(engine: str = "moto", retry_delay: float = 0.2, **env: str) -> Bridge:
-        bridge = bridges(engine, **env)
+    def make(
+        engine: str = "moto",
+        queue: dict[str, Any] | None = None,
+        atomic: bool = True,
+        **env: str,
+    ) -> Bridge:
+        bridge = bridges(engine, queue={**QUEUE, **(queue or {})}, **env)
         bridge.model.responder = echo_answers
-        bridge.invoke.retry_delay = retry_delay
+        ledger(bridge)
+        if atomic:  # as SQS's receives are (moto's are not: harness.atomic_receives)
+            atomic_receives(bridge)
+        steady_settle(bridge)
         return bridge
 
     return make
@@ -97,6 +133,20 @@ def bridge(make_bridge: Callable[..., Bridge]) -> Bridge:
 
 
 # -- the report ---------------------------------------------------------------------------
+
+
+def report_requested(environ: Mapping[str, str]) -> bool:
+    """Whether this run was asked to write the report (``RELIABILITY_REPORT=1``)."""
+    return environ.get(REPORT_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def report_decision(environ: Mapping[str, str], whole_directory: bool) -> str | None:
+    """None when the report is to be written; otherwise why it is not."""
+    if not report_requested(environ):
+        return f"not asked for ({REPORT_VARIABLE}=1, as `make reliability-report` sets it)"
+    if not whole_directory:
+        return "asked for, but the run did not cover the whole tests/reliability directory"
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -157,14 +207,18 @@ def _whole_directory_ran(session: pytest.Session) -> bool:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _whole_directory_ran(session):
+    if not _STATE["scenarios"]:
+        return  # this run had none of the suite's tests: nothing to say
+    why_not = report_decision(os.environ, _whole_directory_ran(session))
+    if why_not is not None:
+        _STATE["report"] = f"docs/RELIABILITY.md not written: {why_not}"
         return
     rows = list(_STATE["scenarios"].values())
     audit = log_audit.session_audit()
     slow = _slow(session.config)
     facts = report.RunFacts(
         mode="--slow" if slow else "default",
-        command=" ".join(["python -m pytest", *session.config.invocation_params.args]),
+        command=report.command_line(session.config.invocation_params.args, os.environ),
         started=_STATE["started"] or report.now(),
         seconds=sum(row.seconds for row in rows),
         session_tests=len(session.items),
@@ -173,4 +227,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         secrets_checked=len(log_audit.known_secrets()),
         profile=SLOW if slow else QUICK,
     )
-    report.write(rows, facts)
+    path = report.write(rows, facts)
+    _STATE["report"] = f"{path.relative_to(report.DOC.parents[1])} written ({len(rows)} rows)"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _STATE["report"]:
+        terminalreporter.write_line(f"reliability report: {_STATE['report']}")

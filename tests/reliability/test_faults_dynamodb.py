@@ -1,7 +1,8 @@
-"""DynamoDB throttles and loses answers: botocore retries, Lambda retries, and the count holds.
+"""DynamoDB throttles, loses answers and leaves keys unprocessed: botocore retries, the queue
+retries, and each message still ends once, counted once.
 
-moto cannot throttle, so the faults are made in the handler's own boto3 client
-(``before-send`` hook): botocore's real retry logic decides what happens next.
+moto cannot throttle, so the faults are made in the handler's own boto3 client (a
+``before-send`` hook): botocore's real retry logic decides what happens next.
 """
 
 from __future__ import annotations
@@ -11,15 +12,33 @@ import pytest
 from tests.reliability.harness import (
     BOTO3_TRIES,
     AwsFaults,
-    LambdaTiming,
+    Match,
+    batch_counts,
+    claims_event,
+    finishes_event,
     question,
+    receives,
+    releases_event,
+    say,
     tally,
     writes_quota,
 )
-from tests.support.bridge import Bridge, messaging_text, webhook_body
+from tests.support.bridge import Bridge
 
 AREA = "Faults: DynamoDB"
 ALICE = "1000000000000001"
+
+
+def batch_get(operation: str, body: dict) -> bool:
+    return operation == "BatchGetItem"
+
+
+STEPS: dict[str, tuple[str, Match]] = {
+    "claim": ("the claim (UpdateItem)", claims_event),
+    "batch-get": ("the snapshot (BatchGetItem)", batch_get),
+    "transaction": ("the answer's record and count (TransactWriteItems)", writes_quota),
+    "finish": ("the finish (TransactWriteItems)", finishes_event),
+}
 
 
 @pytest.fixture
@@ -27,144 +46,243 @@ def faults(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> AwsFaults:
     return AwsFaults.install(monkeypatch)
 
 
-@pytest.mark.parametrize(
-    ("operation", "times"),
-    [("PutItem", 2), ("UpdateItem", 2), ("GetItem", 2), ("UpdateItem", BOTO3_TRIES)],
-    ids=["claim-put", "update", "get", "update-every-try"],
-)
+@pytest.mark.parametrize("step", STEPS.values(), ids=STEPS.keys())
 def test_brief_throttling_is_absorbed_by_botocores_retries(
-    bridge: Bridge, faults: AwsFaults, scenario, operation: str, times: int
+    bridge: Bridge, faults: AwsFaults, scenario, step
 ):
+    what, when = step
     scenario.tried(
-        f"ProvisionedThroughputExceeded on the next {times} {operation} requests",
-        "answered once and counted once: botocore retries (Lambda does, once botocore's "
-        f"{BOTO3_TRIES} tries are used up)",
+        f"ProvisionedThroughputExceeded on the first {BOTO3_TRIES - 1} tries of {what}",
+        "botocore's last try gets through: answered once in the first receive, counted once",
     )
-    faults.throttle(operation, times=times)
+    faults.throttle(times=BOTO3_TRIES - 1, when=when)
     bridge.say(ALICE, question(ALICE))
     got = tally(bridge, ALICE)
-    retries = sum(len(i.errors) for i in bridge.invoke.invocations)
-    scenario.saw(got.describe(), throttled=sum(faults.throttled.values()), lambda_retries=retries)
-    assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
-    assert got.counted == 1
-    assert sum(faults.throttled.values()) == times
+    scenario.saw(got.describe(), throttled=faults.total, receives=len(receives(bridge, ALICE)))
+    assert faults.total == BOTO3_TRIES - 1
+    assert got.ended_once() and got.answers == 1
+    assert len(receives(bridge, ALICE)) == 1
 
 
-def test_a_table_throttled_at_the_webhook_asks_facebook_to_deliver_again(
-    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, scenario
+WHOLE_RECEIVE = {
+    "claim": (claims_event, 1, 0),
+    "batch-get": (batch_get, 1, 0),
+    "transaction": (writes_quota, 2, 0),
+}
+
+
+@pytest.mark.parametrize("step", WHOLE_RECEIVE.values(), ids=WHOLE_RECEIVE.keys())
+def test_throttling_for_a_whole_receive_is_answered_by_the_next(
+    bridge: Bridge, faults: AwsFaults, scenario, step
 ):
-    faults = AwsFaults.install(monkeypatch, event_kind="http")
+    when, model_calls, _ = step
+    what = next(w for w, m in STEPS.values() if m is when)
     scenario.tried(
-        "every DynamoDB request throttled while the webhook posts a message to the inbox; "
-        "Facebook then delivers the same body again",
-        "the first delivery answered 503 with nothing handed on; the second answered once, "
-        "counted once",
+        f"every one of botocore's {BOTO3_TRIES} tries of {what} throttled in the first receive",
+        "the attempt lets go of the event (its lease released) and the next receive answers "
+        "once; counted once"
+        + (
+            "; the model asked again (its first answer was never recorded, so not counted)"
+            if model_calls == 2
+            else ""
+        ),
     )
-    body = webhook_body(messaging_text(ALICE, question(ALICE), mid="m_throttled"))
+    faults.throttle(times=BOTO3_TRIES, when=when)
+    bridge.say(ALICE, question(ALICE))
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), throttled=faults.total, receives=len(receives(bridge, ALICE)))
+    assert faults.total == BOTO3_TRIES and len(receives(bridge, ALICE)) == 2
+    assert got.ended_once() and got.answers == 1 and got.model_calls == model_calls
+
+
+def test_keys_left_unprocessed_by_batch_get_item_are_asked_for_again(
+    bridge: Bridge, faults: AwsFaults, scenario
+):
+    scenario.tried(
+        "BatchGetItem answers 200 with every key unprocessed, twice (DynamoDB does under load)",
+        "the worker asks for them again within the receive: answered once, counted once",
+    )
+    faults.unprocessed_keys(times=2)
+    bridge.say(ALICE, question(ALICE))
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
+    assert got.ended_once() and got.answers == 1 and len(receives(bridge, ALICE)) == 1
+
+
+def test_keys_left_unprocessed_for_a_whole_receive_are_read_by_the_next(
+    bridge: Bridge, faults: AwsFaults, scenario
+):
+    scenario.tried(
+        "BatchGetItem leaves every key unprocessed on all 5 of the worker's asks",
+        "the attempt gives up and lets go; the next receive answers once, counted once",
+    )
+    faults.unprocessed_keys(times=5)
+    bridge.say(ALICE, question(ALICE))
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
+    assert got.ended_once() and got.answers == 1 and len(receives(bridge, ALICE)) == 2
+
+
+def test_a_finish_throttled_once_is_tried_again_before_anything_is_resent(
+    bridge: Bridge, faults: AwsFaults, scenario
+):
+    scenario.tried(
+        f"all {BOTO3_TRIES} tries of the finish throttled, once the answer was sent",
+        "the finish's own second try writes it: one answer, no bubble sent twice, one "
+        "receive; counted once",
+    )
+    faults.throttle(times=BOTO3_TRIES, when=finishes_event)
+    bridge.say(ALICE, question(ALICE))
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
+    assert got.ended_once() and got.answers == 1 and len(receives(bridge, ALICE)) == 1
+
+
+def test_a_finish_that_keeps_failing_repeats_the_last_bubble_once(
+    bridge: Bridge, faults: AwsFaults, scenario
+):
+    scenario.tried(
+        f"both tries of the finish throttled ({2 * BOTO3_TRIES} requests) once the answer was "
+        "sent; the release of the lease goes through",
+        "the documented worst case: the next receive sends the recorded answer's last (here "
+        "only) bubble again, once; never a new answer from the model; counted once",
+    )
+    faults.throttle(times=2 * BOTO3_TRIES, when=finishes_event)
+    bridge.say(ALICE, question(ALICE))
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
+    assert (got.answers, got.repeated, got.model_calls) == (1, 1, 1)
+    assert got.counted == got.billed == 1 and got.dead_letters == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="handler/bot.py: a claim found HELD raises RetryLater with no wait, so the queue "
+    "retries on its receive-count backoff (retry_delay x 3^(n-1)) rather than when the lease "
+    "ends; when the release failed too, the lease lasts until the dead invocation's deadline "
+    "and the receives can run out first: the answered message lands on the dead-letter queue "
+    "(here receives at 0, 1 and 4 s against a 20 s lease; in AWS with maxReceiveCount 3, or "
+    "with timeoutSeconds above ~400 s and the default 5 receives, 10 s delay). RetryLater's "
+    "`after` could be the lease's remaining time.",
+)
+def test_throttling_for_the_rest_of_the_attempt_once_the_answer_is_sent_costs_one_bubble_at_most(
+    make_bridge, scenario, monkeypatch
+):
+    bridge = make_bridge(queue={"function_timeout": 20, "retry_delay_seconds": 1})
+    faults = AwsFaults.install(monkeypatch)
+    scenario.tried(
+        "the finish, its second try and the release of the lease all throttled (every try) "
+        "once the answer was sent; retry delay 1 s, function timeout 20 s",
+        "the answer once and at most one repeated bubble, counted once; not on the DLQ",
+    )
+    faults.throttle(times=2 * BOTO3_TRIES, when=finishes_event)
+    faults.throttle(times=BOTO3_TRIES, when=releases_event)
+    say(bridge, ALICE, question(ALICE))
+    bridge.settle(60)
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
+    assert got.dead_letters == 0
+    assert got.answers == 1 and got.repeated <= 1 and got.counted == got.billed == 1
+
+
+def test_a_table_throttled_for_two_receives_is_answered_by_the_third(
+    make_bridge, scenario, monkeypatch
+):
+    bridge = make_bridge()
+    faults = AwsFaults.install(monkeypatch)
+    handler = bridge.poller.handler
+
+    def table_back_for_the_third_receive(event, context):
+        if int(event["Records"][0]["attributes"]["ApproximateReceiveCount"]) >= 3:
+            faults.throttle_always(False)
+        return handler(event, context)
+
+    bridge.poller.handler = table_back_for_the_third_receive
+    scenario.tried(
+        "every DynamoDB request of the worker throttled during the first two receives",
+        "the webhook is not affected (it only queues); the third receive answers once; "
+        "counted once; nothing on the DLQ",
+    )
     faults.throttle_always()
-    first = bridge.deliver(body)["statusCode"]
-    bridge.settle()
-    handed_on = len(bridge.invoke.invocations)
-    faults.throttle_always(False)
-    second = bridge.deliver(body)["statusCode"]
-    bridge.settle()
+    response = say(bridge, ALICE, question(ALICE))
+    bridge.settle(60)
     got = tally(bridge, ALICE)
     scenario.saw(
-        got.describe(), first=first, second=second, throttled=sum(faults.throttled.values())
+        f"webhook {response['statusCode']}; {got.describe()}",
+        throttled=faults.total,
+        receives=len(receives(bridge, ALICE)),
     )
-    assert (first, handed_on, second) == (503, 0, 200)
-    assert (got.answers, got.apologies, got.failure_records, got.counted) == (1, 0, 0, 1)
+    assert response["statusCode"] == 200 and len(receives(bridge, ALICE)) == 3
+    assert got.ended_once() and got.answers == 1
 
 
-def test_a_table_throttled_for_a_whole_attempt_is_answered_by_lambdas_retry(
-    bridge: Bridge, faults: AwsFaults, scenario
-):
-    timing = LambdaTiming(bridge)
-    timing.on_attempt_end(lambda attempt: faults.throttle_always(False))
-    scenario.tried(
-        "every DynamoDB request throttled until the first attempt has failed",
-        "Lambda's retry (a minute later) answers once; counted once",
-    )
-    faults.throttle_always()
-    bridge.say(ALICE, question(ALICE))
-    got = tally(bridge, ALICE)
-    scenario.saw(got.describe(), attempts=sum(timing.attempts.values()))
-    assert (got.answers, got.failure_records, got.counted) == (1, 0, 1)
-
-
-def test_a_table_throttled_for_good_leaves_the_event_on_the_failure_queue(
+def test_a_table_throttled_for_good_leaves_the_event_on_the_dlq(
     bridge: Bridge, faults: AwsFaults, scenario
 ):
     scenario.tried(
-        "every DynamoDB request throttled, on every attempt",
-        "no answer, nothing counted, one record on the failure queue",
+        "every DynamoDB request of the worker throttled, on every receive",
+        "no answer, no model call, nothing counted; the event on the DLQ after its 3 receives",
     )
     faults.throttle_always()
     bridge.say(ALICE, question(ALICE))
     faults.throttle_always(False)
     got = tally(bridge, ALICE)
-    scenario.saw(got.describe(), throttled=sum(faults.throttled.values()))
-    assert (got.answers, got.apologies, got.failure_records) == (0, 0, 1)
-    assert got.counted == 0 and got.model_calls == 0
+    scenario.saw(got.describe(), throttled=faults.total, **batch_counts(bridge))
+    assert got.ended_once() and got.dead_letters == 1
+    assert (got.model_calls, got.counted) == (0, 0)
 
 
-def test_throttling_that_starts_once_the_question_is_counted_costs_one_question(
-    bridge: Bridge, faults: AwsFaults, scenario
+LOST = {
+    "claim": (claims_event, "the claim (the conditional UpdateItem of the event's item)"),
+    "transaction": (writes_quota, "the transaction that records the answer and counts it"),
+    "finish": (finishes_event, "the finish"),
+}
+
+
+@pytest.mark.parametrize("step", LOST.values(), ids=LOST.keys())
+def test_a_lost_answer_from_dynamodb_does_not_lose_or_repeat_anything(
+    make_bridge, scenario, monkeypatch, step
 ):
-    """The hard case: the counter was written, and every write after it fails, the clean-up
-    (give the question back, release the claim) included. Lambda's retries come a minute and
-    three minutes later, as in AWS."""
-    timing = LambdaTiming(bridge)
-    timing.on_attempt_end(lambda attempt: faults.end_window())
+    when, what = step
+    # DynamoDB Local: AWS's engine honours the transaction's idempotency token as DynamoDB
+    # does (moto does not: see the next scenario).
+    bridge = make_bridge(engine="dynamodb-local")
+    faults = AwsFaults.install(monkeypatch)
     scenario.tried(
-        "every DynamoDB request throttled from the one after the quota counter's write "
-        "until that attempt ends (the clean-up fails too)",
-        "a later attempt answers once; counted exactly once",
+        f"DynamoDB applies {what} but its answer is lost (read timeout); botocore sends it again",
+        "the repeat finds the write already there (its own claim; the transaction's "
+        "idempotency token; its own finish): answered once, counted once, in one receive",
     )
-    faults.throttle_after(writes_quota)
+    faults.lose_response(when)
     bridge.say(ALICE, question(ALICE))
     got = tally(bridge, ALICE)
-    scenario.saw(got.describe(), attempts=sum(timing.attempts.values()))
-    assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
-    assert got.counted == 1
+    scenario.saw(got.describe(), lost=sum(faults.lost.values()))
+    assert sum(faults.lost.values()) == 1
+    assert got.ended_once() and got.answers == 1 and len(receives(bridge, ALICE)) == 1
 
 
-def test_a_lost_answer_to_the_quota_write_does_not_count_the_question_twice(
+@pytest.mark.xfail(
+    strict=True,
+    reason="handler/claims.py, Claims.record: after ClaimLost it finds the event counted by "
+    "its own owner and writes the reply without the count, but reuses the values dict that "
+    "still holds ':day', so DynamoDB refuses the write (ValidationException: Value provided "
+    "in ExpressionAttributeValues unused in expressions: keys: {:day}); the attempt fails and "
+    "the next receive sends the answer. Reached when a repeat of the counting transaction is "
+    "not made idempotent by its token (moto; in AWS after the token's 10 minutes).",
+)
+def test_a_lost_answer_to_the_count_is_recovered_in_the_same_receive_without_idempotency_tokens(
     bridge: Bridge, faults: AwsFaults, scenario
 ):
     scenario.tried(
-        "DynamoDB applies the quota counter's write but its answer is lost (read timeout); "
-        "botocore sends the write again",
-        "answered once; counted exactly once",
+        "on moto, which ignores ClientRequestToken: the transaction that records the answer "
+        "and counts it is applied, its answer lost; botocore's repeat fails its condition "
+        "(already counted)",
+        "the worker sees its own count and records the reply without counting again: "
+        "answered once, counted once, in one receive",
     )
     faults.lose_response(writes_quota)
     bridge.say(ALICE, question(ALICE))
     got = tally(bridge, ALICE)
-    scenario.saw(got.describe(), lost_answers=sum(faults.lost.values()))
-    assert sum(faults.lost.values()) == 1
-    assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
-    assert got.counted == 1
-
-
-def claims_the_event(operation: str, body: dict) -> bool:
-    """The claim: a conditional PutItem on the event's ``EVENT#`` item."""
-    return operation == "PutItem" and body.get("Item", {}).get("pk", {}).get("S", "").startswith(
-        "EVENT#"
-    )
-
-
-def test_a_lost_answer_to_the_claim_does_not_lose_the_message(
-    bridge: Bridge, faults: AwsFaults, scenario
-):
-    scenario.tried(
-        "DynamoDB applies the claim (the conditional put of the event's item) but its answer "
-        "is lost (read timeout); botocore sends the put again, which finds the claim there",
-        "the attempt knows the claim for its own: answered once, counted once",
-    )
-    faults.lose_response(claims_the_event)
-    bridge.say(ALICE, question(ALICE))
-    got = tally(bridge, ALICE)
-    scenario.saw(got.describe(), lost_answers=sum(faults.lost.values()))
-    assert sum(faults.lost.values()) == 1
-    assert (got.answers, got.apologies, got.failure_records) == (1, 0, 0)
-    assert got.counted == 1
+    scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
+    assert got.ended_once() and got.answers == 1
+    assert len(receives(bridge, ALICE)) == 1

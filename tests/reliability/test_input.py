@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from handler import app, replies, signature
+from handler.events import MAX_TEXT_CHARS
+from handler.handoff import MAX_BATCH_BYTES
 from handler.webhook import MAX_BODY_BYTES
-from tests.reliability.harness import answer_to, question, tally
+from tests.reliability.harness import answer_to, dead_letters, fresh_ms, question, tally
 from tests.support.bridge import PAGE_ID, Bridge, Context, function_url_event
 
 AREA = "Bad input: odd messages through the stack"
@@ -47,11 +49,11 @@ def deliver_items(bridge: Bridge, *items: dict[str, Any]) -> dict[str, Any]:
     return bridge.deliver(body)
 
 
-def text_item(psid: str, text: str, mid: str) -> dict[str, Any]:
+def text_item(psid: str, text: str, mid: str, timestamp: int | None = None) -> dict[str, Any]:
     return {
         "sender": {"id": psid},
         "recipient": {"id": PAGE_ID},
-        "timestamp": 1_700_000_000_000,
+        "timestamp": fresh_ms() if timestamp is None else timestamp,
         "message": {"mid": mid, "text": text},
     }
 
@@ -60,9 +62,13 @@ def message_item(psid: str, mid: str, **message: Any) -> dict[str, Any]:
     return {
         "sender": {"id": psid},
         "recipient": {"id": PAGE_ID},
-        "timestamp": 1_700_000_000_000,
+        "timestamp": fresh_ms(),
         "message": {"mid": mid, **message},
     }
+
+
+def nothing_queued(bridge: Bridge) -> bool:
+    return bridge.poller.invocations == [] and bridge.poller.queue_depth() == (0, 0)
 
 
 def test_odd_unicode_is_answered_once_or_apologised_for_once(make_bridge, scenario):
@@ -110,14 +116,13 @@ def test_odd_unicode_is_answered_once_or_apologised_for_once(make_bridge, scenar
         counted=final.counted,
     )
     assert set(outcomes.values()) <= {"answered", "apology"}, outcomes
-    assert final.counted == final.answers
-    assert final.failure_records == 0
+    assert final.ended_once(len(ODD_TEXTS))
 
 
 def test_empty_and_blank_texts_are_not_questions(bridge: Bridge, scenario):
     scenario.tried(
         'messages with text "", "   ", "\\n\\t", a missing text, text null',
-        "webhook 200; nothing handed off, nothing sent, nothing counted",
+        "webhook 200; nothing queued, nothing sent, nothing counted",
     )
     items = [
         message_item(ALICE, "m_e1", text=""),
@@ -129,11 +134,11 @@ def test_empty_and_blank_texts_are_not_questions(bridge: Bridge, scenario):
     response = deliver_items(bridge, *items)
     bridge.settle()
     scenario.saw(
-        f"webhook {response['statusCode']}; handed off {len(bridge.invoke.invocations)}",
+        f"webhook {response['statusCode']}; queued {len(bridge.poller.invocations)}",
         sent=len(bridge.graph.calls),
     )
     assert response["statusCode"] == 200
-    assert bridge.invoke.invocations == [] and bridge.graph.calls == [] and bridge.items() == []
+    assert nothing_queued(bridge) and bridge.graph.calls == [] and bridge.items() == []
 
 
 ATTACHMENTS = {
@@ -162,7 +167,7 @@ def test_attachments_only_get_the_text_only_hint_and_cost_nothing(
     got = tally(bridge, ALICE)
     scenario.saw(got.describe())
     assert bridge.texts_to(ALICE) == [replies.ATTACHMENTS_ONLY]
-    assert (got.model_calls, got.counted) == (0, 0)
+    assert (got.model_calls, got.counted, got.dead_letters) == (0, 0, 0)
 
 
 def test_text_with_an_attachment_is_a_question(bridge: Bridge, scenario):
@@ -172,7 +177,7 @@ def test_text_with_an_attachment_is_a_question(bridge: Bridge, scenario):
     bridge.settle()
     got = tally(bridge, ALICE)
     scenario.saw(got.describe())
-    assert (got.answers, got.counted, got.notices) == (1, 1, 0)
+    assert got.ended_once() and (got.answers, got.notices) == (1, 0)
 
 
 def test_a_huge_batch_is_answered_once_per_message(make_bridge, scenario, slow):
@@ -190,13 +195,14 @@ def test_a_huge_batch_is_answered_once_per_message(make_bridge, scenario, slow):
         "counts exact",
     )
     response = deliver_items(bridge, *items)
-    bridge.invoke.wait_idle(timeout=300)
+    bridge.settle(300)
     wrong = []
     for p in psids:
         texts = bridge.texts_to(p)
         if texts != [answer_to(question(p, f"#{k}")) for k in range(per_person)]:
             wrong.append(p)
     counted_total = sum(tally(bridge, p).counted for p in psids)
+    wrong += [p for p in psids if not tally(bridge, p).ended_once(per_person)]
     scenario.saw(
         f"webhook {response['statusCode']}; {len(psids) - len(wrong)} of {people} people got "
         "exactly their answers in order",
@@ -205,7 +211,7 @@ def test_a_huge_batch_is_answered_once_per_message(make_bridge, scenario, slow):
     )
     assert response["statusCode"] == 200
     assert wrong == []
-    assert counted_total == len(items)
+    assert counted_total == len(items) and dead_letters(bridge) == []
 
 
 def test_a_body_at_the_size_limit_is_read_and_one_byte_more_is_refused_early(
@@ -236,26 +242,45 @@ def test_a_body_at_the_size_limit_is_read_and_one_byte_more_is_refused_early(
     assert checked == [MAX_BODY_BYTES]  # only the body within the limit was ever hashed
 
 
-def test_a_signed_delivery_of_non_ascii_text_near_the_limit_is_handed_off(bridge: Bridge, scenario):
-    """Facebook sends UTF-8; the hand-off to the worker must still fit Lambda's 256 KB."""
-    text = question(ALICE, "\U0001f600" * 1900)
-    items = [text_item(ALICE, text, f"m_big_{n}") for n in range(25)]
+def test_a_signed_delivery_of_non_ascii_text_near_the_limit_is_queued_whole(
+    bridge: Bridge, scenario
+):
+    """Facebook sends UTF-8; every event must still reach the queue, in SendMessageBatch calls
+    SQS accepts, however much text the delivery carries."""
+    emoji = "\U0001f600" * (MAX_TEXT_CHARS + 500)
+    items = [text_item(ALICE, question(ALICE, f"#{n} {emoji}"), f"m_big_{n}") for n in range(20)]
     body = json.dumps(
         {"object": "page", "entry": [{"id": PAGE_ID, "messaging": items}]}, ensure_ascii=False
     ).encode()
     scenario.tried(
         f"a signed {len(body) // 1024} KB delivery (under the {MAX_BODY_BYTES // 1024} KB "
-        "limit) of 25 messages of 1900 emoji each",
-        "webhook 200 (not a 5xx, which Facebook would retry for ever); every message handed "
-        "off and answered or refused by the quota, none lost",
+        f"limit) of 20 messages of {MAX_TEXT_CHARS + 500} emoji each (4 bytes apiece)",
+        f"webhook 200 (not a 5xx, which Facebook would retry for ever): every message queued "
+        f"(texts cut to {MAX_TEXT_CHARS} characters, SendMessageBatch calls under "
+        f"{MAX_BATCH_BYTES // 1000} KB) and answered or refused by the quota, none lost",
     )
     response = bridge.deliver(body)
-    bridge.invoke.wait_idle(timeout=120)
+    bridge.settle(120)
     got = tally(bridge, ALICE)
-    rejected = [r.error_type for r in bridge.invoke.rejections]
+    longest = max(len(r["messages"][-1]["content"]) for r in bridge.model.requests)
     scenario.saw(
-        f"webhook {response['statusCode']}; Invoke refused: {rejected or 'nothing'}; "
-        + got.describe()
+        f"webhook {response['statusCode']}; {got.describe()}; the longest question the model "
+        f"saw: {longest} characters"
     )
     assert response["statusCode"] == 200
-    assert got.answers + got.notices == 25 and got.counted == got.answers == 3
+    assert got.answers + got.notices == 20 and got.counted == got.answers == 3
+    assert got.dead_letters == 0 and longest <= MAX_TEXT_CHARS
+
+
+def test_a_delivery_older_than_the_messaging_window_is_dropped(bridge: Bridge, scenario):
+    scenario.tried(
+        "a signed delivery whose message was sent 25 hours ago (a replay, or a redelivery "
+        "long after Messenger's 24-hour window)",
+        "webhook 200 and nothing queued, sent or counted (no answer may be sent any more)",
+    )
+    old = fresh_ms(-25 * 3600 * 1000)
+    response = deliver_items(bridge, text_item(ALICE, question(ALICE), "m_old", old))
+    bridge.settle()
+    scenario.saw(f"webhook {response['statusCode']}", queued=len(bridge.poller.invocations))
+    assert response["statusCode"] == 200
+    assert nothing_queued(bridge) and bridge.graph.calls == [] and bridge.items() == []

@@ -6,17 +6,19 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import boto3
 import pytest
 
 from tests.reliability.harness import (
     ANSWER_PREFIX,
     AwsFaults,
-    LambdaTiming,
     answer_to,
-    failure_events,
+    dead_letters,
+    outcomes,
     question,
     quick_send_retries,
     say,
@@ -41,18 +43,19 @@ def jittery_model(bridge: Bridge, most: float = 0.03, seed: int = 7) -> None:
         with lock:
             pause = rng.uniform(0, most)
         time.sleep(pause)
-        return ANSWER_PREFIX + body["messages"][-1]["content"]
+        return answer_to(body["messages"][-1]["content"])
 
     bridge.model.responder = answer
 
 
 def test_concurrent_deliveries_of_one_message_are_answered_once(make_bridge, scenario):
-    bridge = make_bridge(engine="dynamodb-local", retry_delay=1.0)
+    bridge = make_bridge(engine="dynamodb-local")
     deliveries = 12
     scenario.tried(
         f"the same signed delivery (one message id) POSTed {deliveries} times at once, as "
         "Facebook's retries can arrive",
-        "every POST 200; one answer, one model call, counted once",
+        "every POST 200; one answer, one model call, counted once (SQS keeps one copy while "
+        "it holds it; the event's item drops any later one)",
     )
     body = webhook_body(messaging_text(ALICE, question(ALICE), mid="m_storm"))
     barrier = threading.Barrier(deliveries)
@@ -63,11 +66,12 @@ def test_concurrent_deliveries_of_one_message_are_answered_once(make_bridge, sce
 
     with ThreadPoolExecutor(deliveries) as pool:
         statuses = list(pool.map(deliver, range(deliveries)))
-    bridge.invoke.wait_idle(timeout=60)
+    bridge.settle(60)
     got = tally(bridge, ALICE)
-    scenario.saw(got.describe(), deliveries=deliveries, worker_runs=len(bridge.invoke.invocations))
+    copies = sum(len(i.records) for i in bridge.poller.invocations)
+    scenario.saw(got.describe(), deliveries=deliveries, copies_received=copies)
     assert statuses == [200] * deliveries
-    assert (got.answers, got.model_calls, got.counted, got.failure_records) == (1, 1, 1, 0)
+    assert got.ended_once() and (got.answers, got.model_calls) == (1, 1)
 
 
 def test_concurrent_questions_at_the_limit_get_exactly_the_last_question(make_bridge, scenario):
@@ -77,8 +81,9 @@ def test_concurrent_questions_at_the_limit_get_exactly_the_last_question(make_br
     bridge.say(ALICE, question(ALICE, "two"))
     scenario.tried(
         f"a person with 2 of 3 questions used sends {at_once} different questions at once "
-        "(separate deliveries, workers running concurrently)",
-        f"exactly one more answer and {at_once - 1} over-the-limit notices; counted 3",
+        "(separate deliveries, at the same moment)",
+        f"the message group puts them in one order: exactly one more answer (to the first "
+        f"queued) and {at_once - 1} over-the-limit notices; counted 3",
     )
     barrier = threading.Barrier(at_once)
 
@@ -88,7 +93,7 @@ def test_concurrent_questions_at_the_limit_get_exactly_the_last_question(make_br
 
     with ThreadPoolExecutor(at_once) as pool:
         statuses = list(pool.map(send, range(at_once)))
-    bridge.invoke.wait_idle(timeout=60)
+    bridge.settle(60)
     got = tally(bridge, ALICE)
     scenario.saw(got.describe(), sent_at_once=at_once)
     assert statuses == [200] * at_once
@@ -159,7 +164,7 @@ def test_many_people_writing_at_once_get_their_answers_in_order_and_counted_exac
     started = time.monotonic()
     with ThreadPoolExecutor(count) as pool:
         list(pool.map(write, psids))
-    bridge.invoke.wait_idle(timeout=600)
+    bridge.settle(600)
     seconds = time.monotonic() - started
     results = [
         PersonResult(
@@ -170,7 +175,9 @@ def test_many_people_writing_at_once_get_their_answers_in_order_and_counted_exac
         )
         for psid in psids
     ]
-    counted_ok = sum(1 for r in results if tally(bridge, r.psid).counted == limit)
+    counted_ok = sum(
+        1 for r in results if tally(bridge, r.psid).counted == limit == tally(bridge, r.psid).billed
+    )
     answered = sum(len(r.answers) for r in results)
     forgetful = questions_without_the_one_before(bridge.model.requests)
     scenario.saw(
@@ -183,6 +190,8 @@ def test_many_people_writing_at_once_get_their_answers_in_order_and_counted_exac
         answered_out_of_turn=sum(r.answered_out_of_turn for r in results),
         people_out_of_order=sum(1 for r in results if not r.in_order),
         questions_asked_without_the_previous_exchange=forgetful,
+        on_the_dlq=len(dead_letters(bridge)),
+        most_invocations_at_once=bridge.poller.most_at_once,
         seconds=round(seconds),
     )
     assert statuses == [200] * count * per_person
@@ -190,6 +199,7 @@ def test_many_people_writing_at_once_get_their_answers_in_order_and_counted_exac
     assert counted_ok == count
     assert [r.psid for r in results if not r.in_order] == []  # order, and the right answers
     assert forgetful == 0  # each question saw the exchange before it (conversation memory)
+    assert dead_letters(bridge) == []
 
 
 def questions_without_the_one_before(requests: list[dict]) -> int:
@@ -212,35 +222,39 @@ def test_under_faults_every_message_still_ends_one_right_way(
     bridge = make_bridge(engine="dynamodb-local", DAILY_LIMIT="1000")
     quick_send_retries(bridge)
     jittery_model(bridge, most=0.02)
-    LambdaTiming(bridge)  # retries come when Lambda's would: after any lease has run out
     dynamo = AwsFaults.install(monkeypatch)
+    sqs = AwsFaults.install(monkeypatch, "sqs", event_kind=None)
     psids = people(count)
     rng = random.Random(11)
     injected: dict[str, int] = {}
     stop = threading.Event()
 
     def chaos() -> None:
-        """Every 40 ms, one fault for whoever asks next: model 500, Send API down for a
-        whole send, a reset connection, or DynamoDB throttling a burst of requests."""
+        """Every 40 ms, one fault for whoever comes next: a model 500, the Send API down for
+        a whole send, a reset connection, a burst of DynamoDB or SQS throttling that
+        botocore's retries ride out."""
         while not stop.wait(0.04):
-            kind = rng.choice(["model", "graph", "reset", "dynamo", "none", "none"])
+            kind = rng.choice(["model", "graph", "reset", "dynamo", "sqs", "none", "none"])
             injected[kind] = injected.get(kind, 0) + 1
             if kind == "model":
                 bridge.model.fail_next(500)
             elif kind == "graph":
-                bridge.graph.fail_next(503, 2, times=4, only="message")
+                bridge.graph.fail_next(503, 2, times=3, only="message")
             elif kind == "reset":
                 bridge.graph.reset_connection_next(only="message")
-            elif kind == "dynamo":  # bursts botocore rides out; the rest: test_faults_dynamodb
+            elif kind == "dynamo":  # the longer ones: Faults: DynamoDB
                 dynamo.throttle(times=rng.randint(1, 5), absorbable=True)
+            elif kind == "sqs":
+                sqs.throttle(times=rng.randint(1, 3), absorbable=True)
 
     scenario.tried(
         f"{count} people write {per_person} messages each at once while faults are thrown "
         "in every 40 ms: model 500s, the Send API down for a whole send, reset connections, "
-        "DynamoDB throttling bursts that botocore's retries ride out (longer ones: see "
-        "Faults: DynamoDB)",
-        "every message: exactly one answer, or one apology, or one record on the failure "
-        "queue; no answer twice; counted = answers, per person",
+        "DynamoDB and SQS throttling bursts that botocore's retries ride out (longer ones: "
+        "see the fault areas)",
+        "every message: exactly one answer (or one whose connection broke, never resent), or "
+        "one apology, or one record on the DLQ; no bubble twice; counted = what the model "
+        "answered, per person",
     )
     monkey = threading.Thread(target=chaos, daemon=True)
     monkey.start()
@@ -252,69 +266,146 @@ def test_under_faults_every_message_still_ends_one_right_way(
     try:
         with ThreadPoolExecutor(count) as pool:
             list(pool.map(write, psids))
-        bridge.invoke.wait_idle(timeout=600)
+        bridge.settle(600)
     finally:
         stop.set()
         monkey.join()
-    bridge.invoke.wait_idle(timeout=600)
+    bridge.settle(600)
     wrong: list[str] = []
-    totals = {"answers": 0, "apologies": 0, "failure_records": 0}
+    totals = {"answers": 0, "maybe": 0, "apologies": 0, "dead_letters": 0}
     for psid in psids:
         got = tally(bridge, psid)
-        answers = [t for t in bridge.texts_to(psid) if t.startswith(ANSWER_PREFIX)]
         for key in totals:
             totals[key] += getattr(got, key)
-        if got.accounted != per_person or len(set(answers)) != len(answers):
+        if not got.ended_once(per_person):
             wrong.append(f"{psid}: {got.describe()}")
-        elif got.counted != got.answers:
-            wrong.append(f"{psid}: counted {got.counted} for {got.answers} answers")
     scenario.saw(
         f"{count - len(wrong)} of {count} people fully accounted for"
         + (f"; first problem: {wrong[0]}" if wrong else ""),
         messages=count * per_person,
         **totals,
         faults_thrown=sum(v for k, v in injected.items() if k != "none"),
-        dynamodb_requests_throttled=sum(dynamo.throttled.values()),
+        requests_throttled=sum(dynamo.throttled.values()) + sum(sqs.throttled.values()),
     )
     assert wrong == []
-    assert len(failure_events(bridge)) == totals["failure_records"]
 
 
 @pytest.mark.slow
 def test_a_long_day_of_many_people_keeps_every_count_exact(make_bridge, scenario):
     count, per_person, limit = 60, 12, 10
     bridge = make_bridge(engine="dynamodb-local", DAILY_LIMIT=str(limit))
-    LambdaTiming(bridge)  # a retry comes when Lambda's would: after any lease has run out
     jittery_model(bridge, most=0.01)
     psids = people(count)
     scenario.tried(
-        f"{count} people x {per_person} messages, everyone at once, each person's messages "
-        "sent back to back, no reserved concurrency (on 2 CPUs DynamoDB Local may then answer "
-        "after botocore's 5 s read timeout, which botocore retries)",
-        f"answers = min(messages, {limit}) per person, counted exactly; nothing lost or "
-        "answered twice (order not checked here)",
+        f"{count} people x {per_person} messages, 16 people writing at any moment, each "
+        f"person's messages sent back to back; at most {bridge.poller.max_concurrency} "
+        "invocations at once (on 2 CPUs DynamoDB Local may then answer after botocore's 5 s "
+        "read timeout, which botocore retries)",
+        f"answers = min(messages, {limit}) per person, in order, counted exactly; nothing "
+        "lost, answered twice or left on the DLQ",
     )
 
     def write(psid: str) -> None:
         for n in range(per_person):
             say(bridge, psid, question(psid, f"#{n}"))
 
+    started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(write, psids))
-    bridge.invoke.wait_idle(timeout=900)
+    bridge.settle(900)
     bad = []
     for psid in psids:
         got = tally(bridge, psid)
         answers = [t for t in bridge.texts_to(psid) if t.startswith(ANSWER_PREFIX)]
-        if (got.answers, got.counted, got.notices) != (limit, limit, per_person - limit):
-            bad.append(psid)
-        if len(set(answers)) != len(answers):
+        expected = [answer_to(question(psid, f"#{n}")) for n in range(limit)]
+        exact = (got.answers, got.counted, got.notices) == (limit, limit, per_person - limit)
+        if not (exact and answers == expected and got.ended_once(limit)):
             bad.append(psid)
     scenario.saw(
         f"{count - len(set(bad))} of {count} people exact",
         messages=count * per_person,
         answered=sum(tally(bridge, p).answers for p in psids),
-        attempts_failed_and_retried=sum(len(i.errors) for i in bridge.invoke.invocations),
-        on_the_failure_queue=len(failure_events(bridge)),
+        batches=len(bridge.poller.invocations),
+        batches_not_clean=sum(v for k, v in outcomes(bridge).items() if k != "succeeded"),
+        on_the_dlq=len(dead_letters(bridge)),
+        seconds=round(time.monotonic() - started),
     )
     assert bad == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="local/aws.py (moto's SQS, with fix_moto_fifo): ReceiveMessage is not atomic. "
+    "Between its look at a message (visible? its group free?) and marking it received, "
+    "another ReceiveMessage can take the same message, or the group's next one, so two "
+    "invocations work on one person at once: in the --slow load runs (30 people x 12 "
+    "messages on 2 CPUs) overlapping batches held the same message (ApproximateReceiveCount "
+    "1 and 2 at once) and a person's #10 and #11 side by side, answered out of order without "
+    "the exchange before. SQS never does either. Widened here with a 0.2 s pause in moto's "
+    "Message.mark_received; the other scenarios make the poller's receives one at a time "
+    "(harness.atomic_receives). A lock around receive_message in fix_moto_fifo would do.",
+)
+def test_the_queue_stand_in_gives_a_message_group_to_one_receiver_at_a_time(scenario, monkeypatch):
+    from moto.sqs.models import Message
+
+    from local.aws import REGION, EmbeddedAWS, create_queues
+
+    real = Message.mark_received
+
+    def slow_mark(self, *args, **kwargs):
+        time.sleep(0.2)  # the window between deciding to hand a message out and marking it
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Message, "mark_received", slow_mark)
+    scenario.tried(
+        "two ReceiveMessage calls at the same moment on the FIFO queue (local/aws.py's moto) "
+        "holding three messages of one person's group; the window inside ReceiveMessage "
+        "widened to 0.2 s",
+        "as SQS: one receiver gets the group's first message, the other nothing until it is "
+        "deleted or visible again",
+    )
+    aws = EmbeddedAWS().start()
+    try:
+
+        def client():
+            return boto3.client(
+                "sqs",
+                endpoint_url=aws.url,
+                region_name=REGION,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
+
+        sqs = client()
+        queue, _ = create_queues(
+            sqs, f"race-{uuid.uuid4().hex[:8]}", visibility_timeout=30, max_receives=5
+        )
+        for n in range(3):
+            sqs.send_message(
+                QueueUrl=queue,
+                MessageBody=f"#{n}",
+                MessageGroupId=ALICE,
+                MessageDeduplicationId=f"d{n}",
+            )
+        receivers = [client(), client()]
+        barrier = threading.Barrier(len(receivers))
+        got: list[list[str]] = [[] for _ in receivers]
+
+        def receive(index: int) -> None:
+            barrier.wait()
+            messages = (
+                receivers[index]
+                .receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=30)
+                .get("Messages", [])
+            )
+            got[index] = [m["Body"] for m in messages]
+
+        threads = [threading.Thread(target=receive, args=(i,)) for i in range(len(receivers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        aws.stop()
+    scenario.saw(f"the receivers got {got}")
+    assert sorted(got) == [[], ["#0"]]
