@@ -2,10 +2,9 @@
 bridge's resources in it, made as the Pulumi stack makes them.
 
 moto 5.2 lets a later message of a FIFO group overtake an earlier one when several of the
-group's in-flight messages become visible together: ``receive_message`` counts a message
-whose visibility ran out as still in flight until its own turn in the loop. SQS never
-does that, and the bridge's order rests on it, so ``fix_moto_fifo`` makes moto count only
-messages that are really invisible. ``python -m local.aws -p PORT`` runs moto's server
+group's in-flight messages become visible together, and two concurrent receives can take
+one group's messages at once. SQS never does either, and the bridge's order rests on it:
+``fix_moto_fifo`` mends both. ``python -m local.aws -p PORT`` runs moto's server
 with the fix, for tests that want AWS in another process.
 """
 
@@ -15,6 +14,7 @@ import argparse
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -23,9 +23,20 @@ from handler import schema
 REGION = "us-east-1"
 
 
+_RECEIVE_LOCK = threading.Lock()
+_LONG_POLL_STEP = 0.05
+
+
 def fix_moto_fifo() -> None:
-    """In-flight means invisible: a message whose visibility ran out holds its group no more."""
-    from moto.sqs.models import Queue
+    """Two fixes that make moto's FIFO queues hold SQS's promises:
+
+    - in flight means invisible: a message whose visibility ran out holds its group no more;
+    - ReceiveMessage is atomic: between its look at a message (visible? group free?) and
+      marking it received, another receive could take the same message or the group's next
+      one, so two invocations worked on one person at once. A long poll waits outside the
+      lock, looking again every 50 ms.
+    """
+    from moto.sqs.models import Queue, SQSBackend
 
     def pending_message_groups(self: Any) -> set[str]:
         return {
@@ -35,6 +46,30 @@ def fix_moto_fifo() -> None:
         }
 
     Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment]
+    if getattr(SQSBackend.receive_message, "_atomic", False):
+        return
+    receive = SQSBackend.receive_message
+
+    def atomic_receive(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with _RECEIVE_LOCK:
+                found = receive(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(_LONG_POLL_STEP)
+
+    atomic_receive._atomic = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = atomic_receive  # type: ignore[method-assign]
 
 
 class EmbeddedAWS:

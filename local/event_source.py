@@ -33,6 +33,7 @@ from local.runtime import ACCOUNT, REGION, lambda_context
 
 Handler = Callable[[Any, Any], Any]
 EMPTY_POLL_SLEEP = 0.02  # seconds between polls of an empty queue
+IDLE_RECHECK_SECONDS = 0.2
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,18 @@ class QueuePoller:
         )
 
     def idle(self) -> bool:
-        with self._lock:
-            if self._running:
+        """No invocation running and no message left, twice in a row: SQS (and moto) count
+        the visible and the in-flight messages one after the other, so a message whose
+        visibility runs out in between is counted in neither."""
+        for reading in range(2):
+            if reading:
+                time.sleep(IDLE_RECHECK_SECONDS)
+            with self._lock:
+                if self._running:
+                    return False
+            if self.queue_depth() != (0, 0):
                 return False
-        return self.queue_depth() == (0, 0)
+        return True
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Until every message is handled (deleted or on the dead-letter queue)."""

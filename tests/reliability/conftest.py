@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.reliability import report
-from tests.reliability.harness import atomic_receives, echo_answers, ledger, steady_settle
+from tests.reliability.harness import echo_answers, ledger
 from tests.support import log_audit
 from tests.support.bridge import Bridge
 
@@ -104,24 +104,15 @@ def make_bridge(bridges: Callable[..., Bridge]) -> Callable[..., Bridge]:
     bridge on loopback, with ``QUEUE`` as its queue unless ``queue`` says otherwise.
 
     The model answers ``Answer to: <question>``, and its billed answers are kept
-    (``harness.ledger``). The poller's receives are made one at a time (``atomic=False``:
-    concurrently, as moto then mishandles them). ``engine="dynamodb-local"`` puts the table
+    (``harness.ledger``). ``engine="dynamodb-local"`` puts the table
     in DynamoDB Local, AWS's own engine, whose conditional writes are atomic under
     concurrency as DynamoDB's are (moto's are not guaranteed to be).
     """
 
-    def make(
-        engine: str = "moto",
-        queue: dict[str, Any] | None = None,
-        atomic: bool = True,
-        **env: str,
-    ) -> Bridge:
+    def make(engine: str = "moto", queue: dict[str, Any] | None = None, **env: str) -> Bridge:
         bridge = bridges(engine, queue={**QUEUE, **(queue or {})}, **env)
         bridge.model.responder = echo_answers
         ledger(bridge)
-        if atomic:  # as SQS's receives are (moto's are not: harness.atomic_receives)
-            atomic_receives(bridge)
-        steady_settle(bridge)
         return bridge
 
     return make

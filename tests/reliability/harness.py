@@ -266,41 +266,6 @@ class LambdaRuntime:
             _deadline.reset(token)
 
 
-def atomic_receives(bridge: Bridge) -> None:
-    """SQS hands a FIFO message group to one receiver at a time, and a message to one
-    receiver; moto's ReceiveMessage is not atomic, so under concurrent calls (the poller's
-    threads, on a busy machine) it can hand the same message to two receivers, or a group's
-    next message to one while another holds the group (a known gap of the stand-in: see
-    test_load.py). The poller's receives are made one at a time here, as SQS's are atomic."""
-    client = bridge.poller._sqs
-    real = client.receive_message
-    lock = threading.Lock()
-
-    def receive_message(**kwargs: Any) -> Any:
-        with lock:
-            return real(**kwargs)
-
-    client.receive_message = receive_message
-
-
-def steady_settle(bridge: Bridge, quiet: float = 0.2) -> None:
-    """``bridge.settle`` that trusts an idle queue only when it is still idle ``quiet`` seconds
-    later: the poller reads the visible and the in-flight counts in one GetQueueAttributes,
-    which moto computes one after the other, so a message whose visibility runs out in
-    between is in neither (a known gap of the stand-in: see test_faults_queue.py)."""
-    once = bridge.settle
-
-    def settle(timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            once(max(0.1, deadline - time.monotonic()))
-            time.sleep(quiet)
-            if bridge.poller.idle():
-                return
-
-    bridge.settle = settle  # type: ignore[method-assign]
-
-
 def receives(bridge: Bridge, text: str) -> list[float]:
     """When each invocation that carried a record with ``text`` started (time.monotonic())."""
     return [i.started for i in bridge.poller.invocations if any(text in b for b in i.bodies)]

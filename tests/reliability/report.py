@@ -99,11 +99,11 @@ LIMITS = """\
   Lambda does, and a fault that lasts until the timeout ends its thread with the same
   `BaseException` as a dying container; other threads of a crashed invocation run to the end
   (in Lambda the whole process goes).
-- Two faults of the stand-ins are worked around, and each is a known gap of its own below:
-  moto's ReceiveMessage is not atomic (two pollers can get the same message, or one person's
-  next message while another poller holds the group), so the poller's receives go one at a
-  time; and the poller's idle check can miss a message whose visibility runs out between
-  moto's two counts, so the suite trusts an idle queue only when it is still idle 0.2 s on.
+- Two faults the suite found in the stand-ins are mended there, each with a scenario of its
+  own: moto's ReceiveMessage was not atomic (two pollers could get the same message, or one
+  person's next message while another poller held the group): `local.aws.fix_moto_fifo`
+  makes it so; and the poller's idle check could miss a message whose visibility ran out
+  between moto's two counts: it now trusts an idle queue only when it is still idle 0.2 s on.
 - moto does not enforce SQS's limits on message characters or Lambda's scaling; the poller
   receives with `WaitTimeSeconds=0` every 20 ms instead of long polling. moto forgets a
   deduplication id once its message is deleted (SQS keeps it for five minutes): a later

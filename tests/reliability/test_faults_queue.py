@@ -554,18 +554,6 @@ def test_a_crash_in_a_batch_does_not_get_the_others_in_it_answered_twice(
     assert bob.ended_once() and bob.answers == 1 and bob.model_calls == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="local/event_source.py, QueuePoller.idle (and so wait_idle, Bridge.settle): it "
-    "reads ApproximateNumberOfMessages and ApproximateNumberOfMessagesNotVisible from one "
-    "GetQueueAttributes, which moto computes one after the other; a message whose "
-    "visibility runs out in between is counted in neither, so the queue looks empty while a "
-    "retry is due. Seen once in a quick run: 503-every-time was tallied after its second "
-    "receive (the apology came 40 ms later). Widened here with a 1.2 s pause between the two "
-    "counts; the other scenarios trust an idle queue only if it is still idle 0.2 s later "
-    "(harness.steady_settle). Two readings, or one ReceiveMessage-free check of both counts "
-    "after the visibility has settled, would do.",
-)
 def test_the_poller_is_idle_only_when_no_message_is_left(scenario, monkeypatch):
     import boto3
     from moto.sqs.models import Queue

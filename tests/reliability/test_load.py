@@ -333,18 +333,6 @@ def test_a_long_day_of_many_people_keeps_every_count_exact(make_bridge, scenario
     assert bad == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="local/aws.py (moto's SQS, with fix_moto_fifo): ReceiveMessage is not atomic. "
-    "Between its look at a message (visible? its group free?) and marking it received, "
-    "another ReceiveMessage can take the same message, or the group's next one, so two "
-    "invocations work on one person at once: in the --slow load runs (30 people x 12 "
-    "messages on 2 CPUs) overlapping batches held the same message (ApproximateReceiveCount "
-    "1 and 2 at once) and a person's #10 and #11 side by side, answered out of order without "
-    "the exchange before. SQS never does either. Widened here with a 0.2 s pause in moto's "
-    "Message.mark_received; the other scenarios make the poller's receives one at a time "
-    "(harness.atomic_receives). A lock around receive_message in fix_moto_fifo would do.",
-)
 def test_the_queue_stand_in_gives_a_message_group_to_one_receiver_at_a_time(scenario, monkeypatch):
     from moto.sqs.models import Message
 
