@@ -103,11 +103,15 @@ class Limits:
 def run_group(
     records: Sequence[Record], handle: Handle, deadline: float, lease_until_ms: int, limits: Limits
 ) -> list[Failure]:
-    """One person's records, in order; at the first failure the rest wait their turn."""
+    """One person's records, in order; at the first failure the rest wait their turn, unless
+    the failure was the record's last receive: it goes to the dead-letter queue, and the
+    records behind it (received with it each time, so their receives are used up too) are
+    answered now rather than follow it there."""
+    parked: list[Failure] = []
     for index, record in enumerate(records):
         if index and deadline - time.monotonic() < MIN_RECORD_SECONDS:
             log.info("batch.deferred", records=len(records) - index)
-            return [Failure(r, 0) for r in records[index:]]
+            return [*parked, *(Failure(r, 0) for r in records[index:])]
         try:
             event = Inbound.from_dict(json.loads(record.body))
         except ValueError as error:  # not ours: nothing could ever answer it
@@ -143,8 +147,11 @@ def run_group(
             why=why,
             visible_in=delay,
         )
-        return [Failure(record, delay), *(Failure(r, 0) for r in records[index + 1 :])]
-    return []
+        if attempt.last:
+            parked.append(Failure(record, delay))
+            continue
+        return [*parked, Failure(record, delay), *(Failure(r, 0) for r in records[index + 1 :])]
+    return parked
 
 
 def process(

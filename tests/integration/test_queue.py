@@ -266,12 +266,13 @@ def test_the_owner_replays_a_parked_message_and_it_is_answered_from_the_recorded
     assert bridge.used_today(ALICE) == 2 and bridge.dead_letters() == []
 
 
-def test_with_batches_of_several_a_failing_message_uses_up_the_receives_behind_it(
+def test_with_batches_of_several_a_failing_message_uses_up_the_retries_behind_it(
     make_bridge, monkeypatch: pytest.MonkeyPatch
 ):
     """Why the stack hands one message at a time: in a FIFO batch every message counts a
-    receive, so the messages behind a failing one are received with it each time and follow
-    it to the dead-letter queue. (With the default batch of one, the test above: they go on.)
+    receive, so the messages behind a failing one are received with it each time and use up
+    their own receives. On the failing one's last receive they are answered rather than
+    follow it to the dead-letter queue, but by then one failure of theirs would park them.
     """
     bridge = make_bridge(queue={"batch_size": 3})
     real = Bot.handle
@@ -288,5 +289,11 @@ def test_with_batches_of_several_a_failing_message_uses_up_the_receives_behind_i
         send(bridge, text)
     bridge.poller.resume()
     bridge.settle()
-    assert answers(bridge) == []
-    assert sorted(m["text"] for m in bridge.dead_letters()) == ["after one", "after two", "poison"]
+    assert answers(bridge) == ["re: after one", "re: after two"]
+    assert [m["text"] for m in bridge.dead_letters()] == ["poison"]
+    receives = [int(r["attributes"]["ApproximateReceiveCount"]) for r in _records_of(bridge)]
+    assert max(receives) == 5  # the ones behind were received five times too
+
+
+def _records_of(bridge: Bridge) -> list[dict[str, Any]]:
+    return [r for i in bridge.poller.invocations for r in i.records if '"after' in r["body"]]

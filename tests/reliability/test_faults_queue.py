@@ -394,14 +394,6 @@ def test_a_poison_message_reaches_the_dlq_while_the_persons_later_messages_are_a
     assert got.ended_once(3) and bob.ended_once() and bob.answers == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handler/batch.py: when a record fails, the person's later records in the same "
-    "batch are reported failed with it to keep their order, so SQS counts a receive for each "
-    "of them too; a poison message that arrived in one batch with the messages after it takes "
-    "them to the dead-letter queue together, never tried (all 3 of 3 here). On the last "
-    "receive (attempt.last) the later records could be handled instead of reported.",
-)
 def test_a_poison_message_delivered_with_the_next_ones_does_not_take_them_to_the_dlq(
     bridge: Bridge, scenario
 ):

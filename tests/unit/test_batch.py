@@ -107,12 +107,16 @@ def test_the_wait_grows_with_each_receive_and_honours_a_longer_retry_after():
     assert run([record(ALICE, 1)], asked)[1] == {f"rh-{ALICE}-1": 201}
 
 
-def test_the_last_receive_fails_at_once_so_the_dead_letter_queue_takes_it_now():
+def test_the_last_receive_fails_at_once_and_the_records_behind_it_are_answered_now():
+    # Received with the failing record each time, they have used up their receives too:
+    # reported failed, they would follow it to the dead-letter queue untried.
     last = record(ALICE, 1, receives=LIMITS.max_receives)
+    behind = record(ALICE, 2, receives=LIMITS.max_receives)
     handler = Handler({f"{ALICE}-1": RetryLater("send:graph_unavailable")})
-    failed, changes = run([last, record(ALICE, 2)], handler)
-    assert failed == [f"id-{ALICE}-1", f"id-{ALICE}-2"]
-    assert changes == {f"rh-{ALICE}-1": 0, f"rh-{ALICE}-2": 0}
+    failed, changes = run([last, behind], handler)
+    assert failed == [f"id-{ALICE}-1"]
+    assert changes == {f"rh-{ALICE}-1": 0}
+    assert handler.handled == [f"{ALICE}-1", f"{ALICE}-2"]
     assert handler.attempts[0].last is True
 
 
