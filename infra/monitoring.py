@@ -12,7 +12,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from handler.metrics import KIND_DIMENSION, STACK_DIMENSION, namespace
+import pulumi
+import pulumi_aws as aws
+
+from handler.metrics import FAILURE_KINDS, KIND_DIMENSION, STACK_DIMENSION, namespace
 
 PERIOD = 300  # five minutes: CloudWatch's standard resolution, and its cheapest alarms
 
@@ -271,3 +274,70 @@ def dashboard_url(region: str, name: str) -> str:
 
 def dashboard_json(watched: Watched, failure_kinds: tuple[str, ...]) -> str:
     return json.dumps(dashboard_body(watched, failure_kinds), separators=(",", ":"))
+
+
+# -- the resources ---------------------------------------------------------------------------
+
+
+def create_topic(
+    resource_name: str,
+    topic_name: str,
+    key_arn: pulumi.Input[str],
+    email: str | None,
+    parent: pulumi.Resource,
+) -> aws.sns.Topic:
+    """The owner's topic, encrypted with the stack's key (whose policy lets CloudWatch alarms
+    use it: ``infra.secrets.key_policy``); an e-mail subscription when ``ownerEmail`` is set
+    (AWS sends a confirmation mail the owner must accept)."""
+    topic = aws.sns.Topic(
+        resource_name,
+        name=topic_name,
+        kms_master_key_id=key_arn,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    if email:
+        aws.sns.TopicSubscription(
+            f"{resource_name}-email",
+            topic=topic.arn,
+            protocol="email",
+            endpoint=email,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+    return topic
+
+
+def create_monitoring(
+    resource_name: str,
+    watched: Watched,
+    thresholds: Thresholds,
+    topic: aws.sns.Topic,
+    alarms: bool,
+    parent: pulumi.Resource,
+) -> aws.cloudwatch.Dashboard:
+    """The alarms (unless ``alarms`` is off) and the dashboard; returns the dashboard."""
+    child = pulumi.ResourceOptions(parent=parent)
+    if alarms:
+        for spec in alarm_specs(watched, thresholds):
+            aws.cloudwatch.MetricAlarm(
+                f"{resource_name}-{spec.key}",
+                name=f"{watched.stack}-{spec.key}",
+                alarm_description=spec.description,
+                namespace=spec.namespace,
+                metric_name=spec.metric,
+                dimensions=spec.dimensions,
+                statistic=spec.statistic,
+                period=spec.period,
+                evaluation_periods=spec.evaluation_periods,
+                threshold=spec.threshold,
+                comparison_operator=spec.comparison,
+                treat_missing_data="notBreaching",  # no traffic is no trouble
+                alarm_actions=[topic.arn],
+                ok_actions=[topic.arn],  # the all-clear, by itself
+                opts=child,
+            )
+    return aws.cloudwatch.Dashboard(
+        f"{resource_name}-dashboard",
+        dashboard_name=watched.stack,
+        dashboard_body=dashboard_json(watched, FAILURE_KINDS),
+        opts=child,
+    )

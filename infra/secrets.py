@@ -7,6 +7,7 @@ The function gets only the parameter names; it reads the values with one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,12 +27,44 @@ class SecretStore:
         return {secret: p.name for secret, p in self.parameters.items()}
 
 
+def key_policy(partition: str, account_id: str) -> dict:
+    """The account administers the key (KMS's default policy), and CloudWatch may use it to
+    publish alarms to the owner's topic, which it encrypts: an AWS managed key would not let
+    it."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AlarmsPublishToTheOwnersTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+        ],
+    }
+
+
 def create_key(resource_name: str, names: Names, parent: pulumi.Resource) -> aws.kms.Key:
-    """A customer-managed key, rotated yearly, that only this stack's secrets use."""
+    """A customer-managed key, rotated yearly, for this stack's secrets and its owner's topic."""
+    invoke = pulumi.InvokeOptions(parent=parent)
+    policy = pulumi.Output.all(
+        aws.get_partition_output(opts=invoke).partition,
+        aws.get_caller_identity_output(opts=invoke).account_id,
+    ).apply(lambda parts: json.dumps(key_policy(*parts)))
     key = aws.kms.Key(
         resource_name,
-        description=f"Encrypts the secrets of {names.prefix}",
+        description=f"Encrypts the secrets and the owner's topic of {names.prefix}",
         enable_key_rotation=True,
+        policy=policy,
         opts=pulumi.ResourceOptions(parent=parent),
     )
     aws.kms.Alias(
