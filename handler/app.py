@@ -1,13 +1,14 @@
 """The Lambda entry point: one function for the webhook, the keep-warm ping and the queue.
 
-Only what the webhook needs is imported here; the worker's modules (openai, requests) load
-on its first batch.
+Only what the webhook needs is imported here; the worker's modules (openai, requests, the
+media downloads, budgets and owner alerts) load on its first batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from typing import Any
 
 from . import clients
@@ -70,13 +71,15 @@ class Runtime:
         """The conversation rules with their clients, wired once per container."""
         from .bot import Bot
         from .claims import Claims
-        from .llm import complete
+        from .llm import complete, transcribe
+        from .media import download
         from .messenger import Messenger
         from .store import Store
 
         secrets = self.secrets()  # first: it may bring the system prompt into the settings
         settings = self.settings
         dynamodb = clients.aws("dynamodb")
+        key = secrets.openai_api_key
         return Bot(
             settings=settings,
             store=Store(dynamodb, settings.table_name),
@@ -84,8 +87,12 @@ class Runtime:
             messenger=Messenger(
                 clients.http_session(), settings.graph_api_url, secrets.page_access_token
             ),
-            ask_model=lambda messages, deadline: complete(
-                settings, secrets.openai_api_key, messages, deadline
+            ask_model=lambda messages, deadline: complete(settings, key, messages, deadline),
+            transcribe=lambda audio, name, kind, deadline: transcribe(
+                settings, key, audio, name, kind, deadline
+            ),
+            fetch=lambda url, most, accepted, deadline: download(
+                clients.http_session(), url, most, accepted, deadline
             ),
         )
 
@@ -110,6 +117,11 @@ def reset() -> None:
     """Start over as a new container would: re-read settings and secrets, new clients."""
     runtime.cache_clear()
     clients.reset()
+    for name in ("handler.llm", "handler.budget", "handler.alerts"):  # loaded by a worker
+        module = sys.modules.get(name)
+        forget = getattr(module, "forget_container_state", None)
+        if forget is not None:
+            forget()
 
 
 def _remaining_ms(context: Any) -> int:

@@ -6,33 +6,60 @@ user, run a command or ask the model, record the reply, send it. It raises ``Ret
 when the event should be tried again later; the queue side (``batch``) decides when.
 
 A question counts when the model has answered (HTTP 200, so the owner paid for it), in the
-same write that records the answer; nothing is counted before that, so a failure before the
+same write that records the answer, together with its tokens and estimated cost (the
+person's day and the page's); nothing is counted before that, so a failure before the
 answer costs the person nothing, and a retry after it sends the recorded answer again
 without asking (or counting) twice.
+
+Before the model is asked: the person's questions and tokens today, and the page's spend
+today, against their budgets. A photo is downloaded and sent inline with the person's text; a
+voice message is transcribed and its words are the question. An answer cut at the token cap
+is continued once if there is time, else ended on a whole sentence with a note and a
+Continue button. Older turns of a long conversation are summarised, not dropped. What the
+owner must hear about (billing, the cap, a refused parameter or photo) goes through
+``alerts``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from . import commands, replies
+from . import alerts, budget, commands, quota, replies
 from .claims import Claim, ClaimLost, Claims, ClaimState, Reply
 from .commands import Command
-from .conversation import build_messages, remember, trim_history
+from .conversation import (
+    build_messages,
+    clip_summary,
+    continuation_request,
+    join_continuation,
+    split_history,
+    summary_request,
+)
 from .events import Inbound, is_stale
-from .llm import Completion, ModelError
+from .llm import Completion, ModelError, Transcript, Usage
 from .logs import log, log_context
+from .media import AUDIO_TYPES, IMAGE_TYPES, Media, MediaError
 from .messenger import Messenger, SendError
 from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, counter_expiry, day_key, effective_limit
 from .settings import Settings
-from .store import Snapshot, Store, TransactItem, Turn, User
-from .text import bubbles
+from .store import PageDay, Snapshot, Store, TransactItem, Turn, User, UserDay
+from .text import bubbles, last_whole_sentence
 
-AskModel = Callable[[list[Turn], float], Completion]  # (messages, monotonic deadline)
+Message = dict[str, Any]
+AskModel = Callable[[list[Message], float], Completion]  # (messages, monotonic deadline)
+# (audio, file name, content type, monotonic deadline): what a voice message says.
+Transcribe = Callable[[bytes, str, str, float], Transcript]
+# (url, most bytes, accepted content types, monotonic deadline): a photo or voice message.
+Fetch = Callable[[str, int, tuple[str, ...], float], Media]
 RECENT_USERS_SHOWN = 20
+# /stats looks at this many of the most recently active people for the costliest ones.
+STATS_USERS_READ = 50
+STATS_TOP_USERS = 5
 # Kept back from the model call for sending the answer (Graph gets ten seconds a try).
 SEND_RESERVE_SECONDS = 10.0
 # No bubble is sent this close to the end of the claim's lease.
@@ -40,6 +67,12 @@ LEASE_MARGIN_MS = 1_000
 # How fresh a user's last activity must be before the bot writes it again: the owner's list
 # of recent users is at most this stale, and a busy user costs one write less per message.
 ACTIVITY_RESOLUTION = timedelta(minutes=10)
+# A cut answer is continued only with this much of the model's time left (one more call).
+CONTINUE_MIN_SECONDS = 20.0
+# The summary of older turns leaves the answer this much time, and is not tried with less
+# than MIN_SUMMARY_SECONDS of its own.
+ANSWER_RESERVE_SECONDS = 25.0
+MIN_SUMMARY_SECONDS = 5.0
 
 
 class RetryLater(Exception):
@@ -50,6 +83,23 @@ class RetryLater(Exception):
         super().__init__(reason)
         self.reason = reason
         self.after = after
+
+
+class Said(Exception):
+    """The event is answered already (a reply of the bot's own): ``outcome`` says how."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What the person asks: their text, and their photos or voice message (URLs)."""
+
+    text: str
+    images: tuple[str, ...] = ()
+    audio: str | None = None
 
 
 def utcnow() -> datetime:
@@ -88,6 +138,8 @@ class Job:
     active_at: str | None = None  # the user's last activity as stored; None: not known
     new_referral: bool = False  # the event says where the user came from, and they had none
     forgotten: bool = False  # the user's data was just deleted: write nothing about them
+    day: str = ""  # the quota day (the settings' time zone): counts and totals go there
+    expiry: int = 0  # when that day's counters expire
 
     @property
     def psid(self) -> str:
@@ -102,6 +154,8 @@ class Bot:
     messenger: Messenger
     ask_model: AskModel
     clock: Callable[[], datetime] = field(default=utcnow)
+    transcribe: Transcribe | None = None
+    fetch: Fetch | None = None
 
     def handle(self, event: Inbound, attempt: Attempt) -> str:
         """Answer one event; returns what happened (for the log and the tests)."""
@@ -117,8 +171,13 @@ class Bot:
                 log.info("event.duplicate")
                 return "duplicate"
             if claim.state is ClaimState.HELD:
-                raise RetryLater("held by another attempt")
-            job = Job(event, claim, attempt, now)
+                # Not before its lease ends: the attempt holding it may still be at work, and a
+                # dead one's lease lasts until its invocation's deadline.
+                held_for = max(1.0, (claim.lease_until_ms - epoch_ms(now)) / 1000)
+                raise RetryLater("held by another attempt", after=held_for)
+            tz = self.settings.tz
+            job = Job(event, claim, attempt, now, day=day_key(now, tz))
+            job.expiry = counter_expiry(now, tz)
             try:
                 outcome = self._claimed(job)
             except ClaimLost:
@@ -175,8 +234,8 @@ class Bot:
         if claim.reply is not None:  # an earlier attempt decided what to say: say the rest
             log.info("event.resumed", sent=claim.sent, bubbles=len(claim.reply.messages))
             return self._deliver(job, claim.reply, "answered")
-        snapshot = self.store.snapshot(event.psid, day_key(job.now, self.settings.tz))
         is_admin = self.settings.is_admin(event.psid)
+        snapshot = self.store.snapshot(event.psid, job.day, outbox=is_admin)
         user = snapshot.user
         if user is None:
             user, created = self.store.create_user(event.psid, job.now, event.ref_source, event.ref)
@@ -188,6 +247,8 @@ class Bot:
             return self._end(job, "referral")
         if user.status == STATUS_BLOCKED and not is_admin:
             return self._end(job, "blocked")
+        if snapshot.outbox:  # an owner's alerts kept while they were outside the window
+            self._alerts().deliver(event.psid, snapshot.outbox, job.attempt.deadline)
 
         question = event.text
         if event.payload:
@@ -197,16 +258,29 @@ class Bot:
             command = commands.parse_text(event.text, is_admin)
         if command is not None:
             return self._command(job, command, is_admin, user)
+        if event.kind == "like":  # the thumbs-up sticker: seen, nothing to answer
+            return self._end(job, "like")
         if event.kind == "attachments":
-            return self._say(job, replies.ATTACHMENTS_ONLY, "attachments")
+            return self._say(job, replies.media_unsupported(self.settings.vision), "attachments")
+        urls = tuple(url for _kind, url in event.media)
+        if event.kind == "image":
+            if not self.settings.vision:
+                return self._say(job, replies.VISION_OFF, "vision_off")
+            return self._question(job, Ask(question, images=urls), user, snapshot, is_admin)
+        if event.kind == "audio" and urls:
+            return self._question(job, Ask("", audio=urls[0]), user, snapshot, is_admin)
         if not question.strip():
             log.info("payload.empty", kind=event.kind)
             return self._end(job, "ignored")
-        return self._question(job, question, user, snapshot, is_admin)
+        return self._question(job, Ask(question), user, snapshot, is_admin)
 
-    def _question(
-        self, job: Job, question: str, user: User, snapshot: Snapshot, is_admin: bool
-    ) -> str:
+    def _question(self, job: Job, ask: Ask, user: User, snapshot: Snapshot, is_admin: bool) -> str:
+        try:
+            return self._answer(job, ask, user, snapshot, is_admin)
+        except Said as said:
+            return said.outcome
+
+    def _answer(self, job: Job, ask: Ask, user: User, snapshot: Snapshot, is_admin: bool) -> str:
         event, attempt, now = job.event, job.attempt, job.now
         settings, tz = self.settings, self.settings.tz
         limit = (
@@ -216,6 +290,23 @@ class Bot:
         )
         if limit is not None and snapshot.used_today >= limit:
             return self._say(job, replies.over_limit(limit, now, tz), "over_limit")
+        if (
+            not is_admin
+            and user.status != STATUS_UNLIMITED
+            and budget.over_tokens(snapshot.tokens_today, settings.daily_token_limit)
+        ):
+            return self._say(
+                job, replies.over_tokens(settings.daily_token_limit, now, tz), "over_tokens"
+            )
+        if not is_admin and budget.over_spend(
+            snapshot.page_today.cost_nusd, settings.daily_spend_limit_usd
+        ):
+            self._alert(
+                job,
+                alerts.SPEND_CAP,
+                replies.spend_cap_alert(settings.daily_spend_limit_usd, now, tz),
+            )
+            return self._say(job, replies.resting(now, tz), "resting")
         try:
             self.messenger.sender_action(event.psid, "mark_seen", attempt.deadline)
             self.messenger.sender_action(event.psid, "typing_on", attempt.deadline)
@@ -225,26 +316,184 @@ class Bot:
             if error.permanent:  # nobody to answer: spare the model call
                 return self._end(job, "unreachable")
 
-        history = trim_history(snapshot.history, settings.history_turns, settings.history_max_chars)
-        messages = build_messages(settings.system_prompt, history, question)
-        try:
-            completion = self.ask_model(messages, attempt.deadline - SEND_RESERVE_SECONDS)
-        except ModelError as error:
-            log.warning("model.failed", reason=error.reason, retryable=error.retryable)
-            if error.retryable and not attempt.last:
-                if attempt.receive == 1:
-                    self._tell(event.psid, replies.MODEL_TROUBLE, attempt)
-                raise RetryLater(f"model:{error.reason}", error.retry_after) from None
-            return self._say(job, replies.APOLOGY, "model_failed")
+        usages: list[Usage] = []
+        model_deadline = attempt.deadline - SEND_RESERVE_SECONDS
+        heard = ""
+        if ask.audio:
+            text = self._hear(job, ask.audio, model_deadline, usages)
+            heard = replies.heard(text)
+            content: str | list[Message] = text
+            remembered = text
+        elif ask.images:
+            content = self._look(job, ask)
+            remembered = f"{replies.PHOTO_MARK} {ask.text}".strip()
+        else:
+            content = remembered = ask.text
 
-        if not completion.text:
+        turns, summary = snapshot.history, snapshot.summary
+        older, history = split_history(turns, settings.history_turns, settings.history_max_chars)
+        if older:
+            summary = self._summarise(job, summary, older, model_deadline, usages)
+        messages = build_messages(settings.system_prompt, history, content, summary)
+        try:
+            completion = self.ask_model(messages, model_deadline)
+        except ModelError as error:
+            return self._model_failed(job, error)
+        self._dropped(job, completion.dropped)
+        usages += completion.usage
+        text, cut = completion.text, completion.finish_reason == "length"
+        if cut and text.strip() and model_deadline - time.monotonic() >= CONTINUE_MIN_SECONDS:
+            text, cut = self._continue(job, messages, text, model_deadline, usages)
+        answer = text.strip()
+        if cut and answer:
+            answer = last_whole_sentence(answer)
+            log.info("answer.shortened", answer_chars=len(answer))
+        if not answer:
             log.warning("model.empty", finish_reason=completion.finish_reason)
-        reply = text_reply(completion.text or replies.EMPTY_ANSWER, question, completion.text)
-        day = day_key(now, tz)
-        count = self.store.count_item(event.psid, day, counter_expiry(now, tz))
-        job.claim = self.claims.record(job.claim, reply, count, day)
-        outcome = "answered" if completion.text else "empty_answer"
-        return self._deliver(job, reply, outcome, history)
+            reply = text_reply(replies.EMPTY_ANSWER, remembered, "")
+        else:
+            said = f"{heard}\n\n{answer}" if heard else answer
+            extra = (replies.continue_button(),) if cut else ()
+            reply = Reply((*bubbles(said), *extra), remembered, answer)
+        self._record(job, reply, usages, question=True)
+        outcome = ("shortened" if cut else "answered") if answer else "empty_answer"
+        return self._deliver(job, reply, outcome, history, summary)
+
+    # -- the model's parts ------------------------------------------------------------------
+
+    def _record(self, job: Job, reply: Reply, usages: list[Usage], question: bool) -> None:
+        """Record the reply with what it cost: the question's count (when it counts), its
+        tokens and estimated cost, the person's and the page's, once, in one transaction."""
+        settings = self.settings
+        spent = budget.spend(usages, settings.model_prices, settings.model)
+        items = self.store.usage_items(
+            job.psid, job.day, job.expiry, question, spent.tokens, spent.cost_nusd
+        )
+        job.claim = self.claims.record(job.claim, reply, items, job.day)
+        log.info("answer.usage", tokens=spent.tokens, cost_nusd=spent.cost_nusd, counted=question)
+
+    def _model_failed(self, job: Job, error: ModelError) -> str:
+        """No answer: tell the person once and try later, or end with the right apology."""
+        attempt = job.attempt
+        log.warning("model.failed", reason=error.reason, retryable=error.retryable)
+        self._dropped(job, error.dropped)
+        if error.reason == "insufficient_quota":
+            self._failure(job, "insufficient_quota")
+            self._alert(job, alerts.INSUFFICIENT_QUOTA, replies.quota_alert())
+            return self._say(job, replies.QUOTA_APOLOGY, "insufficient_quota")
+        self._failure(job, "model")
+        if error.reason == "image_unsupported":
+            self._alert(job, alerts.VISION_UNSUPPORTED, replies.vision_alert(self.settings.model))
+            return self._say(job, replies.VISION_UNSUPPORTED, "vision_unsupported")
+        if error.retryable and not attempt.last:
+            if attempt.receive == 1:
+                self._tell(job.psid, replies.MODEL_TROUBLE, attempt)
+            raise RetryLater(f"model:{error.reason}", error.retry_after) from None
+        return self._say(job, replies.APOLOGY, "model_failed")
+
+    def _continue(
+        self, job: Job, messages: list[Message], partial: str, deadline: float, usages: list
+    ) -> tuple[str, bool]:
+        """Ask once for the rest of a cut answer; (the joined text, still cut)."""
+        try:
+            more = self.ask_model(continuation_request(messages, partial), deadline)
+        except ModelError as error:
+            log.warning("answer.continue_failed", reason=error.reason)
+            return partial, True
+        self._dropped(job, more.dropped)
+        usages += more.usage
+        log.info("answer.continued", finish_reason=more.finish_reason)
+        return join_continuation(partial, more.text), more.finish_reason == "length"
+
+    def _summarise(
+        self, job: Job, summary: str, older: list[Turn], deadline: float, usages: list
+    ) -> str:
+        """The older turns folded into the summary (one cheap call, billed with the answer);
+        when it cannot be had, they are dropped and the summary stays as it was."""
+        until = deadline - ANSWER_RESERVE_SECONDS
+        if until - time.monotonic() < MIN_SUMMARY_SECONDS:
+            log.info("history.summary_skipped", turns=len(older))
+            return summary
+        try:
+            done = self.ask_model(summary_request(summary, older), until)
+        except ModelError as error:
+            log.warning("history.summary_failed", reason=error.reason)
+            return summary
+        self._dropped(job, done.dropped)
+        usages += done.usage
+        folded = clip_summary(done.text) if done.text.strip() else summary
+        log.info("history.summarised", turns=len(older), summary_chars=len(folded))
+        return folded
+
+    def _download(self, job: Job, url: str, accepted: tuple[str, ...], failed: str) -> Media:
+        """A photo or voice message, or a reply (``Said``) saying why not."""
+        if self.fetch is None:
+            raise RuntimeError("no media fetcher")
+        attempt = job.attempt
+        try:
+            return self.fetch(url, self.settings.media_max_bytes, accepted, attempt.deadline)
+        except MediaError as error:
+            log.warning("media.failed", reason=error.reason, retryable=error.retryable)
+            if error.retryable and not attempt.last:
+                raise RetryLater(f"media:{error.reason}") from None
+            text = replies.MEDIA_TOO_LARGE if error.reason == "too_large" else failed
+            raise Said(self._say(job, text, f"media_{error.reason.split(':')[0]}")) from None
+
+    def _look(self, job: Job, ask: Ask) -> list[Message]:
+        """The question as the model takes a photo: the person's text and the images, inline."""
+        question = ask.text or replies.DEFAULT_PHOTO_QUESTION
+        parts: list[Message] = [{"type": "text", "text": question}]
+        for url in ask.images:
+            image = self._download(job, url, IMAGE_TYPES, replies.PHOTO_FAILED)
+            parts.append({"type": "image_url", "image_url": {"url": image.data_url()}})
+        return parts
+
+    def _hear(self, job: Job, url: str, deadline: float, usages: list[Usage]) -> str:
+        """What a voice message says; a failure ends as a model failure does, silence with
+        a reply (the transcription is billed, so its tokens are recorded, but not counted)."""
+        if self.transcribe is None:
+            raise RuntimeError("no transcriber")
+        voice = self._download(job, url, AUDIO_TYPES, replies.VOICE_FAILED)
+        try:
+            transcript = self.transcribe(voice.data, voice.filename, voice.content_type, deadline)
+        except ModelError as error:
+            if not error.retryable and error.reason.startswith("status_4"):
+                log.warning("voice.refused", reason=error.reason)
+                self._failure(job, "model")
+                raise Said(self._say(job, replies.VOICE_FAILED, "voice_refused")) from None
+            raise Said(self._model_failed(job, error)) from None
+        usages += transcript.usage
+        log.info("voice.transcribed", chars=len(transcript.text))
+        if not transcript.text.strip():
+            reply = text_reply(replies.VOICE_EMPTY)
+            self._record(job, reply, usages, question=False)
+            raise Said(self._deliver(job, reply, "voice_empty"))
+        return transcript.text.strip()
+
+    # -- what the owner hears about ---------------------------------------------------------
+
+    def _alerts(self) -> alerts.Alerts:
+        return alerts.Alerts(self.settings, self.store, self.messenger, self.clock)
+
+    def _alert(self, job: Job, kind: str, text: str) -> None:
+        self._alerts().alert(kind, text, job.attempt.deadline)
+
+    def _dropped(self, job: Job, parameters: tuple[str, ...]) -> None:
+        """Parameters the model refused for the first time in this container."""
+        for parameter in parameters:
+            self._failure(job, "unsupported_parameter")
+            self._alert(
+                job,
+                f"{alerts.UNSUPPORTED_PARAMETER}:{parameter}",
+                replies.parameter_refused(self.settings.model, parameter),
+            )
+
+    def _failure(self, job: Job, kind: str) -> None:
+        """Counted for /stats; a failure to count it costs nobody their answer."""
+        try:
+            self.store.note_failure(job.day, kind, job.expiry)
+        except Exception:
+            log.warning("stats.failure_not_counted", kind=kind)
 
     # -- saying it --------------------------------------------------------------------------
 
@@ -259,7 +508,12 @@ class Bot:
         return self._deliver(job, reply, outcome)
 
     def _deliver(
-        self, job: Job, reply: Reply, outcome: str, history: list[Turn] | None = None
+        self,
+        job: Job,
+        reply: Reply,
+        outcome: str,
+        history: list[Turn] | None = None,
+        summary: str | None = None,
     ) -> str:
         """Send the bubbles not yet confirmed, recording each, then finish the event together
         with the conversation. A bubble that may have arrived is never sent again."""
@@ -274,25 +528,27 @@ class Bot:
             except SendError as error:
                 if error.maybe_delivered:
                     log.warning("reply.maybe_delivered", bubble=index + 1, reason=error.reason)
-                elif error.permanent and not error.owner_must_act:
-                    return self._end(job, "unreachable")
                 else:
+                    self._failure(job, "send")
+                    if error.permanent and not error.owner_must_act:
+                        return self._end(job, "unreachable")
                     raise RetryLater(f"send:{error.reason}", error.retry_after) from None
             if recorded and index < last:
                 job.claim = self.claims.record_sent(job.claim, index + 1)
         writes = self._activity(job)
-        if reply.question and reply.answer and self.settings.history_turns > 0:
-            if history is None:
-                history = self.store.load_history(psid)
-            turns = remember(
-                history,
-                reply.question,
-                reply.answer,
-                self.settings.history_turns,
-                self.settings.history_max_chars,
-            )
-            expires = int((job.now + timedelta(hours=self.settings.history_ttl_hours)).timestamp())
-            writes.append(self.store.history_item(psid, turns, expires))
+        settings = self.settings
+        if reply.question and reply.answer and settings.history_turns > 0:
+            if history is None:  # resumed: the stored conversation, its older turns let go
+                turns, summary = self.store.load_conversation(psid)
+                budget_ = (settings.history_turns, settings.history_max_chars)
+                history = split_history(turns, *budget_)[1]
+            turns = [
+                *history,
+                {"role": "user", "content": reply.question},
+                {"role": "assistant", "content": reply.answer},
+            ]
+            expires = int((job.now + timedelta(hours=settings.history_ttl_hours)).timestamp())
+            writes.append(self.store.history_item(psid, turns, expires, summary or ""))
         try:
             self.claims.finish(job.claim, outcome, writes)
         except ClaimLost:
@@ -353,6 +609,35 @@ class Bot:
         text = self._command_reply(job.psid, command, is_admin, job.now)
         return self._say(job, text, outcome)
 
+    def _stats(self, day: str, now: datetime) -> str:
+        """The owner's /stats: the page's days this month (one Query), and the costliest of
+        the people active this month (one Query each, for the most recent few)."""
+        store, settings = self.store, self.settings
+        month = store.page_month(day)
+        today = next((d for d in month if d.day == day), PageDay(day))
+        local = now.astimezone(settings.tz)
+        first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        since = first - ACTIVITY_RESOLUTION  # activity is written at most that often
+        costs: list[tuple[str, UserDay]] = []
+        for user in store.recent_users(STATS_USERS_READ):
+            try:
+                active = datetime.fromisoformat(user.active_at)
+            except ValueError:
+                continue
+            if (active if active.tzinfo else active.replace(tzinfo=UTC)) < since:
+                break  # newest first: the rest were not active this month
+            days = store.user_month(user.psid, day)
+            total = UserDay(
+                day,
+                sum(d.questions for d in days),
+                sum(d.tokens for d in days),
+                sum(d.cost_nusd for d in days),
+            )
+            if total.cost_nusd or total.tokens:
+                costs.append((user.psid, total))
+        costs.sort(key=lambda c: (-c[1].cost_nusd, c[0]))
+        return replies.stats(today, month, costs[:STATS_TOP_USERS], settings.daily_spend_limit_usd)
+
     def _command_reply(self, psid: str, command: Command, is_admin: bool, now: datetime) -> str:
         store, settings = self.store, self.settings
         day = day_key(now, settings.tz)
@@ -365,7 +650,16 @@ class Bot:
             user = store.get_user(psid) or User(psid)
             if is_admin:
                 user = User(psid, STATUS_UNLIMITED)
-            return replies.usage(store.usage(user, day, settings.daily_limit), now, settings.tz)
+            totals = store.day_totals(psid, day)
+            usage = quota.Usage(
+                totals.questions,
+                effective_limit(user.status, user.daily_limit, settings.daily_limit),
+            )
+            unlimited = user.status == STATUS_UNLIMITED
+            token_limit = None if unlimited else settings.daily_token_limit
+            return replies.usage(usage, now, settings.tz, totals.tokens, token_limit)
+        if command.name == "stats":
+            return self._stats(day, now)
         if command.name == "users":
             users = store.recent_users(RECENT_USERS_SHOWN)
             if not users:

@@ -19,6 +19,8 @@ could write so. Never a lost message and never a whole second answer.
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
@@ -37,6 +39,10 @@ WORKING = "working"
 DONE = "done"
 
 _NAMES = {"#state": "state", "#owner": "owner", "#lease": "lease_until"}
+# A transaction that met another on the same item (the page's daily totals) is tried again
+# this many times, after a short random wait.
+CONFLICT_TRIES = 5
+CONFLICT_WAIT_SECONDS = 0.05
 
 
 def _names(*expressions: str) -> dict[str, str]:
@@ -204,30 +210,42 @@ class Claims:
                     raise ClaimLost(event_update["Update"]["Key"]) from None
                 raise
             return
-        try:
-            self._db.transact_write_items(TransactItems=[event_update, *extra])
-        except ClientError as error:
-            failed = schema.cancelled_conditions(error)
-            if failed and failed[0]:
-                raise ClaimLost(event_update["Update"]["Key"]) from None
-            raise
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                self._db.transact_write_items(TransactItems=[event_update, *extra])
+                return
+            except ClientError as error:
+                failed = schema.cancelled_conditions(error)
+                if failed and failed[0]:
+                    raise ClaimLost(event_update["Update"]["Key"]) from None
+                if not schema.cancelled_by_conflict(error) or attempt == CONFLICT_TRIES - 1:
+                    raise
+            time.sleep(random.uniform(0.5, 1.5) * CONFLICT_WAIT_SECONDS * 2**attempt)
 
     def record(
-        self, claim: Claim, reply: Reply, count: TransactItem | None = None, day: str = ""
+        self,
+        claim: Claim,
+        reply: Reply,
+        count: TransactItem | list[TransactItem] | None = None,
+        day: str = "",
     ) -> Claim:
-        """Record the reply before sending it; with ``count`` (the counter's transaction item)
-        the question is counted on ``day`` in the same transaction, once ever."""
+        """Record the reply before sending it; with ``count`` (the counter's transaction item,
+        or the answer's usage items: the person's count and tokens, the page's totals) they
+        are added on ``day`` in the same transaction, once ever."""
         sets = "SET reply = :reply, sent = :zero"
         values: dict[str, Any] = {":reply": {"S": reply.to_json()}, ":zero": {"N": "0"}}
-        if count is None or claim.counted:
+        extra = [] if count is None else count if isinstance(count, list) else [count]
+        if not extra or claim.counted:
             self._write(self._owned_update(claim, sets, values), [])
             return replace(claim, reply=reply, sent=0)
-        values[":day"] = {"S": day}
         update = self._owned_update(
-            claim, sets + ", counted = :day", values, " AND attribute_not_exists(counted)"
+            claim,
+            sets + ", counted = :day",
+            {**values, ":day": {"S": day}},
+            " AND attribute_not_exists(counted)",
         )
         try:
-            self._write(update, [count])
+            self._write(update, extra)
         except ClaimLost:
             # Either another owner, or counted by an attempt whose answer was lost: look.
             item = self.get(claim.event_id) or {}

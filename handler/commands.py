@@ -26,7 +26,7 @@ ADMIN_STATUS_COMMANDS = {
     "block": STATUS_BLOCKED,
     "blocked": STATUS_BLOCKED,
 }
-ADMIN_COMMANDS = {"users", "limit", "forget", *ADMIN_STATUS_COMMANDS}
+ADMIN_COMMANDS = {"users", "stats", "limit", "forget", *ADMIN_STATUS_COMMANDS}
 MAX_LIMIT = 100_000
 
 
@@ -45,10 +45,11 @@ def _psid(arg: str) -> bool:
 def _admin(name: str, args: list[str]) -> Command:
     usage = {
         "users": "/users",
+        "stats": "/stats",
         "limit": "/limit <psid> <n>",
     }.get(name, f"/{name} <psid>")
-    if name == "users":
-        return Command("users") if not args else Command("users", error=f"Usage: {usage}")
+    if name in ("users", "stats"):
+        return Command(name) if not args else Command(name, error=f"Usage: {usage}")
     if not args or not _psid(args[0]):
         return Command(name, error=f"Usage: {usage} (a PSID is the number in the new-user message)")
     if name == "limit":

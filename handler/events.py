@@ -7,12 +7,17 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
 EventKind = Literal["http", "keep_warm", "queue", "unknown"]
-InboundKind = Literal["text", "postback", "quick_reply", "attachments", "referral"]
+# "image": photos or stickers (with the person's text, if any); "audio": a voice message;
+# "like": the thumbs-up sticker; "attachments": what the bot cannot take (video, files...).
+InboundKind = Literal[
+    "text", "postback", "quick_reply", "attachments", "image", "audio", "like", "referral"
+]
 SQS_SOURCE = "aws:sqs"
 # Messenger lets a page answer within 24 hours of a person's message; an older event is
 # not answerable (and a delivery replayed that late is not trusted to be new).
@@ -20,6 +25,14 @@ MESSAGING_WINDOW = timedelta(hours=24)
 # Far above what Messenger lets a person type, and it keeps one event well inside one
 # queue message however large the signed body around it.
 MAX_TEXT_CHARS = 20_000
+# Messenger's thumbs-up "like" sticker, in its three sizes: acknowledged, never answered.
+LIKE_STICKERS = frozenset({369239263222822, 369239343222814, 369239383222810})
+MAX_IMAGES = 4  # photos of one message sent to the model
+MAX_URL_CHARS = 2048
+# Messenger sends a photo and the text typed with it as two messages, the photo first: a
+# text this soon after a photo-only message of the same person, in the same delivery, is
+# its question.
+CAPTION_WINDOW_MS = 60_000
 
 
 class MalformedBody(ValueError):
@@ -90,6 +103,9 @@ class Inbound:
     payload: str = ""  # a postback's or quick reply's payload
     ref_source: str = ""  # where the person came from: SHORTLINK (m.me), ADS, CUSTOMER_CHAT_PLUGIN
     ref: str = ""  # the ref parameter of that link or ad, if any
+    # (type, url) of the photos or the voice message: the message itself, like its text,
+    # so it travels in the queue, and is never logged nor stored.
+    media: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +116,8 @@ class Inbound:
         if not isinstance(data, dict):
             raise ValueError("not an object")
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "media" in fields:
+            fields["media"] = _media_of(fields["media"])
         try:
             event = cls(**fields)
         except TypeError as error:
@@ -110,6 +128,18 @@ class Inbound:
 
     def age_ms(self, now_ms: int) -> int | None:
         return now_ms - self.timestamp if self.timestamp > 0 else None
+
+
+def _media_of(value: Any) -> tuple[tuple[str, str], ...]:
+    """``media`` as JSON gives it back (lists): pairs of text, or ``ValueError``."""
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(pair, list | tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) for part in pair)
+        for pair in value
+    ):
+        raise ValueError("media is not a list of (type, url)")
+    return tuple((kind, url) for kind, url in value)
 
 
 def is_stale(timestamp_ms: int, now_ms: int) -> bool:
@@ -168,8 +198,15 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
             return None
         text = _text(message.get("text"))
         quick = message.get("quick_reply")
+        media: tuple[tuple[str, str], ...] = ()
         if isinstance(quick, dict) and isinstance(quick.get("payload"), str):
             found = ("quick_reply", text or "", _text(quick["payload"]) or "")
+        elif _sticker(message.get("sticker_id")) in LIKE_STICKERS:
+            found = ("like", "", "")
+        elif media := _attachments(message.get("attachments"), "image")[:MAX_IMAGES]:
+            found = ("image", text if text and text.strip() else "", "")
+        elif media := _attachments(message.get("attachments"), "audio")[:1]:
+            found = ("audio", "", "")
         elif text and text.strip():
             found = ("text", text, "")
         elif message.get("attachments") or message.get("sticker_id"):
@@ -179,7 +216,7 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
         kind, text, payload = found
         event_id = _event_id(message.get("mid"), psid, timestamp, kind, payload, text)
         source, ref = _referral(message)
-        return Inbound(event_id, psid, page_id, timestamp, kind, text, payload, source, ref)
+        return Inbound(event_id, psid, page_id, timestamp, kind, text, payload, source, ref, media)
     postback = item.get("postback")
     if isinstance(postback, dict):
         payload = _text(postback.get("payload"))
@@ -194,6 +231,59 @@ def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
         event_id = derived_id(psid, timestamp, "referral", ref, source)
         return Inbound(event_id, psid, page_id, timestamp, "referral", "", "", source, ref)
     return None  # delivery, read, reaction, optin...
+
+
+def _sticker(value: Any) -> int | None:
+    """A sticker id, whatever the delivery holds (ids are numbers, maybe given as text)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _attachments(attachments: Any, kind: str) -> tuple[tuple[str, str], ...]:
+    """(kind, url) of the attachments of that type with a usable URL, in order."""
+    found = []
+    for attachment in attachments if isinstance(attachments, list) else []:
+        if not isinstance(attachment, dict) or attachment.get("type") != kind:
+            continue
+        payload = attachment.get("payload")
+        url = payload.get("url") if isinstance(payload, dict) else None
+        if (
+            isinstance(url, str)
+            and url.startswith(("https://", "http://"))
+            and len(url) <= MAX_URL_CHARS
+        ):
+            found.append((kind, url))
+    return tuple(found)
+
+
+def merge_captions(events: Sequence[Inbound]) -> list[Inbound]:
+    """A photo-only message followed, within ``CAPTION_WINDOW_MS``, by a text message of the
+    same person becomes one event: the photo with that text as its question (the photo's
+    id, so a redelivery of the pair is still one event)."""
+    merged: list[Inbound] = []
+    skip = False
+    for index, event in enumerate(events):
+        if skip:
+            skip = False
+            continue
+        following = events[index + 1] if index + 1 < len(events) else None
+        if (
+            following is not None
+            and event.kind == "image"
+            and not event.text.strip()
+            and following.kind == "text"
+            and following.psid == event.psid
+            and event.timestamp > 0
+            and 0 <= following.timestamp - event.timestamp <= CAPTION_WINDOW_MS
+        ):
+            merged.append(replace(event, text=following.text))
+            skip = True
+            continue
+        merged.append(event)
+    return merged
 
 
 def _event_id(mid: Any, psid: str, timestamp: int, kind: str, payload: str, text: str) -> str:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .events import Inbound
+from .events import Inbound, merge_captions
 
 MAX_ENTRIES = 10  # SendMessageBatch's limit
 # SQS refuses a batch whose bodies add up to more than 256 KiB: stay well under it.
 MAX_BATCH_BYTES = 200_000
+# Characters outside the XML 1.0 set, which SQS refuses in a message body.
+_REFUSED_BY_SQS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class HandoffError(RuntimeError):
@@ -31,8 +34,11 @@ def dedupe_id(event: Inbound) -> str:
 
 
 def body(event: Inbound) -> str:
-    # ensure_ascii=False: escaped non-Latin text would take up to six times the bytes.
-    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    """The event as JSON in UTF-8 (escaped non-Latin text would take up to six times the
+    bytes), but with what SQS refuses in a body (U+FFFE, U+FFFF) escaped: the text arrives
+    whole, and a sender cannot make a delivery fail for good."""
+    text = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    return _REFUSED_BY_SQS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def in_order(events: Sequence[Inbound]) -> list[Inbound]:
@@ -44,23 +50,24 @@ def in_order(events: Sequence[Inbound]) -> list[Inbound]:
 
 
 def entries(events: Sequence[Inbound]) -> list[dict[str, Any]]:
-    """SendMessageBatch entries, one per event; a repeat within the delivery is sent once."""
-    made: list[dict[str, Any]] = []
+    """SendMessageBatch entries, one per event; a repeat within the delivery is sent once, and
+    a photo and the text sent with it are one event (``events.merge_captions``)."""
+    unique: list[Inbound] = []
     seen: set[str] = set()
     for event in in_order(events):
         dedupe = dedupe_id(event)
-        if dedupe in seen:
-            continue
-        seen.add(dedupe)
-        made.append(
-            {
-                "Id": str(len(made)),
-                "MessageBody": body(event),
-                "MessageGroupId": event.psid,
-                "MessageDeduplicationId": dedupe,
-            }
-        )
-    return made
+        if dedupe not in seen:
+            seen.add(dedupe)
+            unique.append(event)
+    return [
+        {
+            "Id": str(n),
+            "MessageBody": body(event),
+            "MessageGroupId": event.psid,
+            "MessageDeduplicationId": dedupe_id(event),
+        }
+        for n, event in enumerate(merge_captions(unique))
+    ]
 
 
 def batches(made: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -57,11 +57,14 @@ def privacy_page(settings: Settings, region: str | None) -> str:
         "name or profile), whether you may use the bot and your daily limit, when you first "
         "and last wrote, and the link or ad you came from, if any. Kept until you ask for "
         "deletion.",
-        f"How many questions you asked each day, kept {COUNTER_RETENTION.days} days after the day.",
+        "How many questions you asked each day, and how many tokens (the model's units of text) "
+        f"they used, kept {COUNTER_RETENTION.days} days after the day.",
         (
-            f"The conversation: your last {history} questions and their answers, so that "
-            f"follow-up questions make sense. Deleted after {settings.history_ttl_hours} hours "
-            "without a message, or at once when you send /reset."
+            f"The conversation: your last {history} questions and their answers, and a short "
+            "summary of earlier ones, so that follow-up questions make sense. Deleted after "
+            f"{settings.history_ttl_hours} hours without a message, or at once when you send "
+            "/reset. Photos and voice messages are not kept: only the words of a voice message, "
+            "as a question."
             if history
             else "No conversation: each question is answered on its own and not kept."
         ),
@@ -80,7 +83,7 @@ def privacy_page(settings: Settings, region: str | None) -> str:
     processors = [
         f"Amazon Web Services{where}: runs the bot and stores what is listed above, encrypted.",
         f"{html.escape(model_provider(settings))}: receives your question, with the conversation "
-        "above, to write the answer.",
+        "above, and the photos or voice messages you send, to write the answer.",
         "Meta (Facebook Messenger): delivers your messages and the answers.",
     ]
     contact = (

@@ -6,8 +6,15 @@ One table holds every item, told apart by key prefixes:
 pk                     sk                what
 =====================  ================  ==============================================
 ``USER#<psid>``        ``PROFILE``       status, own limit, first and last seen
-``USER#<psid>``        ``DAY#<date>``    questions counted that day: a number (expires)
-``USER#<psid>``        ``HISTORY``       recent conversation turns (expires)
+``USER#<psid>``        ``DAY#<date>``    questions counted that day, tokens and estimated
+                                         cost: numbers (expires)
+``USER#<psid>``        ``HISTORY``       recent conversation turns and the summary of the
+                                         older ones (expires)
+``USER#<psid>``        ``OUTBOX``        an owner's alerts waiting for their next message:
+                                         one per kind, the newest (expires)
+``PAGE``               ``DAY#<date>``    the whole page that day: questions, tokens,
+                                         estimated cost, failures by kind (expires)
+``PAGE``               ``ALERT#<kind>``  until when an owner alert of that kind is quiet
 ``EVENT#<id>``         ``EVENT``         one webhook event's attempt: owner, lease, the
                                          reply while it is being sent (expires)
 ``DELETION#<code>``    ``DELETION``      what a data-deletion request did (expires)
@@ -38,6 +45,9 @@ HISTORY = "HISTORY"
 EVENT = "EVENT"
 DELETION_PREFIX = "DELETION#"
 DELETION = "DELETION"
+OUTBOX = "OUTBOX"
+PAGE = "PAGE"
+ALERT_PREFIX = "ALERT#"
 
 USERS_INDEX = "users_by_activity"
 USERS_INDEX_PARTITION_KEY = "entity"
@@ -83,6 +93,26 @@ def history_key(psid: str) -> Key:
 def counter_key(psid: str, day: str) -> Key:
     """The daily question counter of one person (``day`` as ``YYYY-MM-DD``)."""
     return key(user_pk(psid), day_sk(day))
+
+
+def outbox_key(psid: str) -> Key:
+    """An owner's alerts kept until they write (Messenger's 24-hour window)."""
+    return key(user_pk(psid), OUTBOX)
+
+
+def page_day_key(day: str) -> Key:
+    """The page's totals for one day; a month is one Query on ``PAGE`` by sort key prefix."""
+    return key(PAGE, day_sk(day))
+
+
+def month_prefix(day: str) -> str:
+    """``2026-11-30`` -> ``DAY#2026-11``: the sort keys of that day's month."""
+    return day_sk(day[:7])
+
+
+def alert_key(kind: str) -> Key:
+    """When an owner alert of ``kind`` may be sent again (shared by every container)."""
+    return key(PAGE, f"{ALERT_PREFIX}{kind}")
 
 
 def event_key(event_id: str) -> Key:
@@ -157,3 +187,15 @@ def cancelled_conditions(error: Exception) -> list[bool] | None:
         inside = message[message.find("[") + 1 : message.rfind("]")] if "[" in message else ""
         return [part.strip() == "ConditionalCheckFailed" for part in inside.split(",")]
     return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
+
+
+def cancelled_by_conflict(error: Exception) -> bool:
+    """A transaction cancelled because another one was writing the same item at that moment
+    (the page's daily totals, say): trying again shortly succeeds."""
+    if _error_code(error) != TRANSACTION_CANCELED:
+        return False
+    response: Any = getattr(error, "response", None) or {}
+    reasons = response.get("CancellationReasons") or []
+    if reasons:
+        return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
+    return "TransactionConflict" in str(response.get("Error", {}).get("Message", ""))

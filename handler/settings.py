@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -21,6 +22,7 @@ GRAPH_API_HOST = "https://graph.facebook.com"
 DEFAULT_GRAPH_API_VERSION: str = DEFAULTS["graphApiVersion"]
 DEFAULT_GRAPH_API_URL = f"{GRAPH_API_HOST}/{DEFAULT_GRAPH_API_VERSION}"
 DEFAULT_MODEL: str = DEFAULTS["model"]
+DEFAULT_TRANSCRIPTION_MODEL: str = DEFAULTS["transcriptionModel"]
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant chatting through Facebook Messenger. "
     "Answer clearly and concisely in the language of the question; use plain text, not Markdown."
@@ -32,6 +34,20 @@ DEFAULT_RETRY_DELAY_SECONDS: int = DEFAULTS["retryDelaySeconds"]
 # Lambda's level names, which its log filter and CloudWatch read; Python's names map to them.
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 LOG_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+# What OpenAI's models take as reasoning effort; ``omit`` sends none (the model's own
+# default), for models and providers that refuse the parameter.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+REASONING_OMIT = "omit"
+# The wire formats, both through the openai SDK: Chat Completions (what compatible providers
+# speak) or OpenAI's Responses API.
+OPENAI_APIS = ("chat", "responses")
+MB = 1024 * 1024
+# OpenAI's transcription endpoint takes files up to 25 MB: a larger cap could never be used.
+MAX_MEDIA_MB = 25
+# A price table entry: model=input/cached/output dollars per million tokens (or input/output).
+_PRICE = re.compile(
+    r"^\s*([A-Za-z0-9._:/-]+)\s*=\s*([0-9.]+)\s*/\s*([0-9.]+)\s*(?:/\s*([0-9.]+))?\s*$"
+)
 
 
 class SettingsError(ValueError):
@@ -43,8 +59,11 @@ class Env:
     TABLE_NAME = "TABLE_NAME"
     OPENAI_MODEL = "OPENAI_MODEL"
     SYSTEM_PROMPT = "SYSTEM_PROMPT"
-    OPENAI_TEMPERATURE = "OPENAI_TEMPERATURE"
+    OPENAI_TEMPERATURE = "OPENAI_TEMPERATURE"  # unset: not sent (GPT-5 models refuse it)
+    OPENAI_TOP_P = "OPENAI_TOP_P"  # unset: not sent
+    OPENAI_REASONING_EFFORT = "OPENAI_REASONING_EFFORT"  # "omit": not sent
     OPENAI_MAX_TOKENS = "OPENAI_MAX_TOKENS"
+    OPENAI_API = "OPENAI_API"  # chat or responses
     OPENAI_TIMEOUT_SECONDS = "OPENAI_TIMEOUT_SECONDS"
     OPENAI_MAX_RETRIES = "OPENAI_MAX_RETRIES"
     OPENAI_BASE_URL = "OPENAI_BASE_URL"
@@ -56,6 +75,14 @@ class Env:
     HISTORY_MAX_CHARS = "HISTORY_MAX_CHARS"
     HISTORY_TTL_HOURS = "HISTORY_TTL_HOURS"
     LOG_LEVEL = "LOG_LEVEL"
+    # Photos and voice messages.
+    VISION = "VISION"  # "false": photos are not read
+    MEDIA_MAX_MB = "MEDIA_MAX_MB"  # the largest photo or voice message downloaded
+    TRANSCRIPTION_MODEL = "TRANSCRIPTION_MODEL"
+    # Budgets: tokens per person per day, dollars per day for the whole page, and the prices.
+    DAILY_TOKEN_LIMIT = "DAILY_TOKEN_LIMIT"
+    DAILY_SPEND_LIMIT_USD = "DAILY_SPEND_LIMIT_USD"
+    MODEL_PRICES = "MODEL_PRICES"  # JSON list of model=input/cached/output
     # The name of the SSM parameter holding a system prompt too long for the environment.
     SYSTEM_PROMPT_PARAMETER = "SYSTEM_PROMPT_PARAMETER"
     # First contact and going Live.
@@ -91,8 +118,13 @@ class Settings:
     table_name: str
     model: str = DEFAULT_MODEL
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    temperature: float = float(DEFAULTS["temperature"])
+    temperature: float | None = None  # None: not sent, the model's own default
+    top_p: float | None = None
+    reasoning_effort: str | None = (  # None: not sent
+        None if DEFAULTS["reasoningEffort"] == REASONING_OMIT else DEFAULTS["reasoningEffort"]
+    )
     max_tokens: int = DEFAULTS["maxTokens"]
+    openai_api: str = DEFAULTS["openaiApi"]
     openai_timeout_seconds: float = 25.0
     openai_max_retries: int = 2
     openai_base_url: str | None = None
@@ -117,6 +149,14 @@ class Settings:
     privacy_text_parameter: str | None = None
     privacy_text: str | None = None  # fetched from its parameter with the secrets
     log_retention_days: int = DEFAULTS["logRetentionDays"]
+    vision: bool = DEFAULTS["vision"]
+    media_max_bytes: int = DEFAULTS["mediaMaxMb"] * MB
+    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
+    daily_token_limit: int = DEFAULTS["dailyTokenLimit"]  # 0: none
+    daily_spend_limit_usd: float = float(DEFAULTS["dailySpendLimitUsd"])  # 0: none
+    model_prices: Mapping[str, Price] = field(
+        default_factory=lambda: parse_model_prices(DEFAULTS["modelPrices"])
+    )
 
     @property
     def tz(self) -> ZoneInfo:
@@ -150,6 +190,69 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _optional_float(env: Mapping[str, str], name: str, low: float, high: float) -> float | None:
+    """A number that is sent only when it is set."""
+    if not env.get(name, "").strip():
+        return None
+    return _float(env, name, low, low, high)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def reasoning_effort(raw: str, name: str = "") -> str | None:
+    """The effort to send, or None for ``omit``."""
+    value = raw.strip().lower()
+    if value == REASONING_OMIT:
+        return None
+    if value not in REASONING_EFFORTS:
+        allowed = ", ".join((*REASONING_EFFORTS, REASONING_OMIT))
+        raise SettingsError(
+            f"{name or Env.OPENAI_REASONING_EFFORT} must be one of {allowed}, got {raw!r}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Price:
+    """Dollars per million tokens: fresh input, cached input, output (reasoning included)."""
+
+    input: float
+    cached: float
+    output: float
+
+
+def parse_model_prices(items: Any) -> dict[str, Price]:
+    """``["gpt-5-mini=0.25/0.025/2.00", ...]`` (or ``model=input/output``, cached priced as
+    input) into prices by model; ``SettingsError`` names the item that is not one."""
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"{Env.MODEL_PRICES} must be a list of model=input/cached/output")
+    prices: dict[str, Price] = {}
+    for item in items:
+        match = _PRICE.match(item)
+        try:
+            numbers = [float(n) for n in match.groups()[1:] if n is not None] if match else []
+        except ValueError:
+            numbers = []
+        if not match or not numbers:
+            raise SettingsError(
+                f"{Env.MODEL_PRICES}: {item!r} is not model=input/cached/output dollars per "
+                "million tokens, e.g. gpt-5-mini=0.25/0.025/2.00"
+            )
+        if len(numbers) == 2:
+            numbers = [numbers[0], numbers[0], numbers[1]]
+        prices[match.group(1)] = Price(*numbers)
+    return prices
 
 
 def log_level(raw: str) -> str:
@@ -209,8 +312,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         table_name=table,
         model=env.get(Env.OPENAI_MODEL, "").strip() or d["model"],
         system_prompt=env.get(Env.SYSTEM_PROMPT, "").strip() or d["system_prompt"],
-        temperature=_float(env, Env.OPENAI_TEMPERATURE, d["temperature"], 0.0, 2.0),
+        temperature=_optional_float(env, Env.OPENAI_TEMPERATURE, 0.0, 2.0),
+        top_p=_optional_float(env, Env.OPENAI_TOP_P, 0.0, 1.0),
+        reasoning_effort=(
+            reasoning_effort(env[Env.OPENAI_REASONING_EFFORT])
+            if env.get(Env.OPENAI_REASONING_EFFORT, "").strip()
+            else d["reasoning_effort"]
+        ),
         max_tokens=_int(env, Env.OPENAI_MAX_TOKENS, d["max_tokens"], minimum=1),
+        openai_api=_choice(env, Env.OPENAI_API, d["openai_api"], OPENAI_APIS),
         openai_timeout_seconds=_float(
             env, Env.OPENAI_TIMEOUT_SECONDS, d["openai_timeout_seconds"], 1.0, 900.0
         ),
@@ -236,4 +346,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         privacy_contact=env.get(Env.PRIVACY_CONTACT, "").strip() or None,
         privacy_text_parameter=env.get(Env.PRIVACY_TEXT_PARAMETER, "").strip() or None,
         log_retention_days=_int(env, Env.LOG_RETENTION_DAYS, d["log_retention_days"]),
+        vision=_bool(env, Env.VISION, d["vision"]),
+        media_max_bytes=_media_max_mb(env, d["media_max_bytes"] // MB) * MB,
+        transcription_model=(
+            env.get(Env.TRANSCRIPTION_MODEL, "").strip() or d["transcription_model"]
+        ),
+        daily_token_limit=_int(env, Env.DAILY_TOKEN_LIMIT, d["daily_token_limit"]),
+        daily_spend_limit_usd=_float(
+            env, Env.DAILY_SPEND_LIMIT_USD, d["daily_spend_limit_usd"], 0.0, 1_000_000.0
+        ),
+        model_prices=_prices(env),
     )
+
+
+def _media_max_mb(env: Mapping[str, str], default: int) -> int:
+    value = _int(env, Env.MEDIA_MAX_MB, default, minimum=1)
+    if value > MAX_MEDIA_MB:
+        raise SettingsError(f"{Env.MEDIA_MAX_MB} must be at most {MAX_MEDIA_MB}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _prices(env: Mapping[str, str]) -> dict[str, Price]:
+    raw = env.get(Env.MODEL_PRICES, "").strip()
+    if not raw:
+        return parse_model_prices(DEFAULTS["modelPrices"])
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError:
+        raise SettingsError(f"{Env.MODEL_PRICES} must be a JSON list") from None
+    return parse_model_prices(items)

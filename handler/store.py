@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ from .quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
 
 Turn = dict[str, str]
 TransactItem = dict[str, Any]
+# An owner's kept alert, and its quiet period's item, outlive a week of not writing.
+ALERT_RETENTION_SECONDS = 7 * 24 * 3600
 
 
 def _iso(moment: datetime) -> str:
@@ -51,19 +53,104 @@ def user_from_item(psid: str, item: dict[str, Any]) -> User:
     )
 
 
-def history_from_item(item: dict[str, Any] | None, now: float) -> list[Turn]:
+def conversation_from_item(item: dict[str, Any] | None, now: float) -> tuple[list[Turn], str]:
+    """The remembered turns and the summary of older ones; nothing once expired."""
     if not item:
-        return []
+        return [], ""
     expires = int(item.get(schema.TTL_ATTRIBUTE, {}).get("N", "0"))
     if expires and expires < now:
-        return []  # TTL deletes late; an expired conversation is already forgotten
+        return [], ""  # TTL deletes late; an expired conversation is already forgotten
+    summary = item.get("summary", {}).get("S", "")
     try:
         turns = json.loads(item["turns"]["S"])
     except (KeyError, TypeError, json.JSONDecodeError):
-        return []
+        return [], summary
     if not isinstance(turns, list):
-        return []
-    return [t for t in turns if isinstance(t, dict) and {"role", "content"} <= t.keys()]
+        return [], summary
+    kept = [t for t in turns if isinstance(t, dict) and {"role", "content"} <= t.keys()]
+    return kept, summary
+
+
+def history_from_item(item: dict[str, Any] | None, now: float) -> list[Turn]:
+    return conversation_from_item(item, now)[0]
+
+
+@dataclass(frozen=True)
+class UserDay:
+    """One person's day: questions counted, tokens used, estimated cost (nano-dollars)."""
+
+    day: str = ""
+    questions: int = 0
+    tokens: int = 0
+    cost_nusd: int = 0
+
+
+@dataclass(frozen=True)
+class PageDay:
+    """The whole page's day: the same totals, and the failures by kind."""
+
+    day: str = ""
+    questions: int = 0
+    tokens: int = 0
+    cost_nusd: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+# What /stats counts by kind: a model that failed, a Send API call that failed, OpenAI's
+# billing refusal, a parameter the model refused. Fixed names: the item never grows.
+FAILURE_KINDS = ("model", "send", "insufficient_quota", "unsupported_parameter")
+_FAILURE_PREFIX = "failed_"
+
+
+def _number(item: dict[str, Any] | None, name: str) -> int:
+    value = (item or {}).get(name, {}).get("N")
+    return int(value) if value is not None else 0
+
+
+def user_day_from_item(day: str, item: dict[str, Any] | None) -> UserDay:
+    return UserDay(day, _number(item, "count"), _number(item, "tokens"), _number(item, "cost_nusd"))
+
+
+def page_day_from_item(day: str, item: dict[str, Any] | None) -> PageDay:
+    failures = {
+        kind: _number(item, _FAILURE_PREFIX + kind)
+        for kind in FAILURE_KINDS
+        if _number(item, _FAILURE_PREFIX + kind)
+    }
+    return PageDay(
+        day,
+        _number(item, "questions"),
+        _number(item, "tokens"),
+        _number(item, "cost_nusd"),
+        failures,
+    )
+
+
+# An owner's kept alerts are attributes of their OUTBOX item, one per kind: "alert:<kind>".
+_ALERT_ATTRIBUTE = "alert:"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An owner alert kept for their next message."""
+
+    kind: str
+    text: str
+    at: int  # epoch seconds
+    raw: str  # as stored: what a conditional delete compares
+
+
+def alerts_from_item(item: dict[str, Any] | None) -> list[Alert]:
+    found = []
+    for name, value in (item or {}).items():
+        if not name.startswith(_ALERT_ATTRIBUTE) or "S" not in value:
+            continue
+        try:
+            data = json.loads(value["S"])
+            found.append(Alert(name[len(_ALERT_ATTRIBUTE) :], data["text"], data["at"], value["S"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return sorted(found, key=lambda a: a.at)
 
 
 @dataclass(frozen=True)
@@ -73,6 +160,10 @@ class Snapshot:
     user: User | None  # None: never seen
     history: list[Turn]
     used_today: int
+    tokens_today: int = 0
+    summary: str = ""  # the older turns of the conversation, summarised
+    page_today: PageDay = field(default_factory=PageDay)  # for the page's spend cap
+    outbox: list[Alert] = field(default_factory=list)  # an owner's alerts not yet delivered
 
 
 class Store:
@@ -86,33 +177,46 @@ class Store:
 
     # -- one read for the worker ---------------------------------------------------------
 
-    def snapshot(self, psid: str, day: str) -> Snapshot:
-        """Profile, conversation and today's count, in one consistent BatchGetItem."""
-        wanted = {
-            schema.PROFILE: schema.profile_key(psid),
-            schema.HISTORY: schema.history_key(psid),
-            schema.day_sk(day): schema.counter_key(psid, day),
-        }
-        found: dict[str, dict[str, Any]] = {}
-        keys = list(wanted.values())
+    def snapshot(self, psid: str, day: str, outbox: bool = False) -> Snapshot:
+        """Profile, conversation, today's counts (the person's and the page's) and, for an
+        owner (``outbox``), the alerts kept for them: one consistent BatchGetItem."""
+        wanted = [
+            schema.profile_key(psid),
+            schema.history_key(psid),
+            schema.counter_key(psid, day),
+            schema.page_day_key(day),
+        ]
+        if outbox:
+            wanted.append(schema.outbox_key(psid))
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        keys = list(wanted)
         for _ in range(5):  # unprocessed keys come back under load: ask for those again
             response = self._db.batch_get_item(
                 RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
             )
             for item in response.get("Responses", {}).get(self._table, []):
-                found[item[schema.SORT_KEY]["S"]] = item
+                found[(item[schema.PARTITION_KEY]["S"], item[schema.SORT_KEY]["S"])] = item
             keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if not keys:
                 break
             time.sleep(0.05)
         else:
             raise RuntimeError("BatchGetItem left keys unprocessed")
-        profile = found.get(schema.PROFILE)
-        counter = found.get(schema.day_sk(day))
+
+        def get(key: schema.Key) -> dict[str, Any] | None:
+            return found.get((key[schema.PARTITION_KEY]["S"], key[schema.SORT_KEY]["S"]))
+
+        profile = get(schema.profile_key(psid))
+        counter = user_day_from_item(day, get(schema.counter_key(psid, day)))
+        turns, summary = conversation_from_item(get(schema.history_key(psid)), time.time())
         return Snapshot(
             user=user_from_item(psid, profile) if profile else None,
-            history=history_from_item(found.get(schema.HISTORY), time.time()),
-            used_today=int(counter["count"]["N"]) if counter and "count" in counter else 0,
+            history=turns,
+            used_today=counter.questions,
+            tokens_today=counter.tokens,
+            summary=summary,
+            page_today=page_day_from_item(day, get(schema.page_day_key(day))),
+            outbox=alerts_from_item(get(schema.outbox_key(psid))) if outbox else [],
         )
 
     # -- users ----------------------------------------------------------------------------
@@ -290,18 +394,88 @@ class Store:
 
     def count_item(self, psid: str, day: str, expires_at: int) -> TransactItem:
         """A transaction item that counts one question: a number that never grows an item."""
+        return self._add_item(schema.counter_key(psid, day), {"count": 1}, expires_at)
+
+    def _add_item(self, key: schema.Key, numbers: dict[str, int], expires_at: int) -> TransactItem:
+        """A transaction item that adds ``numbers`` to an item's (zero ones left out)."""
+        added = {name: n for name, n in numbers.items() if n}
+        names = {f"#a{i}": name for i, name in enumerate(added)}
+        values = {f":a{i}": {"N": str(n)} for i, n in enumerate(added.values())}
+        expression = (
+            ("ADD " + ", ".join(f"{p} :a{i}" for i, p in enumerate(names))) if added else ""
+        )
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": schema.counter_key(psid, day),
-                "UpdateExpression": "ADD #count :one SET #ttl = :ttl",
-                "ExpressionAttributeNames": {"#count": "count", "#ttl": schema.TTL_ATTRIBUTE},
-                "ExpressionAttributeValues": {
-                    ":one": {"N": "1"},
-                    ":ttl": {"N": str(expires_at)},
-                },
+                "Key": key,
+                "UpdateExpression": f"{expression} SET #ttl = :ttl".strip(),
+                "ExpressionAttributeNames": {**names, "#ttl": schema.TTL_ATTRIBUTE},
+                "ExpressionAttributeValues": {**values, ":ttl": {"N": str(expires_at)}},
             }
         }
+
+    def usage_items(
+        self, psid: str, day: str, expires_at: int, question: bool, tokens: int, cost_nusd: int
+    ) -> list[TransactItem]:
+        """What one answer adds to the person's day (their question count, tokens, cost) and
+        to the page's: written with the recorded reply, in its transaction, once."""
+        count = int(question)
+        return [
+            self._add_item(
+                schema.counter_key(psid, day),
+                {"count": count, "tokens": tokens, "cost_nusd": cost_nusd},
+                expires_at,
+            ),
+            self._add_item(
+                schema.page_day_key(day),
+                {"questions": count, "tokens": tokens, "cost_nusd": cost_nusd},
+                expires_at,
+            ),
+        ]
+
+    def note_failure(self, day: str, kind: str, expires_at: int) -> None:
+        """Count one failure of ``kind`` (``FAILURE_KINDS``) on the page's day, for /stats."""
+        if kind not in FAILURE_KINDS:
+            raise ValueError(f"unknown failure kind {kind!r}")
+        update = self._add_item(schema.page_day_key(day), {_FAILURE_PREFIX + kind: 1}, expires_at)
+        self._db.update_item(**update["Update"])
+
+    def day_totals(self, psid: str, day: str) -> UserDay:
+        item = self._db.get_item(
+            TableName=self._table, Key=schema.counter_key(psid, day), ConsistentRead=True
+        ).get("Item")
+        return user_day_from_item(day, item)
+
+    def _month(self, pk: str, day: str) -> list[tuple[str, dict[str, Any]]]:
+        """The ``DAY#`` items of ``day``'s month under ``pk``, as (day, item)."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page = self._db.query(
+                TableName=self._table,
+                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :month)",
+                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#sk": schema.SORT_KEY},
+                ExpressionAttributeValues={
+                    ":pk": {"S": pk},
+                    ":month": {"S": schema.month_prefix(day)},
+                },
+                ConsistentRead=True,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            found += [
+                (schema.day_of(item[schema.SORT_KEY]["S"]), item) for item in page.get("Items", [])
+            ]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
+
+    def page_month(self, day: str) -> list[PageDay]:
+        """The page's days of ``day``'s month so far (one Query), oldest first."""
+        return [page_day_from_item(d, item) for d, item in self._month(schema.PAGE, day)]
+
+    def user_month(self, psid: str, day: str) -> list[UserDay]:
+        """One person's days of ``day``'s month (one Query), oldest first."""
+        return [user_day_from_item(d, item) for d, item in self._month(schema.user_pk(psid), day)]
 
     def questions_used(self, psid: str, day: str) -> int:
         item = self._db.get_item(
@@ -323,18 +497,81 @@ class Store:
         ).get("Item")
         return history_from_item(item, time.time())
 
-    def history_item(self, psid: str, turns: list[Turn], expires_at: int) -> TransactItem:
+    def load_conversation(self, psid: str) -> tuple[list[Turn], str]:
+        """The remembered turns and the summary of the older ones."""
+        item = self._db.get_item(
+            TableName=self._table, Key=schema.history_key(psid), ConsistentRead=True
+        ).get("Item")
+        return conversation_from_item(item, time.time())
+
+    def history_item(
+        self, psid: str, turns: list[Turn], expires_at: int, summary: str = ""
+    ) -> TransactItem:
         """A transaction item that stores the conversation as it now stands."""
-        return {
-            "Put": {
-                "TableName": self._table,
-                "Item": {
-                    **schema.history_key(psid),
-                    "turns": {"S": json.dumps(turns, ensure_ascii=False)},
-                    schema.TTL_ATTRIBUTE: {"N": str(expires_at)},
-                },
-            }
+        item = {
+            **schema.history_key(psid),
+            "turns": {"S": json.dumps(turns, ensure_ascii=False)},
+            schema.TTL_ATTRIBUTE: {"N": str(expires_at)},
         }
+        if summary:
+            item["summary"] = {"S": summary}
+        return {"Put": {"TableName": self._table, "Item": item}}
 
     def clear_history(self, psid: str) -> None:
         self._db.delete_item(TableName=self._table, Key=schema.history_key(psid))
+
+    # -- owner alerts ---------------------------------------------------------------------
+
+    def take_alert(self, kind: str, now: int, quiet_until: int) -> bool:
+        """True when an alert of ``kind`` may go out now (epoch seconds), and none other
+        until ``quiet_until``: one conditional write, so it holds across containers."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=schema.alert_key(kind),
+                UpdateExpression="SET quiet_until = :until, #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(quiet_until) OR quiet_until <= :now",
+                ExpressionAttributeNames={"#ttl": schema.TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":until": {"N": str(quiet_until)},
+                    ":now": {"N": str(now)},
+                    ":ttl": {"N": str(quiet_until + ALERT_RETENTION_SECONDS)},
+                },
+            )
+        except ClientError as error:
+            if schema.is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def keep_alert(self, psid: str, kind: str, text: str, now: int) -> None:
+        """Keep an alert for an owner's next message: one per kind, the newest."""
+        raw = json.dumps({"text": text, "at": now}, ensure_ascii=False)
+        self._db.update_item(
+            TableName=self._table,
+            Key=schema.outbox_key(psid),
+            UpdateExpression="SET #alert = :alert, #ttl = :ttl",
+            ExpressionAttributeNames={
+                "#alert": _ALERT_ATTRIBUTE + kind,
+                "#ttl": schema.TTL_ATTRIBUTE,
+            },
+            ExpressionAttributeValues={
+                ":alert": {"S": raw},
+                ":ttl": {"N": str(now + ALERT_RETENTION_SECONDS)},
+            },
+        )
+
+    def drop_alert(self, psid: str, alert: Alert) -> None:
+        """Forget a delivered alert, unless a newer one of its kind has replaced it."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=schema.outbox_key(psid),
+                UpdateExpression="REMOVE #alert",
+                ConditionExpression="#alert = :seen",
+                ExpressionAttributeNames={"#alert": _ALERT_ATTRIBUTE + alert.kind},
+                ExpressionAttributeValues={":seen": {"S": alert.raw}},
+            )
+        except ClientError as error:
+            if not schema.is_condition_failure(error):
+                raise

@@ -45,3 +45,17 @@ def split_message(text: str, limit: int = MESSENGER_TEXT_LIMIT) -> list[str]:
 def bubbles(text: str) -> tuple[dict[str, Any], ...]:
     """Send API text messages for ``text``, in order; never none (a blank gets an ellipsis)."""
     return tuple({"text": chunk} for chunk in split_message(text) or ["\u2026"])
+
+
+def last_whole_sentence(text: str) -> str:
+    """``text`` up to the end of its last whole sentence (its last line break if it has no
+    sentence end, else its last whole word): where a cut-off answer is best ended."""
+    text = text.rstrip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text + " ")]
+    if ends and ends[-1] > 0:
+        return text[: ends[-1]].rstrip()
+    line = text.rfind("\n")
+    if line > 0:
+        return text[:line].rstrip()
+    space = text.rfind(" ")
+    return text[:space].rstrip() if space > 0 else text

@@ -25,10 +25,15 @@ from handler.settings import (
     GRAPH_API_HOST,
     LOG_LEVEL_ALIASES,
     LOG_LEVELS,
+    MAX_MEDIA_MB,
+    OPENAI_APIS,
+    REASONING_EFFORTS,
+    REASONING_OMIT,
     SECRET_SOURCES,
     Settings,
     SettingsError,
     parse_admin_psids,
+    parse_model_prices,
 )
 
 # The handler's defaults for what the stack does not set (its model-call timing).
@@ -97,8 +102,17 @@ class BridgeSettings:
     model: str = DEFAULTS["model"]
     system_prompt: str | None = None  # None: the handler's built-in prompt
     system_prompt_file: str | None = None  # where system_prompt was read from, if a file
-    temperature: float = float(DEFAULTS["temperature"])
+    temperature: float | None = None  # empty in Pulumi.yaml: not sent
+    top_p: float | None = None
+    reasoning_effort: str = DEFAULTS["reasoningEffort"]  # "omit": not sent
     max_tokens: int = DEFAULTS["maxTokens"]
+    openai_api: str = DEFAULTS["openaiApi"]
+    vision: bool = DEFAULTS["vision"]
+    media_max_mb: int = DEFAULTS["mediaMaxMb"]
+    transcription_model: str = DEFAULTS["transcriptionModel"]
+    daily_token_limit: int = DEFAULTS["dailyTokenLimit"]
+    daily_spend_limit_usd: float = float(DEFAULTS["dailySpendLimitUsd"])
+    model_prices: tuple[str, ...] = tuple(DEFAULTS["modelPrices"])
     daily_limit: int = DEFAULTS["dailyLimit"]
     admin_psids: tuple[str, ...] = ()
     keep_warm_minutes: int = DEFAULTS["keepWarmMinutes"]
@@ -209,6 +223,21 @@ class _Reader:
         if not low <= number <= high:
             self.fail(key, f"must be between {low} and {high}, got {number}")
         return number
+
+    def optional_number(self, key: str, low: float, high: float) -> float | None:
+        """A number sent only when it is set: empty means none."""
+        if self.text(key) is None:
+            return None
+        return self.number(key, low, low, high)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.text(key)
+        if value is None:
+            return default
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.fail(key, f"must be true or false, got {value!r}")
+        return default
 
     def choice(self, key: str, default: str, choices: tuple[str, ...], upper: bool = False) -> str:
         value = self.text(key)
@@ -326,6 +355,23 @@ def _pairs(reader: _Reader, key: str, example: str, shape: str) -> tuple[tuple[s
             continue
         pairs.append((name.strip(), value.strip()))
     return tuple(pairs)
+
+
+def _model_prices(reader: _Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The price table, each item checked as the handler reads it."""
+    if reader.text(key) is None:
+        return default
+    items = _string_list(reader, key, "'gpt-5-mini=0.25/0.025/2.00'")
+    for item in items:
+        try:
+            parse_model_prices([item])
+        except SettingsError:
+            reader.fail(
+                key,
+                f"{item!r} is not model=input/cached/output dollars per million tokens, "
+                "like 'gpt-5-mini=0.25/0.025/2.00'",
+            )
+    return items
 
 
 def _graph_id(reader: _Reader, key: str, what: str) -> str | None:
@@ -446,8 +492,21 @@ def parse_settings(
         model=r.text("model") or d.model,
         system_prompt=system_prompt,
         system_prompt_file=system_prompt_file,
-        temperature=r.number("temperature", d.temperature, 0.0, 2.0),
+        temperature=r.optional_number("temperature", 0.0, 2.0),
+        top_p=r.optional_number("topP", 0.0, 1.0),
+        reasoning_effort=r.choice(
+            "reasoningEffort", d.reasoning_effort, (*REASONING_EFFORTS, REASONING_OMIT)
+        ),
         max_tokens=r.integer("maxTokens", d.max_tokens, 1),
+        openai_api=r.choice("openaiApi", d.openai_api, OPENAI_APIS),
+        vision=r.boolean("vision", d.vision),
+        media_max_mb=r.integer("mediaMaxMb", d.media_max_mb, 1, MAX_MEDIA_MB),
+        transcription_model=r.text("transcriptionModel") or d.transcription_model,
+        daily_token_limit=r.integer("dailyTokenLimit", d.daily_token_limit, 0),
+        daily_spend_limit_usd=r.number(
+            "dailySpendLimitUsd", d.daily_spend_limit_usd, 0.0, 1_000_000.0
+        ),
+        model_prices=_model_prices(r, "modelPrices", d.model_prices),
         daily_limit=r.integer("dailyLimit", d.daily_limit, 0),
         admin_psids=_admin_psids(r, "adminPsids"),
         keep_warm_minutes=r.integer("keepWarmMinutes", d.keep_warm_minutes, 0, 1440),
@@ -542,6 +601,19 @@ def _configured_keys() -> list[str]:
     return list(store.get()) if store is not None else []
 
 
+def unpriced_models(settings: BridgeSettings) -> list[str]:
+    """The models the stack uses that the price table does not list (nor a dated name of)."""
+    try:
+        priced = parse_model_prices(list(settings.model_prices))
+    except SettingsError:
+        return []
+    return [
+        model
+        for model in (settings.model, settings.transcription_model)
+        if model not in priced and not any(model.startswith(f"{name}-") for name in priced)
+    ]
+
+
 def load_settings(config: pulumi.Config | None = None) -> BridgeSettings:
     """Read this stack's settings from Pulumi config (project namespace and aws:region)."""
     config = config or pulumi.Config()
@@ -551,11 +623,16 @@ def load_settings(config: pulumi.Config | None = None) -> BridgeSettings:
     settings = parse_settings(
         raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region")
     )
+    for model in unpriced_models(settings):
+        pulumi.log.warn(
+            f"modelPrices has no price for {model!r}: the spend cap and /stats price it as "
+            f"{DEFAULTS['model']}; add `{model}=input/cached/output` to modelPrices"
+        )
     if settings.batch_size > 1:
         pulumi.log.warn(
             f"batchSize {settings.batch_size}: every message of a FIFO batch counts a receive, "
-            "so a message that keeps failing can take the person's next messages with it to "
-            "the dead-letter queue; 1 (the default) avoids it"
+            "so a message that keeps failing uses up the retries of the person's next "
+            "messages; 1 (the default) avoids it"
         )
     return settings
 

@@ -51,10 +51,21 @@ def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+LINE_LENGTH = 100  # ruff's, in pyproject.toml
+
+
+def _entry(key: str, value: Any) -> str:
+    """One ``"key": value,`` line, or a list split one item a line when it is too long, as
+    ruff formats it."""
+    line = f"    {json.dumps(key)}: {_literal(value)},"
+    if len(line) <= LINE_LENGTH or not isinstance(value, list) or not value:
+        return line
+    items = "".join(f"        {_literal(v)},\n" for v in value)
+    return f"    {json.dumps(key)}: [\n{items}    ],"
+
+
 def render(defaults: dict[str, Any]) -> str:
-    lines = [
-        f"    {json.dumps(key)}: {_literal(value)}," for key, value in sorted(defaults.items())
-    ]
+    lines = [_entry(key, value) for key, value in sorted(defaults.items())]
     return HEADER + "{\n" + "\n".join(lines) + "\n}\n"
 
 

@@ -46,13 +46,20 @@ LONG_SETTINGS = {
     Env.OPENAI_BASE_URL: "openaiBaseUrl",
     Env.PRIVACY_CONTACT: "privacyContact",
     Env.OPENAI_MODEL: "model",
+    Env.MODEL_PRICES: "modelPrices",
+    Env.TRANSCRIPTION_MODEL: "transcriptionModel",
 }
 LONG_SETTING_BYTES = 100  # smaller ones are not worth naming
 
 
-def ice_breakers_variable(questions: Sequence[str]) -> str:
-    """``ICE_BREAKERS``: the questions as a compact JSON array of strings, in their order."""
-    return json.dumps(list(questions), separators=(",", ":"), ensure_ascii=False)
+def compact_list(items: Sequence[str]) -> str:
+    """A list variable (``ICE_BREAKERS``, ``MODEL_PRICES``): a compact JSON array of strings,
+    in their order."""
+    return json.dumps(list(items), separators=(",", ":"), ensure_ascii=False)
+
+
+def _optional_number(value: float | None) -> str | None:
+    return None if value is None else _number(value)
 
 
 def function_environment(
@@ -73,8 +80,9 @@ def function_environment(
     variables = {
         Env.TABLE_NAME: table_name,
         Env.OPENAI_MODEL: settings.model,
-        Env.OPENAI_TEMPERATURE: _number(settings.temperature),
+        Env.OPENAI_REASONING_EFFORT: settings.reasoning_effort,
         Env.OPENAI_MAX_TOKENS: str(settings.max_tokens),
+        Env.OPENAI_API: settings.openai_api,
         # Fixed here so the timeout check in config and the running function agree.
         Env.OPENAI_TIMEOUT_SECONDS: _number(OPENAI_TIMEOUT_SECONDS),
         Env.OPENAI_MAX_RETRIES: str(OPENAI_MAX_RETRIES),
@@ -91,14 +99,22 @@ def function_environment(
         Env.RETRY_DELAY_SECONDS: str(settings.retry_delay_seconds),
         # The privacy page says how long the logs are kept ("0": forever).
         Env.LOG_RETENTION_DAYS: str(settings.log_retention_days),
+        # Photos and voice messages; the budgets and the prices they are counted in.
+        Env.VISION: "true" if settings.vision else "false",
+        Env.MEDIA_MAX_MB: str(settings.media_max_mb),
+        Env.TRANSCRIPTION_MODEL: settings.transcription_model,
+        Env.DAILY_TOKEN_LIMIT: str(settings.daily_token_limit),
+        Env.DAILY_SPEND_LIMIT_USD: _number(settings.daily_spend_limit_usd),
+        Env.MODEL_PRICES: compact_list(settings.model_prices),
     }
     optional = {
+        # Sent to the model only when set: GPT-5 and o-series models refuse them.
+        Env.OPENAI_TEMPERATURE: _optional_number(settings.temperature),
+        Env.OPENAI_TOP_P: _optional_number(settings.top_p),
         Env.OPENAI_BASE_URL: settings.openai_base_url,
         Env.SYSTEM_PROMPT_PARAMETER: system_prompt_parameter,
         Env.WELCOME_MESSAGE: settings.welcome_message,
-        Env.ICE_BREAKERS: ice_breakers_variable(settings.ice_breakers)
-        if settings.ice_breakers
-        else None,
+        Env.ICE_BREAKERS: compact_list(settings.ice_breakers) if settings.ice_breakers else None,
         Env.APP_ID: settings.app_id,
         Env.PAGE_ID: settings.page_id,
         Env.PRIVACY_CONTACT: settings.privacy_contact,

@@ -2,10 +2,11 @@
 bridge's resources in it, made as the Pulumi stack makes them.
 
 moto 5.2 lets a later message of a FIFO group overtake an earlier one when several of the
-group's in-flight messages become visible together, and two concurrent receives can take
-one group's messages at once. SQS never does either, and the bridge's order rests on it:
-``fix_moto_fifo`` mends both. ``python -m local.aws -p PORT`` runs moto's server
-with the fix, for tests that want AWS in another process.
+group's in-flight messages become visible together, two concurrent receives can take one
+group's messages at once, and it stores bodies SQS refuses (U+0000, U+FFFF...). SQS never
+does any of it, and the bridge rests on that: ``fix_moto_sqs`` mends all three.
+``python -m local.aws -p PORT`` runs moto's server with the fixes, for tests that want AWS
+in another process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -24,18 +26,22 @@ REGION = "us-east-1"
 
 
 _RECEIVE_LOCK = threading.Lock()
+# Characters outside https://www.w3.org/TR/REC-xml/#charsets, which SQS refuses in a body.
+_REFUSED_BY_SQS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _LONG_POLL_STEP = 0.05
 
 
-def fix_moto_fifo() -> None:
-    """Two fixes that make moto's FIFO queues hold SQS's promises:
+def fix_moto_sqs() -> None:
+    """Three fixes that make moto's queues hold SQS's promises:
 
     - in flight means invisible: a message whose visibility ran out holds its group no more;
     - ReceiveMessage is atomic: between its look at a message (visible? group free?) and
       marking it received, another receive could take the same message or the group's next
       one, so two invocations worked on one person at once. A long poll waits outside the
-      lock, looking again every 50 ms.
+      lock, looking again every 50 ms;
+    - a body with a character outside SQS's set is refused with ``InvalidMessageContents``.
     """
+    from moto.sqs.exceptions import SQSException
     from moto.sqs.models import Queue, SQSBackend
 
     def pending_message_groups(self: Any) -> set[str]:
@@ -48,6 +54,20 @@ def fix_moto_fifo() -> None:
     Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment]
     if getattr(SQSBackend.receive_message, "_atomic", False):
         return
+    validate = SQSBackend._validate_message
+
+    def validate_contents(self: Any, queue: Any, message_body: str, *args: Any, **kw: Any) -> None:
+        found = _REFUSED_BY_SQS.search(message_body)
+        if found:
+            raise SQSException(
+                "InvalidMessageContents",
+                f"Invalid binary character '#x{ord(found.group()):X}' was found in the message "
+                "body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | "
+                "#xE000 to #xFFFD | #x10000 to #x10FFFF",
+            )
+        validate(self, queue, message_body, *args, **kw)
+
+    SQSBackend._validate_message = validate_contents  # type: ignore[method-assign]
     receive = SQSBackend.receive_message
 
     def atomic_receive(
@@ -91,7 +111,7 @@ class EmbeddedAWS:
         )
         from werkzeug.serving import make_server
 
-        fix_moto_fifo()
+        fix_moto_sqs()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self._server = make_server(
             *self._address,
@@ -196,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args(argv)
-    fix_moto_fifo()
+    fix_moto_sqs()
     from moto.server import main as moto_main
 
     moto_main(["-H", args.host, "-p", str(args.port)])

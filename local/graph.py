@@ -1,5 +1,6 @@
 """A fake Facebook Graph API: the Messenger Send API, the page's messenger profile, and the
-webhook set-up (the app's subscriptions, the page's subscribed apps).
+webhook set-up (the app's subscriptions, the page's subscribed apps); and Messenger's CDN,
+which hosts the photos and voice messages people send (``host_attachment``).
 
 It answers and fails the way graph.facebook.com does (same paths, same error envelope, same
 limits), so the handler's Graph client and the stack's set-up (``infra/messenger_setup.py``)
@@ -129,6 +130,19 @@ class GraphCall:
 
 
 @dataclass(frozen=True)
+class Download:
+    """One GET of a hosted attachment: what the worker sent Messenger's CDN."""
+
+    path: str
+    query: dict[str, str]
+    authorization: str
+    status: int
+
+
+CDN_PREFIX = "/cdn/"
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """One thing the bot delivered to a person, in the order a chat page should show it."""
 
@@ -236,6 +250,9 @@ class MessengerSimulator(LocalServer):
         self._outbox: dict[str, list[OutboxItem]] = {}
         self._seq = 0
         self._faults: FaultQueue[_GraphFault | _Delay | Reset] = FaultQueue()
+        # Messenger's CDN: token -> (bytes, content type, HTTP status to answer instead)
+        self._attachments: dict[str, tuple[bytes, str, int]] = {}
+        self._downloads: list[Download] = []
 
     @property
     def graph_api_url(self) -> str:
@@ -277,6 +294,48 @@ class MessengerSimulator(LocalServer):
     ) -> None:
         """Stall the next ``times`` Send API calls, then answer normally (client timeouts)."""
         self._faults.add(_Delay(seconds), times, _target(only, psid))
+
+    # -- Messenger's CDN ---------------------------------------------------------------------
+
+    def host_attachment(
+        self, data: bytes, content_type: str, name: str = "attachment", *, status: int = 200
+    ) -> str:
+        """Serve ``data`` at a new URL, as Messenger's CDN serves what people send (a photo,
+        a voice message); the webhook's ``payload.url`` is that URL. ``status`` other than
+        200 answers that instead (403: the signed URL has expired)."""
+        token = random_token(24)
+        with self._changed:
+            self._attachments[token] = (data, content_type, status)
+        return f"{self.url}{CDN_PREFIX}{token}/{name}?oh=sig{random_token(8)}&oe=expiry"
+
+    def expire_attachment(self, url: str) -> None:
+        """The URL's signature expires: the CDN answers 403 from now on."""
+        token = url.split(CDN_PREFIX, 1)[1].split("/", 1)[0]
+        with self._changed:
+            data, content_type, _status = self._attachments[token]
+            self._attachments[token] = (data, content_type, 403)
+
+    @property
+    def downloads(self) -> list[Download]:
+        """Every GET of a hosted attachment, in order."""
+        with self._changed:
+            return list(self._downloads)
+
+    def _cdn(self, request: Request) -> Response:
+        token = request.path[len(CDN_PREFIX) :].split("/", 1)[0]
+        with self._changed:
+            found = self._attachments.get(token)
+            status = 404 if found is None else found[2]
+            self._downloads.append(
+                Download(request.path, dict(request.query), request.header("Authorization"), status)
+            )
+            self._changed.notify_all()
+        if found is None or request.method != "GET":
+            return Response(404, b"Not Found", {"Content-Type": "text/plain"})
+        data, content_type, status = found
+        if status != 200:
+            return Response(status, b"URL signature expired", {"Content-Type": "text/plain"})
+        return Response(200, data, {"Content-Type": content_type})
 
     def revoke_permission(self, permission: str) -> None:
         """The page token loses ``permission`` until ``grant_permission`` or ``clear``: the
@@ -400,11 +459,14 @@ class MessengerSimulator(LocalServer):
             self._permissions = set(PAGE_PERMISSIONS)
             self._outbox.clear()
             self._faults.clear()
+            self._downloads.clear()
             self._changed.notify_all()
 
     # -- HTTP ------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response | Reset:
+        if request.path.startswith(CDN_PREFIX):
+            return self._cdn(request)
         match = _PATH.match(request.path)
         if match is None:
             return graph_error(400, 2500, f"Unknown path components: {request.path}")
@@ -1019,6 +1081,7 @@ def _loads(response: Response) -> dict[str, Any] | None:
 
 
 __all__ = [
+    "Download",
     "GraphCall",
     "MessengerSimulator",
     "OutboxItem",

@@ -1,25 +1,52 @@
 """An OpenAI-compatible server for the openai SDK (``base_url=<url>/v1``, ``OPENAI_BASE_URL``).
 
-It speaks chat completions (and the Responses API, in case the handler moves to it) with
-the same bodies, headers and error envelopes as api.openai.com, so the handler's real SDK
-client is exercised: retries, timeouts, refusals, truncation and garbage included. The
-answer text comes from a pluggable responder; ``echo_responder`` is the offline model that
-``make local`` uses when no API key is configured.
+It speaks chat completions, the Responses API and audio transcriptions with the same bodies,
+headers and error envelopes as api.openai.com, so the handler's real SDK client is
+exercised: retries, timeouts, refusals, truncation and garbage included. The answer text
+comes from a pluggable responder; ``echo_responder`` is the offline model that ``make
+local`` uses when no API key is configured.
+
+``profile`` makes it behave as a kind of model or provider:
+
+- ``"any"`` (default): takes every parameter, as a permissive server does;
+- ``"gpt-5"``: a reasoning model: refuses ``temperature`` and ``top_p`` other than 1 (400
+  ``unsupported_value``) and ``max_tokens`` (400 ``unsupported_parameter``);
+- ``"classic"``: a non-reasoning model (gpt-4.1): refuses ``reasoning_effort``;
+- ``"compatible"``: another provider's quirks: refuses ``max_completion_tokens`` and
+  ``reasoning_effort`` in its own words (no code, no param), wants ``max_tokens``, and
+  reports ``usage`` without the token details.
+
+``reasoning_tokens`` makes it think: those tokens count against the answer's cap (and show
+in ``usage``), so a small cap leaves an empty answer cut for ``length``. ``vision=False``
+refuses image parts as a model without vision does.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from local._http import RESET, FaultQueue, LocalServer, Request, Reset, Response, random_token
 
 T = TypeVar("T")
 Responder = Callable[[dict[str, Any]], str]
 
-DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_MODEL = "gpt-5-mini"
+DEFAULT_TRANSCRIPT = "What is the weather like today?"
+Profile = Literal["any", "gpt-5", "classic", "compatible"]
+PROFILES = ("any", "gpt-5", "classic", "compatible")
+# What one image costs in input tokens here (OpenAI's count depends on size and detail).
+IMAGE_TOKENS = 255
+# Audio tokens a second of speech, roughly, for the transcription's usage.
+AUDIO_TOKENS_PER_SECOND = 10
+# Parameters that belong to one wire format only: sending one to the other is refused.
+CHAT_ONLY = ("max_completion_tokens", "max_tokens", "reasoning_effort", "messages")
+RESPONSES_ONLY = ("max_output_tokens", "reasoning", "input", "instructions")
+Transcriber = Callable[[bytes], str]
 ECHO_NOTE = "(Offline echo model: no OpenAI API key is configured, so this reply is an echo.)"
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -32,6 +59,27 @@ def _content_text(content: Any) -> str:
         parts = [part.get("text", "") if isinstance(part, dict) else str(part) for part in content]
         return "".join(p for p in parts if isinstance(p, str))
     return ""
+
+
+IMAGE_PART_TYPES = ("image_url", "input_image")
+
+
+def image_parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every image part of a request (chat ``image_url`` or Responses ``input_image``)."""
+    items = body.get("messages") or body.get("input")
+    found = []
+    for item in items if isinstance(items, list) else []:
+        content = item.get("content") if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") in IMAGE_PART_TYPES:
+                found.append(part)
+    return found
+
+
+def image_url_of(part: dict[str, Any]) -> str:
+    """The URL (often a ``data:`` URL) of an image part, in either format."""
+    url = part.get("image_url")
+    return str(url.get("url", "")) if isinstance(url, dict) else str(url or "")
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -87,6 +135,17 @@ class _Refuse:
 
 
 _Fault = _Delay | _Fail | _Malformed | _Refuse | Reset
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """One request to /v1/audio/transcriptions, as the fake read its multipart form."""
+
+    model: str
+    filename: str
+    content_type: str
+    audio: bytes
+    fields: dict[str, str]
 
 
 def openai_error(
@@ -161,10 +220,16 @@ class FakeOpenAI(LocalServer):
         api_key: str | None = None,
         model: str | None = None,
         latency: float = 0.0,
+        profile: Profile = "any",
+        reasoning_tokens: int = 0,
+        vision: bool = True,
+        transcript: str | Transcriber = DEFAULT_TRANSCRIPT,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
         if responder is not None and answer is not None:
             raise ValueError("give a responder or an answer, not both")
         self.responder: Responder = (
@@ -173,7 +238,12 @@ class FakeOpenAI(LocalServer):
         self.api_key = api_key
         self.model = model
         self.latency = latency
+        self.profile: Profile = profile
+        self.reasoning_tokens = reasoning_tokens
+        self.vision = vision
+        self.transcript: str | Transcriber = transcript
         self._requests: list[dict[str, Any]] = []
+        self._transcriptions: list[Transcription] = []
         self._faults: FaultQueue[_Fault] = FaultQueue()
 
     @property
@@ -230,6 +300,12 @@ class FakeOpenAI(LocalServer):
         with self._changed:
             return list(self._requests)
 
+    @property
+    def transcriptions(self) -> list[Transcription]:
+        """The transcription requests received, in order (a copy)."""
+        with self._changed:
+            return list(self._transcriptions)
+
     def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
         """Block until ``predicate()`` is truthy and return its value; TimeoutError if not."""
         return self._wait_for(predicate, timeout, lambda: f"{len(self.requests)} requests recorded")
@@ -238,6 +314,7 @@ class FakeOpenAI(LocalServer):
         """Forget recorded requests and queued faults."""
         with self._changed:
             self._requests.clear()
+            self._transcriptions.clear()
             self._faults.clear()
             self._changed.notify_all()
 
@@ -248,6 +325,8 @@ class FakeOpenAI(LocalServer):
         denied = self._check_key(request)
         if path in ("/v1/chat/completions", "/v1/responses") and request.method == "POST":
             return self._generate(request, denied, chat=path.endswith("completions"))
+        if path == "/v1/audio/transcriptions" and request.method == "POST":
+            return self._transcribe(request, denied)
         if path.startswith("/v1/models") and request.method == "GET":
             return denied or self._models(path.removeprefix("/v1/models").lstrip("/"))
         return openai_error(
@@ -352,6 +431,9 @@ class FakeOpenAI(LocalServer):
                 "invalid_request_error",
                 param="stream",
             )
+        refused = self._profile_refusal(body, chat) or self._wire_refusal(body, chat)
+        if refused is not None:
+            return refused
         temperature = body.get("temperature")
         if temperature is not None and not (
             isinstance(temperature, int | float) and 0 <= temperature <= 2
@@ -395,6 +477,84 @@ class FakeOpenAI(LocalServer):
                     )
         return None
 
+    def _profile_refusal(self, body: dict[str, Any], chat: bool) -> Response | None:
+        """What this kind of model or provider refuses, in its words."""
+        profile = self.profile
+        if profile == "gpt-5":
+            for name in ("temperature", "top_p"):
+                value = body.get(name)
+                if value is not None and value != 1:
+                    return openai_error(
+                        400,
+                        f"Unsupported value: '{name}' does not support {value!r} with this "
+                        "model. Only the default (1) value is supported.",
+                        "invalid_request_error",
+                        "unsupported_value",
+                        name,
+                    )
+            if "max_tokens" in body:
+                return openai_error(
+                    400,
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    "max_tokens",
+                )
+        if profile == "classic":
+            name = "reasoning_effort" if chat else "reasoning.effort"
+            if body.get("reasoning_effort") is not None or body.get("reasoning") is not None:
+                return openai_error(
+                    400,
+                    f"Unsupported parameter: '{name}' is not supported with this model.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    name,
+                )
+        if profile == "compatible":
+            for name in ("max_completion_tokens", "reasoning_effort"):
+                if name in body:
+                    return openai_error(
+                        400,
+                        f"Unrecognized request argument supplied: {name}",
+                        "invalid_request_error",
+                    )
+        if not self.vision and image_parts(body):
+            where = "messages" if chat else "input"
+            return openai_error(
+                400,
+                "Invalid content type. image_url is only supported by certain models.",
+                "invalid_request_error",
+                "invalid_value",
+                f"{where}.[1].content.[1].type",
+            )
+        return None
+
+    @staticmethod
+    def _wire_refusal(body: dict[str, Any], chat: bool) -> Response | None:
+        """A parameter of the other API, as OpenAI refuses it."""
+        for name in RESPONSES_ONLY if chat else CHAT_ONLY:
+            if name in body:
+                return openai_error(
+                    400,
+                    f"Unrecognized request argument supplied: {name}",
+                    "invalid_request_error",
+                    "unknown_parameter",
+                    name,
+                )
+        return None
+
+    def _think(self, text: str, limit: Any) -> tuple[str, int, bool]:
+        """(the visible answer, the reasoning tokens spent, cut): thinking comes first and
+        counts against ``limit``, as it does for reasoning models."""
+        thinking = self.reasoning_tokens
+        if isinstance(limit, int) and limit > 0:
+            if thinking >= limit:
+                return "", limit, True
+            text, cut = self._cut(text, limit - thinking)
+            return text, thinking, cut
+        return text, thinking, False
+
     @staticmethod
     def _cut(text: str, limit: Any) -> tuple[str, bool]:
         """Truncate to ``limit`` tokens like a max-tokens cut-off; True when cut."""
@@ -402,15 +562,89 @@ class FakeOpenAI(LocalServer):
             return text[: limit * 4], True
         return text, False
 
+    # -- transcription --------------------------------------------------------------------
+
+    def _transcribe(self, request: Request, denied: Response | None) -> Response | Reset:
+        """``/v1/audio/transcriptions``: a multipart form with the model and the file."""
+        form = _multipart(request)
+        upload = form.get("file")
+        fields = {k: v.decode("utf-8", "replace") for k, (v, _n, _t) in form.items() if k != "file"}
+        if upload is not None:
+            audio, filename, content_type = upload
+            record = Transcription(fields.get("model", ""), filename, content_type, audio, fields)
+            with self._changed:
+                self._transcriptions.append(record)
+                self._changed.notify_all()
+        if denied is not None:
+            return denied
+        if not self._pause(self.latency):
+            return RESET
+        fault = self._faults.take()
+        if isinstance(fault, _Delay):
+            if not self._pause(fault.seconds):
+                return RESET
+            fault = None
+        if isinstance(fault, Reset):
+            return RESET
+        model = fields.get("model", "")
+        if isinstance(fault, _Fail):
+            return _fault_error(fault, model or "gpt-4o-mini-transcribe")
+        if isinstance(fault, _Malformed):
+            return Response(200, fault.body, {"Content-Type": fault.content_type})
+        if not model:
+            return openai_error(400, "you must provide a model parameter", "invalid_request_error")
+        if upload is None or not upload[0]:
+            return openai_error(
+                400,
+                "Missing required parameter: 'file'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "file",
+            )
+        audio = upload[0]
+        text = self.transcript(audio) if callable(self.transcript) else self.transcript
+        seconds = max(1, len(audio) // 16_000)  # about 16 kB a second of compressed speech
+        if model == "whisper-1":
+            usage: dict[str, Any] = {"type": "duration", "seconds": seconds}
+        else:
+            audio_tokens = seconds * AUDIO_TOKENS_PER_SECOND
+            output = estimate_tokens(text)
+            usage = {
+                "type": "tokens",
+                "input_tokens": audio_tokens,
+                "input_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0},
+                "output_tokens": output,
+                "total_tokens": audio_tokens + output,
+            }
+        return Response.json(
+            200, {"text": text, "usage": usage}, {"x-request-id": f"req_{random_token(24)}"}
+        )
+
     def _chat_completion(
         self, body: dict[str, Any], model: str, text: str, refusal: str | None
     ) -> dict[str, Any]:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        text, cut = self._cut(text, limit)
+        text, thought, cut = self._think(text, limit)
         prompt = (
-            sum(estimate_tokens(_content_text(m.get("content"))) + 4 for m in body["messages"]) + 2
+            sum(estimate_tokens(_content_text(m.get("content"))) + 4 for m in body["messages"])
+            + 2
+            + IMAGE_TOKENS * len(image_parts(body))
         )
-        completion = estimate_tokens(refusal or text)
+        completion = estimate_tokens(refusal or text) + thought
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": thought,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+        if self.profile == "compatible":  # the totals only, as many providers report them
+            del usage["prompt_tokens_details"], usage["completion_tokens_details"]
         return {
             "id": f"chatcmpl-{random_token(29)}",
             "object": "chat.completion",
@@ -429,18 +663,7 @@ class FakeOpenAI(LocalServer):
                     "finish_reason": "length" if cut else "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {
-                    "reasoning_tokens": 0,
-                    "audio_tokens": 0,
-                    "accepted_prediction_tokens": 0,
-                    "rejected_prediction_tokens": 0,
-                },
-            },
+            "usage": usage,
             "service_tier": "default",
             "system_fingerprint": "fp_local",
         }
@@ -448,7 +671,7 @@ class FakeOpenAI(LocalServer):
     def _response(
         self, body: dict[str, Any], model: str, text: str, refusal: str | None
     ) -> dict[str, Any]:
-        text, cut = self._cut(text, body.get("max_output_tokens"))
+        text, thought, cut = self._think(text, body.get("max_output_tokens"))
         raw_input = body["input"]
         if isinstance(raw_input, str):
             prompt = estimate_tokens(raw_input)
@@ -459,7 +682,8 @@ class FakeOpenAI(LocalServer):
                 if isinstance(i, dict)
             )
         prompt += estimate_tokens(str(body.get("instructions") or ""))
-        completion = estimate_tokens(refusal or text)
+        prompt += IMAGE_TOKENS * len(image_parts(body))
+        completion = estimate_tokens(refusal or text) + thought
         content: dict[str, Any] = (
             {"type": "refusal", "refusal": refusal}
             if refusal is not None
@@ -481,7 +705,7 @@ class FakeOpenAI(LocalServer):
                     "id": f"msg_{random_token(40)}",
                     "status": "incomplete" if cut else "completed",
                     "role": "assistant",
-                    "content": [content],
+                    "content": [content] if (text or refusal is not None) else [],
                 }
             ],
             "parallel_tool_calls": True,
@@ -493,19 +717,45 @@ class FakeOpenAI(LocalServer):
                 "input_tokens": prompt,
                 "input_tokens_details": {"cached_tokens": 0},
                 "output_tokens": completion,
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": thought},
                 "total_tokens": prompt + completion,
             },
         }
+
+
+def _multipart(request: Request) -> dict[str, tuple[bytes, str, str]]:
+    """A multipart/form-data body: name -> (bytes, file name, content type)."""
+    content_type = request.header("Content-Type")
+    if "multipart/form-data" not in content_type.lower():
+        return {}
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + request.body,
+        policy=email.policy.HTTP,
+    )
+    form: dict[str, tuple[bytes, str, str]] = {}
+    for part in message.iter_parts() if message.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        form[name] = (
+            payload if isinstance(payload, bytes) else b"",
+            part.get_filename() or "",
+            part.get_content_type(),
+        )
+    return form
 
 
 __all__ = [
     "DEFAULT_MODEL",
     "FakeOpenAI",
     "Responder",
+    "Transcription",
     "echo_responder",
     "estimate_tokens",
     "fixed_responder",
+    "image_parts",
+    "image_url_of",
     "last_user_text",
     "openai_error",
 ]

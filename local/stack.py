@@ -101,7 +101,7 @@ class ModelChoice:
 
 _LONG_ANSWER = (
     # Three paragraphs of about 1000 characters: three bubbles (any two are over 2000, with
-    # the echo's note or without), within the default max_tokens (800 tokens, about 3200
+    # the echo's note or without), within the default max_tokens (2000 tokens, about 8000
     # characters) that would cut a longer answer.
     "When you send a message, the page signs it with the app secret exactly as Facebook "
     "signs a webhook delivery and posts it to this process's /webhook. There it becomes a "

@@ -38,6 +38,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if "slow" not in item.keywords]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_container() -> Iterator[None]:
+    """Each test starts as a new container would: no parameter dropped, no alert known
+    quiet, no unpriced model warned about (module state of the worker's modules)."""
+    from handler import alerts, budget, llm
+
+    for module in (alerts, budget, llm):
+        module.forget_container_state()
+    yield
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[ChildServer]:
     server = start_moto()

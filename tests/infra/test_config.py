@@ -10,7 +10,13 @@ import yaml
 
 from handler import profile
 from handler.batch import MAX_BACKOFF_SECONDS
-from handler.settings import DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT, SECRET_SOURCES, Settings
+from handler.settings import (
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM_PROMPT,
+    SECRET_SOURCES,
+    Price,
+    Settings,
+)
 from infra.config import (
     MAX_RETRY_DELAY_SECONDS,
     MODEL_CALL_BUDGET_SECONDS,
@@ -23,6 +29,7 @@ from infra.config import (
     config_key,
     parse_settings,
     unknown_keys,
+    unpriced_models,
 )
 from infra.defaults import generated_text
 from tests.infra.capture import PROJECT_ROOT, config_text, project_defaults
@@ -50,8 +57,20 @@ def test_defaults_from_the_brief_and_the_handler() -> None:
     assert settings.model == DEFAULT_MODEL
     assert settings.system_prompt is None  # the handler's own: DEFAULT_SYSTEM_PROMPT
     assert handler.system_prompt == DEFAULT_SYSTEM_PROMPT
-    assert settings.temperature == handler.temperature == 0.7
-    assert settings.max_tokens == handler.max_tokens == 800
+    assert settings.temperature is handler.temperature is None  # not sent: GPT-5 refuses it
+    assert settings.top_p is handler.top_p is None
+    assert settings.reasoning_effort == handler.reasoning_effort == "low"
+    assert settings.max_tokens == handler.max_tokens == 2000
+    assert settings.openai_api == handler.openai_api == "chat"
+    assert settings.vision is handler.vision is True
+    assert settings.media_max_mb * 1024 * 1024 == handler.media_max_bytes == 5 * 1024 * 1024
+    assert settings.transcription_model == handler.transcription_model
+    assert handler.transcription_model == "gpt-4o-mini-transcribe"
+    assert settings.daily_token_limit == handler.daily_token_limit == 50_000
+    assert settings.daily_spend_limit_usd == handler.daily_spend_limit_usd == 5.0
+    assert set(handler.model_prices) == {p.split("=")[0] for p in settings.model_prices}
+    assert {"gpt-5-mini", "gpt-5-nano", "gpt-4.1-mini", "gpt-4o-mini"} <= set(handler.model_prices)
+    assert handler.model_prices["gpt-5-mini"] == Price(0.25, 0.025, 2.00)
     assert settings.daily_limit == handler.daily_limit == 10
     assert settings.quota_timezone == handler.timezone == "UTC"
     assert settings.history_turns == handler.history_turns == 6
@@ -104,6 +123,7 @@ def test_empty_values_mean_the_default() -> None:
     assert parse(systemPrompt="", openaiBaseUrl="", kmsKeyArn="", adminPsids="") == parse()
     empty = ("appId", "pageId", "greeting", "welcomeMessage", "privacyContact", "privacyText")
     assert parse(**dict.fromkeys(empty, ""), iceBreakers="[]", greetings="[]") == parse()
+    assert parse(temperature="", topP="", modelPrices="") == parse()
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -112,6 +132,15 @@ def test_empty_values_mean_the_default() -> None:
 def test_values_are_parsed() -> None:
     settings = parse(
         temperature="1.25",
+        topP="0.9",
+        reasoningEffort="omit",
+        openaiApi="responses",
+        vision="false",
+        mediaMaxMb="25",
+        transcriptionModel="gpt-transcribe",
+        dailyTokenLimit="0",
+        dailySpendLimitUsd="0.5",
+        modelPrices='["my-model=1/0.1/2", "other=3/4"]',
         maxTokens="100",
         adminPsids='["42", 7]',
         reservedConcurrency="3",
@@ -127,6 +156,15 @@ def test_values_are_parsed() -> None:
         logRetentionDays="0",
     )
     assert settings.temperature == 1.25
+    assert settings.top_p == 0.9
+    assert settings.reasoning_effort == "omit"
+    assert settings.openai_api == "responses"
+    assert settings.vision is False
+    assert settings.media_max_mb == 25
+    assert settings.transcription_model == "gpt-transcribe"
+    assert settings.daily_token_limit == 0
+    assert settings.daily_spend_limit_usd == 0.5
+    assert settings.model_prices == ("my-model=1/0.1/2", "other=3/4")
     assert settings.max_tokens == 100
     assert settings.admin_psids == ("42", "7")
     assert settings.reserved_concurrency == 3
@@ -314,6 +352,17 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
     [
         ({"temperature": "hot"}, "temperature: must be a number"),
         ({"temperature": "2.5"}, "temperature: must be between 0.0 and 2.0"),
+        ({"topP": "1.5"}, "topP: must be between 0.0 and 1.0"),
+        ({"reasoningEffort": "extreme"}, "reasoningEffort: must be one of none, minimal, low"),
+        ({"openaiApi": "completions"}, "openaiApi: must be one of chat, responses"),
+        ({"vision": "maybe"}, "vision: must be true or false"),
+        ({"mediaMaxMb": "26"}, "mediaMaxMb: must be between 1 and 25"),
+        ({"mediaMaxMb": "0"}, "mediaMaxMb: must be between 1 and 25"),
+        ({"dailyTokenLimit": "-1"}, "dailyTokenLimit: must be at least 0"),
+        ({"dailySpendLimitUsd": "five"}, "dailySpendLimitUsd: must be a number"),
+        ({"dailySpendLimitUsd": "-1"}, "dailySpendLimitUsd: must be between"),
+        ({"modelPrices": '["gpt-5-mini 0.25"]'}, "modelPrices: 'gpt-5-mini 0.25' is not model="),
+        ({"modelPrices": "gpt-5-mini=1/2/3"}, "modelPrices: must be a list of texts"),
         ({"maxTokens": "0"}, "maxTokens: must be at least 1"),
         ({"maxTokens": "many"}, "maxTokens: must be a whole number"),
         ({"dailyLimit": "-1"}, "dailyLimit"),
@@ -355,6 +404,15 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
 def test_invalid_values_are_reported_with_their_key(raw: dict[str, str], fragment: str) -> None:
     reported = problems(**raw)
     assert any(fragment in p for p in reported), reported
+
+
+def test_models_missing_from_the_price_table_are_named() -> None:
+    assert unpriced_models(parse()) == []
+    assert unpriced_models(parse(model="gpt-5-mini-2025-08-07")) == []  # a dated snapshot
+    assert unpriced_models(parse(model="o4-mini", transcriptionModel="whisper-1")) == [
+        "o4-mini",
+        "whisper-1",
+    ]
 
 
 def test_reserved_concurrency_above_the_queues_leaves_the_webhook_room() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handler.permissions import HANDLER_ACTIONS
-from handler.settings import SECRET_SOURCES, Env, load_settings
+from handler.settings import SECRET_SOURCES, Env, Price, load_settings
 from infra.config import BridgeSettings, ConfigError
 from infra.environment import (
     LONGEST_QUEUE_URL,
@@ -225,6 +225,15 @@ def test_the_handler_reads_back_what_the_environment_says() -> None:
     settings = BridgeSettings(
         model="m",
         temperature=0.3,
+        top_p=0.5,
+        reasoning_effort="omit",
+        openai_api="responses",
+        vision=False,
+        media_max_mb=7,
+        transcription_model="gpt-transcribe",
+        daily_token_limit=1234,
+        daily_spend_limit_usd=2.5,
+        model_prices=("m=1/0.5/2",),
         admin_psids=("1", "2"),
         openai_base_url="https://x.test/v1",
         quota_timezone="Asia/Tokyo",
@@ -239,6 +248,15 @@ def test_the_handler_reads_back_what_the_environment_says() -> None:
     assert loaded.table_name == "table-x"
     assert loaded.model == "m"
     assert loaded.temperature == 0.3
+    assert loaded.top_p == 0.5
+    assert loaded.reasoning_effort is None  # omit: not sent
+    assert loaded.openai_api == "responses"
+    assert loaded.vision is False
+    assert loaded.media_max_bytes == 7 * 1024 * 1024
+    assert loaded.transcription_model == "gpt-transcribe"
+    assert loaded.daily_token_limit == 1234
+    assert loaded.daily_spend_limit_usd == 2.5
+    assert dict(loaded.model_prices) == {"m": Price(1.0, 0.5, 2.0)}
     assert loaded.admin_psids == frozenset({"1", "2"})
     assert loaded.openai_base_url == "https://x.test/v1"
     assert loaded.timezone == "Asia/Tokyo"

@@ -52,6 +52,8 @@ ALL_ENV_NAMES = {value for key, value in vars(Env).items() if not key.startswith
 # Set only when configured: an OpenAI-compatible server, a system prompt and a privacy text
 # (each in its parameter), the welcome, the ice breakers, the Meta ids, the privacy contact.
 OPTIONAL_ENV_NAMES = {
+    Env.OPENAI_TEMPERATURE,
+    Env.OPENAI_TOP_P,
     Env.OPENAI_BASE_URL,
     Env.SYSTEM_PROMPT_PARAMETER,
     Env.WELCOME_MESSAGE,
@@ -212,7 +214,15 @@ def test_environment_values(stack: CapturedStack) -> None:
     assert env[Env.TABLE_NAME] == stack.one(TABLE).inputs["name"]
     assert env[Env.OPENAI_MODEL] == DEFAULT_MODEL
     assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v26.0"
-    assert env[Env.OPENAI_TEMPERATURE] == "0.7"
+    assert Env.OPENAI_TEMPERATURE not in env and Env.OPENAI_TOP_P not in env
+    assert env[Env.OPENAI_REASONING_EFFORT] == "low"
+    assert env[Env.OPENAI_MAX_TOKENS] == "2000"
+    assert env[Env.OPENAI_API] == "chat"
+    assert env[Env.VISION] == "true"
+    assert env[Env.TRANSCRIPTION_MODEL] == "gpt-4o-mini-transcribe"
+    assert env[Env.DAILY_TOKEN_LIMIT] == "50000"
+    assert env[Env.DAILY_SPEND_LIMIT_USD] == "5"
+    assert json.loads(env[Env.MODEL_PRICES])[0] == "gpt-5-mini=0.25/0.025/2.00"
     assert env[Env.DAILY_LIMIT] == "10"
     assert env[Env.QUOTA_TIMEZONE] == "UTC"
     assert env[Env.ADMIN_PSIDS] == ""
@@ -231,7 +241,7 @@ def test_environment_follows_config(capture: Capture) -> None:
     }
     env = env_of(capture(config))
     assert set(env) == ALL_ENV_NAMES - {Env.SYSTEM_PROMPT} - (
-        OPTIONAL_ENV_NAMES - {Env.OPENAI_BASE_URL}
+        OPTIONAL_ENV_NAMES - {Env.OPENAI_BASE_URL, Env.OPENAI_TEMPERATURE}
     )
     assert env[Env.OPENAI_BASE_URL] == "https://llm.example.com/v1"
     assert env[Env.GRAPH_API_URL] == "https://graph.facebook.com/v25.0"

@@ -25,11 +25,12 @@ def test_a_question_is_answered_through_the_send_api(bridge: Bridge):
     assert bridge.say(ALICE, "What is the meaning of life?")["statusCode"] == 200
     assert bridge.texts_to(ALICE) == ["The answer is 42."]
     [request] = bridge.model.requests
-    assert request["model"] == "gpt-4.1-mini"
+    assert request["model"] == "gpt-5-mini"
     assert request["messages"][0]["role"] == "system"
     assert request["messages"][-1] == {"role": "user", "content": "What is the meaning of life?"}
-    assert request["temperature"] == 0.7
-    assert request["max_completion_tokens"] == 800
+    assert "temperature" not in request and "top_p" not in request  # only what the owner set
+    assert request["reasoning_effort"] == "low"
+    assert request["max_completion_tokens"] == 2000
 
 
 def test_the_model_settings_come_from_the_environment(make_bridge):
@@ -172,7 +173,7 @@ def test_a_model_down_for_good_ends_in_an_apology_and_costs_nothing(bridge: Brid
 def test_a_billing_problem_at_openai_is_apologised_for_without_retrying(bridge: Bridge):
     bridge.model.fail_next(429, code="insufficient_quota", times=5)
     bridge.say(ALICE, "hello")
-    assert bridge.texts_to(ALICE) == [replies.APOLOGY]
+    assert bridge.texts_to(ALICE) == [replies.QUOTA_APOLOGY]
     assert len(bridge.model.requests) == 1 and bridge.used_today(ALICE) == 0
 
 
@@ -310,14 +311,19 @@ def test_history_off_means_every_question_stands_alone(make_bridge):
     assert [m["role"] for m in bridge.model.requests[1]["messages"]] == ["system", "user"]
 
 
-def test_attachments_get_a_hint_and_cost_nothing(bridge: Bridge):
-    image = {
+def test_a_video_or_a_file_gets_a_hint_and_costs_nothing(bridge: Bridge):
+    video = {
         "sender": {"id": ALICE},
-        "message": {"mid": "m_img", "attachments": [{"type": "image", "payload": {"url": "x"}}]},
+        "message": {
+            "mid": "m_vid",
+            "attachments": [{"type": "video", "payload": {"url": "https://cdn.test/v.mp4"}}],
+        },
     }
-    bridge.deliver(webhook_body(image))
+    bridge.deliver(webhook_body(video))
     bridge.settle()
-    assert bridge.texts_to(ALICE) == ["I can only read text for now. Please type your question."]
+    [hint] = bridge.texts_to(ALICE)
+    assert hint == replies.media_unsupported(vision=True)
+    assert "photos" in hint and "voice messages" in hint
     assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local.aws import create_queues
 from local.event_source import QueuePoller
@@ -440,10 +441,19 @@ def test_moto_needs_the_fifo_fix_for_in_flight_messages_that_time_out_together(
         plain.stop()
     assert unfixed == ["second"], (
         f"moto delivered {unfixed}: if moto now keeps FIFO order by itself, "
-        "local.aws.fix_moto_fifo may go"
+        "local.aws.fix_moto_sqs may go"
     )
-    # python -m local.aws, with local.aws.fix_moto_fifo: the group's order holds.
+    # python -m local.aws, with local.aws.fix_moto_sqs: the group's order holds.
     assert receive_after_timeout(moto_server.url)[0] == "first"
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x1b", "\ufffe", "\uffff"])
+def test_the_queue_refuses_a_body_sqs_refuses(queues: Queues, character: str) -> None:
+    with pytest.raises(ClientError) as refused:
+        queues.send("alice", f"a{character}b")
+    assert refused.value.response["Error"]["Code"] == "InvalidMessageContents"
+    queues.send("alice", "tab\t, newline\n, DEL\x7f, U+FFFD\ufffd, astral \U0010ffff: all fine")
+    assert queues.depth() == 1
 
 
 def test_records_carry_the_body_unchanged(queues: Queues, run_poller) -> None:

@@ -809,3 +809,27 @@ def test_clear_forgets_the_set_up_too(meta: MessengerSimulator, webhook: Webhook
     meta.clear()
     assert meta.app_subscriptions == {} and meta.subscribed_fields is None
     assert meta.profile == {} and meta.setup_calls == []
+
+
+# -- Messenger's CDN -------------------------------------------------------------------------
+
+
+def test_a_hosted_attachment_is_served_at_its_url_with_its_type(graph: MessengerSimulator):
+    url = graph.host_attachment(b"\x89PNG...", "image/png", "photo.png")
+    assert url.startswith(f"{graph.url}/cdn/") and "/photo.png?" in url
+    answer = requests.get(url, timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "image/png" and answer.content == b"\x89PNG..."
+    [download] = graph.downloads
+    assert download.status == 200 and "oh" in download.query
+    assert download.authorization == "" and "access_token" not in download.query
+
+
+def test_an_expired_or_unknown_attachment_url_is_refused(graph: MessengerSimulator):
+    url = graph.host_attachment(b"audio", "audio/mp4")
+    graph.expire_attachment(url)
+    assert requests.get(url, timeout=5).status_code == 403
+    assert requests.get(f"{graph.url}/cdn/nothing/here", timeout=5).status_code == 404
+    gone = graph.host_attachment(b"x", "image/jpeg", status=404)
+    assert requests.get(gone, timeout=5).status_code == 404
+    assert [d.status for d in graph.downloads] == [403, 404, 404]

@@ -12,10 +12,17 @@ import openai
 import pytest
 import requests
 
-from local.model import ECHO_NOTE, FakeOpenAI, echo_responder, last_user_text
+from local.model import (
+    ECHO_NOTE,
+    FakeOpenAI,
+    echo_responder,
+    image_parts,
+    image_url_of,
+    last_user_text,
+)
 
 KEY = "sk-test-0123456789"
-MODEL = "gpt-4.1-mini"
+MODEL = "gpt-5-mini"
 HELLO = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Hello model"},
@@ -327,3 +334,112 @@ def test_clear(model: FakeOpenAI) -> None:
     model.clear()
     assert model.requests == []
     assert ask(sdk(model)).choices
+
+
+# -- kinds of models and providers -----------------------------------------------------------
+
+
+def test_a_gpt5_style_model_refuses_temperature_and_max_tokens_as_openai_does() -> None:
+    with FakeOpenAI(profile="gpt-5") as server:
+        client = sdk(server)
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, temperature=0.7)
+        assert (caught.value.code, caught.value.param) == ("unsupported_value", "temperature")
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, max_tokens=10)
+        assert (caught.value.code, caught.value.param) == ("unsupported_parameter", "max_tokens")
+        assert ask(client, temperature=1, reasoning_effort="low", max_completion_tokens=99)
+
+
+def test_a_classic_model_refuses_reasoning_effort_in_both_apis() -> None:
+    with FakeOpenAI(profile="classic") as server:
+        client = sdk(server)
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, reasoning_effort="low")
+        assert caught.value.param == "reasoning_effort"
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.responses.create(model=MODEL, input="x", reasoning={"effort": "low"})
+        assert caught.value.param == "reasoning.effort"
+        assert ask(client, temperature=0.2).choices
+
+
+def test_a_compatible_provider_has_its_own_quirks() -> None:
+    with FakeOpenAI(profile="compatible") as server:
+        client = sdk(server)
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, max_completion_tokens=10)
+        assert caught.value.code is None and caught.value.param is None
+        assert "max_completion_tokens" in caught.value.message
+        usage = ask(client, max_tokens=10).usage
+        assert usage is not None and usage.prompt_tokens_details is None
+        assert usage.completion_tokens_details is None
+
+
+def test_reasoning_tokens_are_spent_first_and_reported() -> None:
+    with FakeOpenAI(answer="a" * 100, reasoning_tokens=30) as server:
+        choice = ask(sdk(server), max_completion_tokens=35)
+        response = sdk(server).responses.create(model=MODEL, input="x", max_output_tokens=20)
+    assert choice.choices[0].message.content == "a" * 20
+    assert choice.choices[0].finish_reason == "length"
+    assert choice.usage.completion_tokens_details.reasoning_tokens == 30
+    assert choice.usage.completion_tokens == 35
+    assert response.status == "incomplete" and response.output_text == ""
+    assert response.usage.output_tokens_details.reasoning_tokens == 20
+
+
+def test_image_parts_are_taken_and_counted_unless_the_model_has_no_vision() -> None:
+    photo = [
+        {"type": "text", "text": "What is it?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]
+    messages = [{"role": "user", "content": photo}]
+    with FakeOpenAI(answer="A dot.") as server:
+        client = sdk(server)
+        plain = client.chat.completions.create(model=MODEL, messages=HELLO)
+        seen = client.chat.completions.create(model=MODEL, messages=messages)
+        [_, body] = server.requests
+    assert seen.choices[0].message.content == "A dot."
+    assert seen.usage.prompt_tokens - plain.usage.prompt_tokens > 200
+    assert image_url_of(image_parts(body)[0]).startswith("data:image/png;base64,")
+    with FakeOpenAI(vision=False) as blind, pytest.raises(openai.BadRequestError) as caught:
+        sdk(blind).chat.completions.create(model=MODEL, messages=messages)
+    assert "image_url is only supported by certain models" in caught.value.message
+
+
+def test_each_api_refuses_the_other_ones_parameters() -> None:
+    with FakeOpenAI() as server:
+        with pytest.raises(openai.BadRequestError):
+            ask(sdk(server), extra_body={"max_output_tokens": 5})
+        with pytest.raises(openai.BadRequestError):
+            sdk(server).responses.create(model=MODEL, input="x", extra_body={"max_tokens": 5})
+
+
+def test_transcriptions_read_the_multipart_upload_and_report_usage() -> None:
+    with FakeOpenAI(api_key=KEY, transcript=lambda audio: f"{len(audio)} bytes") as server:
+        client = sdk(server)
+        heard = client.audio.transcriptions.create(
+            model="gpt-4o-mini-transcribe", file=("v.mp4", b"a" * 32_000, "audio/mp4")
+        )
+        whisper = client.audio.transcriptions.create(
+            model="whisper-1", file=("v.mp3", b"a" * 32_000, "audio/mpeg")
+        )
+        first, second = server.transcriptions
+        server.fail_next(503)
+        with pytest.raises(openai.InternalServerError):
+            client.audio.transcriptions.create(
+                model="whisper-1", file=("v.mp3", b"a", "audio/mpeg")
+            )
+    assert heard.text == "32000 bytes"
+    assert heard.usage.type == "tokens" and heard.usage.input_tokens == 20
+    assert whisper.usage.type == "duration" and whisper.usage.seconds == 2
+    assert (first.model, first.filename, first.content_type) == (
+        "gpt-4o-mini-transcribe",
+        "v.mp4",
+        "audio/mp4",
+    )
+    assert second.model == "whisper-1" and second.audio == b"a" * 32_000
+
+
+def test_an_unknown_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match="profile"):
+        FakeOpenAI(profile="gpt-9")  # type: ignore[arg-type]

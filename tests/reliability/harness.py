@@ -211,7 +211,7 @@ def tally(bridge: Bridge, psid: str, *, answer: Callable[[str], bool] = is_answe
         str(c.body["message"].get("text")) for c in calls if c.status == 0 and c.kind == "message"
     ]
     broken_answers = {t for t in broken if answer(t)} - set(delivered)
-    apologies = [t for t in texts if t == replies.APOLOGY]
+    apologies = [t for t in texts if t in (replies.APOLOGY, replies.QUOTA_APOLOGY)]
     notes = [t for t in texts if t == replies.MODEL_TROUBLE]
     asked = sum(
         1

@@ -101,7 +101,7 @@ LIMITS = """\
   (in Lambda the whole process goes).
 - Two faults the suite found in the stand-ins are mended there, each with a scenario of its
   own: moto's ReceiveMessage was not atomic (two pollers could get the same message, or one
-  person's next message while another poller held the group): `local.aws.fix_moto_fifo`
+  person's next message while another poller held the group): `local.aws.fix_moto_sqs`
   makes it so; and the poller's idle check could miss a message whose visibility ran out
   between moto's two counts: it now trusts an idle queue only when it is still idle 0.2 s on.
 - moto does not enforce SQS's limits on message characters or Lambda's scaling; the poller

@@ -155,16 +155,6 @@ def test_a_finish_that_keeps_failing_repeats_the_last_bubble_once(
     assert got.counted == got.billed == 1 and got.dead_letters == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handler/bot.py: a claim found HELD raises RetryLater with no wait, so the queue "
-    "retries on its receive-count backoff (retry_delay x 3^(n-1)) rather than when the lease "
-    "ends; when the release failed too, the lease lasts until the dead invocation's deadline "
-    "and the receives can run out first: the answered message lands on the dead-letter queue "
-    "(here receives at 0, 1 and 4 s against a 20 s lease; in AWS with maxReceiveCount 3, or "
-    "with timeoutSeconds above ~400 s and the default 5 receives, 10 s delay). RetryLater's "
-    "`after` could be the lease's remaining time.",
-)
 def test_throttling_for_the_rest_of_the_attempt_once_the_answer_is_sent_costs_one_bubble_at_most(
     make_bridge, scenario, monkeypatch
 ):
@@ -261,15 +251,6 @@ def test_a_lost_answer_from_dynamodb_does_not_lose_or_repeat_anything(
     assert got.ended_once() and got.answers == 1 and len(receives(bridge, ALICE)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handler/claims.py, Claims.record: after ClaimLost it finds the event counted by "
-    "its own owner and writes the reply without the count, but reuses the values dict that "
-    "still holds ':day', so DynamoDB refuses the write (ValidationException: Value provided "
-    "in ExpressionAttributeValues unused in expressions: keys: {:day}); the attempt fails and "
-    "the next receive sends the answer. Reached when a repeat of the counting transaction is "
-    "not made idempotent by its token (moto; in AWS after the token's 10 minutes).",
-)
 def test_a_lost_answer_to_the_count_is_recovered_in_the_same_receive_without_idempotency_tokens(
     bridge: Bridge, faults: AwsFaults, scenario
 ):

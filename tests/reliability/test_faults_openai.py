@@ -44,7 +44,8 @@ class ModelFault:
     injected: str
     expected: str
     inject: Callable[[FakeOpenAI], None]
-    ending: str  # "answer", "empty" (the bot says the answer was empty) or "apology"
+    # "answer", "empty" (the bot says the answer was empty), "apology" or "quota apology"
+    ending: str
     model_calls: int
     notes: int = 0  # "I'm having trouble reaching the model", said once
     receives: int = 1
@@ -58,6 +59,7 @@ class ModelFault:
 RETRY_ONCE = {"OPENAI_MAX_RETRIES": "1"}
 QUICK_TIMEOUT = {"OPENAI_TIMEOUT_SECONDS": "1"}
 BROKEN = "bad_response:JSONDecodeError"
+NOT_AN_ANSWER = "bad_response:not_an_answer"
 FAULTS = {
     "timeout-then-answer": ModelFault(
         "stalls 1.5 s once (client timeout 1 s, one retry within the receive)",
@@ -111,9 +113,9 @@ FAULTS = {
     ),
     "429-insufficient-quota": ModelFault(
         "429 insufficient_quota (the account ran out of credit)",
-        "retrying cannot help: one apology at once, no note; not counted",
+        "retrying cannot help: one apology at once (the bot is paused), no note; not counted",
         lambda m: m.fail_next(429, code="insufficient_quota", times=5),
-        "apology",
+        "quota apology",
         model_calls=1,
         reasons=("insufficient_quota",),
     ),
@@ -193,41 +195,24 @@ FAULTS = {
         receives=3,
         reasons=("connection",) * 3,
     ),
-}
-NOT_AN_ANSWER = (
-    "handler/llm.py, _answer_of: a 200 that is not a chat completion ({}) is taken for an "
-    "empty completion (billed), so the person loses a question and is told the model ran out "
-    "of room; the stand-in's own record says it gave no answer. The SDK returns the body "
-    "parsed as it can (an empty choices list; for a non-JSON content type, the text itself): "
-    "no choices should be a bad_response, as a cut-off body is."
-)
-KNOWN_GAPS = {
     "no-choices": ModelFault(
         '200 with well-formed JSON of the wrong shape ({"choices": []})',
-        "not an answer: one apology (or a later answer), not counted",
+        "not an answer: one apology, not counted",
         lambda m: m.malformed_next(body=b'{"choices": []}'),
         "apology",
         model_calls=1,
+        reasons=(NOT_AN_ANSWER,),
     ),
     "html-error-page": ModelFault(
         "200 with an HTML error page from a proxy (text/html)",
-        "not an answer: one apology (or a later answer), not counted",
+        "not an answer: one apology, not counted",
         lambda m: m.malformed_next(body=b"<html>502 Bad Gateway</html>", content_type="text/html"),
         "apology",
         model_calls=1,
+        reasons=(NOT_AN_ANSWER,),
     ),
 }
-CASES = [
-    *(pytest.param(fault, id=name) for name, fault in FAULTS.items()),
-    *(
-        pytest.param(
-            fault,
-            id=name,
-            marks=pytest.mark.xfail(strict=True, reason=NOT_AN_ANSWER.format(name)),
-        )
-        for name, fault in KNOWN_GAPS.items()
-    ),
-]
+CASES = [pytest.param(fault, id=name) for name, fault in FAULTS.items()]
 
 
 def ends(bridge: Bridge) -> Callable[[str], bool]:
@@ -248,7 +233,12 @@ def test_a_model_fault_ends_in_one_answer_or_one_apology(make_bridge, scenario, 
     scenario.saw(got.describe(), receives=len(receives(bridge, ALICE)))
     assert got.endings == 1 and got.repeated == 0
     assert got.counted == got.billed - fault.unread
-    ending = {replies.APOLOGY: "apology", replies.EMPTY_ANSWER: "empty"}.get(texts[-1], "answer")
+    endings = {
+        replies.APOLOGY: "apology",
+        replies.QUOTA_APOLOGY: "quota apology",
+        replies.EMPTY_ANSWER: "empty",
+    }
+    ending = endings.get(texts[-1], "answer")
     assert ending == fault.ending
     assert got.notes == fault.notes and got.dead_letters == 0
     assert got.model_calls == fault.model_calls  # the retries are bounded

@@ -141,43 +141,74 @@ def test_empty_and_blank_texts_are_not_questions(bridge: Bridge, scenario):
     assert nothing_queued(bridge) and bridge.graph.calls == [] and bridge.items() == []
 
 
-ATTACHMENTS = {
-    "image": {"attachments": [{"type": "image", "payload": {"url": "https://x/y.png"}}]},
-    "audio": {"attachments": [{"type": "audio", "payload": {"url": "https://x/y.mp4"}}]},
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x42" * 3000
+VOICE = b"\x00\x00\x00\x18ftypM4A " + b"\x17" * 4000
+CANNOT_TAKE = {
+    "video": {"attachments": [{"type": "video", "payload": {"url": "https://x/y.mp4"}}]},
     "file": {"attachments": [{"type": "file", "payload": {"url": "https://x/y.pdf"}}]},
     "location": {"attachments": [{"type": "location", "payload": {"coordinates": {}}}]},
-    "sticker": {
-        "sticker_id": 369239263222822,
-        "attachments": [{"type": "image", "payload": {"sticker_id": 369239263222822}}],
+    "sticker-without-a-picture": {
+        "sticker_id": 369239263222823,
+        "attachments": [{"type": "image", "payload": {"sticker_id": 369239263222823}}],
     },
-    "many": {"attachments": [{"type": "image", "payload": {}}] * 10},
+    "ten-images-without-urls": {"attachments": [{"type": "image", "payload": {}}] * 10},
+    "unknown-type": {"attachments": [{"type": "hologram", "payload": {"url": "https://x/y"}}]},
 }
 
 
-@pytest.mark.parametrize("content", ATTACHMENTS.values(), ids=ATTACHMENTS.keys())
-def test_attachments_only_get_the_text_only_hint_and_cost_nothing(
+@pytest.mark.parametrize("content", CANNOT_TAKE.values(), ids=CANNOT_TAKE.keys())
+def test_attachments_the_bot_cannot_take_get_one_reply_and_cost_nothing(
     bridge: Bridge, scenario, content: dict[str, Any]
 ):
     scenario.tried(
         "a message with no text, only " + ", ".join(content),
-        "one 'text only' hint; no model call; not counted",
+        "one 'what I can take' reply; no model call; not counted",
     )
     deliver_items(bridge, message_item(ALICE, "m_att", **content))
     bridge.settle()
     got = tally(bridge, ALICE)
     scenario.saw(got.describe())
-    assert bridge.texts_to(ALICE) == [replies.ATTACHMENTS_ONLY]
+    assert bridge.texts_to(ALICE) == [replies.media_unsupported(vision=True)]
     assert (got.model_calls, got.counted, got.dead_letters) == (0, 0, 0)
 
 
+@pytest.mark.parametrize(
+    ("kind", "data", "content_type", "reply"),
+    [
+        ("image", JPEG, "image/jpeg", replies.PHOTO_FAILED),
+        ("audio", VOICE, "audio/mp4", replies.VOICE_FAILED),
+    ],
+    ids=["photo", "voice-message"],
+)
+def test_a_photo_or_voice_message_whose_link_expired_gets_one_reply_and_costs_nothing(
+    bridge: Bridge, scenario, kind: str, data: bytes, content_type: str, reply: str
+):
+    scenario.tried(
+        f"a {kind} attachment whose CDN link answers 403 (expired)",
+        "one 'send it again' reply; no model call; not counted; nothing dead-lettered",
+    )
+    url = bridge.graph.host_attachment(data, content_type, status=403)
+    attachments = [{"type": kind, "payload": {"url": url}}]
+    deliver_items(bridge, message_item(ALICE, "m_gone", attachments=attachments))
+    bridge.settle()
+    got = tally(bridge, ALICE)
+    scenario.saw(got.describe(), downloads=len(bridge.graph.downloads))
+    assert bridge.texts_to(ALICE) == [reply]
+    assert (got.model_calls, got.counted, got.dead_letters) == (0, 0, 0)
+    assert len(bridge.graph.downloads) == 1  # a 403 is not tried again
+    assert bridge.model.transcriptions == []
+
+
 def test_text_with_an_attachment_is_a_question(bridge: Bridge, scenario):
-    scenario.tried("a message with text and an image", "the text is answered once; counted once")
-    image = [{"type": "image", "payload": {"url": "https://x/y.png"}}]
+    scenario.tried("a message with text and a photo", "the text is answered once; counted once")
+    url = bridge.graph.host_attachment(JPEG, "image/jpeg", "photo.jpg")
+    image = [{"type": "image", "payload": {"url": url}}]
     deliver_items(bridge, message_item(ALICE, "m_ta", text=question(ALICE), attachments=image))
     bridge.settle()
     got = tally(bridge, ALICE)
     scenario.saw(got.describe())
     assert got.ended_once() and (got.answers, got.notices) == (1, 0)
+    assert got.model_calls == 1 and got.counted == 1
 
 
 def test_a_huge_batch_is_answered_once_per_message(make_bridge, scenario, slow):

@@ -13,7 +13,7 @@ import pytest
 
 from handler import schema
 from handler.claims import ClaimLost, Claims, ClaimState, Reply
-from handler.store import Store
+from handler.store import Store, UserDay
 from tests.conftest import new_table
 from tests.support.fakes import MemoryClaims, MemoryStore
 from tests.support.processes import ChildServer
@@ -245,3 +245,104 @@ def test_forgetting_a_user_deletes_all_their_items_and_nobody_elses(storage: Sto
     storage.store.forget_user(ALICE)
     assert storage.store.get_user(ALICE) is None and storage.counter(ALICE) == 0
     assert storage.store.get_user(BOB) is not None and storage.counter(BOB) == 1
+
+
+# -- tokens, cost and the page's totals -------------------------------------------------------
+
+
+def usage(storage: Storage, psid: str = ALICE, question: bool = True, tokens: int = 1500):
+    return storage.store.usage_items(psid, DAY, FAR, question, tokens, tokens * 1000)
+
+
+def test_an_answers_tokens_and_cost_are_added_once_with_its_count(storage: Storage):
+    first = storage.claims.record(claim(storage, "a"), REPLY, usage(storage), DAY)
+    storage.claims.release(first, "send:graph_unavailable")
+    again = claim(storage, "b", at=NOW_MS + 1)
+    storage.claims.record(again, REPLY, usage(storage), DAY)  # the retry: nothing added
+    assert storage.store.day_totals(ALICE, DAY) == UserDay(DAY, 1, 1500, 1_500_000)
+    [page] = storage.store.page_month(DAY)
+    assert (page.day, page.questions, page.tokens, page.cost_nusd) == (DAY, 1, 1500, 1_500_000)
+    snapshot = storage.store.snapshot(ALICE, DAY)
+    assert (snapshot.used_today, snapshot.tokens_today) == (1, 1500)
+    assert snapshot.page_today.cost_nusd == 1_500_000
+
+
+def test_a_billed_answer_that_is_no_question_adds_tokens_only(storage: Storage):
+    storage.claims.record(claim(storage), REPLY, usage(storage, question=False, tokens=40), DAY)
+    assert storage.store.day_totals(ALICE, DAY) == UserDay(DAY, 0, 40, 40_000)
+    assert storage.store.snapshot(ALICE, DAY).page_today.questions == 0
+
+
+def test_failures_are_counted_by_kind_on_the_pages_day(storage: Storage):
+    for kind in ("model", "model", "insufficient_quota"):
+        storage.store.note_failure(DAY, kind, FAR)
+    with pytest.raises(ValueError):
+        storage.store.note_failure(DAY, "anything", FAR)
+    [page] = storage.store.page_month(DAY)
+    assert page.failures == {"model": 2, "insufficient_quota": 1}
+
+
+def test_a_month_is_read_back_day_by_day_for_the_page_and_a_person(storage: Storage):
+    for day in ("2026-10-31", "2026-11-01", DAY):
+        items = storage.store.usage_items(ALICE, day, FAR, True, 10, 10)
+        storage.claims.record(claim(storage, event=f"e-{day}"), REPLY, items, day)
+    assert [d.day for d in storage.store.page_month(DAY)] == ["2026-11-01", DAY]
+    assert [d.tokens for d in storage.store.user_month(ALICE, DAY)] == [10, 10]
+    assert storage.store.user_month(BOB, DAY) == []
+
+
+def test_the_summary_is_kept_with_the_conversation(storage: Storage):
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    write = storage.store.history_item(ALICE, turns, FAR, "Alice likes tea.")
+    storage.claims.finish(claim(storage), "answered", [write])
+    assert storage.store.load_conversation(ALICE) == (turns, "Alice likes tea.")
+    assert storage.store.snapshot(ALICE, DAY).summary == "Alice likes tea."
+    storage.store.clear_history(ALICE)
+    assert storage.store.load_conversation(ALICE) == ([], "")
+
+
+def test_concurrent_answers_add_up_exactly_on_the_pages_day(atomic: Storage):
+    """Every answer's transaction writes the one page item: conflicts are tried again."""
+    people = [f"10000000000001{n:02d}" for n in range(12)]
+
+    def answer(psid: str) -> None:
+        for n in range(3):
+            mine = claim(atomic, psid, event=f"{psid}-{n}")
+            atomic.claims.record(mine, REPLY, usage(atomic, psid, tokens=7), DAY)
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(answer, people))
+    [page] = atomic.store.page_month(DAY)
+    assert (page.questions, page.tokens, page.cost_nusd) == (36, 36 * 7, 36 * 7000)
+    assert all(atomic.store.day_totals(p, DAY).questions == 3 for p in people)
+
+
+# -- owner alerts -----------------------------------------------------------------------------
+
+
+def test_an_alert_kind_is_taken_once_per_quiet_period(storage: Storage):
+    now = NOW_MS // 1000
+    assert storage.store.take_alert("insufficient_quota", now, now + 3600)
+    assert not storage.store.take_alert("insufficient_quota", now + 10, now + 3610)
+    assert storage.store.take_alert("spend_cap", now, now + 3600)  # another kind
+    assert storage.store.take_alert("insufficient_quota", now + 3600, now + 7200)
+
+
+def test_an_owners_outbox_keeps_the_newest_alert_of_each_kind(storage: Storage):
+    admin = "1000000000009999"
+    storage.store.keep_alert(admin, "spend_cap", "first", 100)
+    storage.store.keep_alert(admin, "spend_cap", "second", 200)
+    storage.store.keep_alert(admin, "insufficient_quota", "third", 150)
+    outbox = storage.store.snapshot(admin, DAY, outbox=True).outbox
+    assert [(a.kind, a.text, a.at) for a in outbox] == [
+        ("insufficient_quota", "third", 150),
+        ("spend_cap", "second", 200),
+    ]
+    assert storage.store.snapshot(admin, DAY).outbox == []  # only asked for owners
+    storage.store.keep_alert(admin, "spend_cap", "newer", 300)  # arrives while delivering
+    for alert in outbox:
+        storage.store.drop_alert(admin, alert)
+    left = storage.store.snapshot(admin, DAY, outbox=True).outbox
+    assert [(a.kind, a.text) for a in left] == [("spend_cap", "newer")]
+    storage.store.forget_user(admin)
+    assert storage.store.snapshot(admin, DAY, outbox=True).outbox == []

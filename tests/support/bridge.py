@@ -226,7 +226,7 @@ class Bridge:
             Key=schema.counter_key(psid, datetime.now(UTC).date().isoformat()),
             ConsistentRead=True,
         ).get("Item")
-        return int(item["count"]["N"]) if item else 0
+        return int(item["count"]["N"]) if item and "count" in item else 0
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The events on the dead-letter queue, parsed."""

@@ -15,10 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from handler.claims import DONE, WORKING, Claim, ClaimLost, ClaimState, Reply
-from handler.llm import Completion, ModelError
+from handler.llm import Completion, ModelError, Transcript
+from handler.media import Media, MediaError
 from handler.messenger import SendError
 from handler.quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
-from handler.store import Snapshot, Turn, User
+from handler.store import (
+    FAILURE_KINDS,
+    Alert,
+    PageDay,
+    Snapshot,
+    Turn,
+    User,
+    UserDay,
+)
 
 
 def _iso(moment: datetime) -> str:
@@ -30,13 +39,87 @@ class MemoryStore:
     users: dict[str, User] = field(default_factory=dict)
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
     histories: dict[str, list[Turn]] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
+    # (psid, day) -> [tokens, nano-dollars]; day -> the page's totals and failures by name
+    spent: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    pages: dict[str, dict[str, int]] = field(default_factory=dict)
+    quiet: dict[str, int] = field(default_factory=dict)  # alert kind -> quiet until
+    outboxes: dict[str, dict[str, Alert]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
-    def snapshot(self, psid: str, day: str) -> Snapshot:
-        return Snapshot(
-            self.users.get(psid),
-            list(self.histories.get(psid, [])),
-            self.counters.get((psid, day), 0),
+    def snapshot(self, psid: str, day: str, outbox: bool = False) -> Snapshot:
+        with self.lock:
+            return Snapshot(
+                self.users.get(psid),
+                list(self.histories.get(psid, [])),
+                self.counters.get((psid, day), 0),
+                self.spent.get((psid, day), [0, 0])[0],
+                self.summaries.get(psid, ""),
+                self.page_day(day),
+                sorted(self.outboxes.get(psid, {}).values(), key=lambda a: a.at) if outbox else [],
+            )
+
+    def page_day(self, day: str) -> PageDay:
+        page = self.pages.get(day, {})
+        return PageDay(
+            day,
+            page.get("questions", 0),
+            page.get("tokens", 0),
+            page.get("cost_nusd", 0),
+            {k: page[f"failed_{k}"] for k in FAILURE_KINDS if page.get(f"failed_{k}")},
         )
+
+    def usage_items(
+        self, psid: str, day: str, expires_at: int, question: bool, tokens: int, cost_nusd: int
+    ) -> list[tuple[str, Any]]:
+        return [
+            ("user_usage", (psid, day, int(question), tokens, cost_nusd)),
+            ("page_usage", (day, int(question), tokens, cost_nusd)),
+        ]
+
+    def _page_add(self, day: str, **numbers: int) -> None:
+        page = self.pages.setdefault(day, {})
+        for name, n in numbers.items():
+            if n:
+                page[name] = page.get(name, 0) + n
+
+    def note_failure(self, day: str, kind: str, expires_at: int) -> None:
+        if kind not in FAILURE_KINDS:
+            raise ValueError(kind)
+        with self.lock:
+            self._page_add(day, **{f"failed_{kind}": 1})
+
+    def day_totals(self, psid: str, day: str) -> UserDay:
+        with self.lock:
+            tokens, cost = self.spent.get((psid, day), [0, 0])
+            return UserDay(day, self.counters.get((psid, day), 0), tokens, cost)
+
+    def page_month(self, day: str) -> list[PageDay]:
+        with self.lock:
+            return [self.page_day(d) for d in sorted(self.pages) if d[:7] == day[:7]]
+
+    def user_month(self, psid: str, day: str) -> list[UserDay]:
+        with self.lock:
+            days = {d for p, d in [*self.counters, *self.spent] if p == psid and d[:7] == day[:7]}
+            return [self.day_totals(psid, d) for d in sorted(days)]
+
+    def take_alert(self, kind: str, now: int, quiet_until: int) -> bool:
+        with self.lock:
+            if self.quiet.get(kind, 0) > now:
+                return False
+            self.quiet[kind] = quiet_until
+            return True
+
+    def keep_alert(self, psid: str, kind: str, text: str, now: int) -> None:
+        with self.lock:
+            raw = f"{now}:{text}"
+            self.outboxes.setdefault(psid, {})[kind] = Alert(kind, text, now, raw)
+
+    def drop_alert(self, psid: str, alert: Alert) -> None:
+        with self.lock:
+            kept = self.outboxes.get(psid, {})
+            if (found := kept.get(alert.kind)) is not None and found.raw == alert.raw:
+                del kept[alert.kind]
 
     def create_user(
         self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
@@ -57,10 +140,16 @@ class MemoryStore:
     def count_item(self, psid: str, day: str, expires_at: int) -> tuple[str, Any]:
         return ("count", (psid, day))
 
-    def history_item(self, psid: str, turns: list[Turn], expires_at: int) -> tuple[str, Any]:
-        return ("history", (psid, list(turns)))
+    def history_item(
+        self, psid: str, turns: list[Turn], expires_at: int, summary: str = ""
+    ) -> tuple[str, Any]:
+        return ("history", (psid, list(turns), summary))
 
     def apply(self, item: tuple[str, Any]) -> None:
+        with self.lock:
+            self._apply(item)
+
+    def _apply(self, item: tuple[str, Any]) -> None:
         kind, args = item
         if kind == "touch":
             psid, now, ref_source, ref = args
@@ -72,8 +161,23 @@ class MemoryStore:
         elif kind == "count":
             self.counters[args] = self.counters.get(args, 0) + 1
         elif kind == "history":
-            psid, turns = args
+            psid, turns, summary = args
             self.histories[psid] = turns
+            if summary:
+                self.summaries[psid] = summary
+            else:
+                self.summaries.pop(psid, None)
+        elif kind == "user_usage":
+            psid, day, question, tokens, cost = args
+            if question:
+                self.counters[(psid, day)] = self.counters.get((psid, day), 0) + question
+            if tokens or cost:
+                spent = self.spent.setdefault((psid, day), [0, 0])
+                spent[0] += tokens
+                spent[1] += cost
+        elif kind == "page_usage":
+            day, question, tokens, cost = args
+            self._page_add(day, questions=question, tokens=tokens, cost_nusd=cost)
         else:
             raise ValueError(kind)
 
@@ -97,8 +201,12 @@ class MemoryStore:
     def forget_user(self, psid: str) -> int:
         gone = int(self.users.pop(psid, None) is not None)
         gone += int(self.histories.pop(psid, None) is not None)
-        for key in [k for k in self.counters if k[0] == psid]:
-            del self.counters[key]
+        self.summaries.pop(psid, None)
+        gone += int(self.outboxes.pop(psid, None) is not None)
+        days = {k for k in [*self.counters, *self.spent] if k[0] == psid}
+        for key in days:
+            self.counters.pop(key, None)
+            self.spent.pop(key, None)
             gone += 1
         return gone
 
@@ -114,8 +222,12 @@ class MemoryStore:
     def load_history(self, psid: str) -> list[Turn]:
         return list(self.histories.get(psid, []))
 
+    def load_conversation(self, psid: str) -> tuple[list[Turn], str]:
+        return list(self.histories.get(psid, [])), self.summaries.get(psid, "")
+
     def clear_history(self, psid: str) -> None:
         self.histories.pop(psid, None)
+        self.summaries.pop(psid, None)
 
 
 @dataclass
@@ -165,9 +277,11 @@ class MemoryClaims:
         with self.lock:
             item = self._owned(claim)
             item.update(reply=reply, sent=0)
-            if count is not None and "counted" not in item:
+            extra = [] if count is None else count if isinstance(count, list) else [count]
+            if extra and "counted" not in item:
                 item["counted"] = day
-                self.store.apply(count)
+                for write in extra:
+                    self.store.apply(write)
             return replace(claim, reply=reply, sent=0, counted=item.get("counted"))
 
     def record_sent(self, claim: Claim, sent: int) -> Claim:
@@ -254,14 +368,17 @@ class FakeMessenger:
 
 
 class FakeModel:
-    """Answers from a script (texts or errors); records every request it was asked."""
+    """Answers from a script (texts or errors); records every request it was asked. Voice
+    messages are transcribed from ``transcripts`` (texts or errors) the same way."""
 
     def __init__(self, *answers: str | BaseException | Completion) -> None:
         self.script: list[str | BaseException | Completion] = list(answers)
-        self.asked: list[list[Turn]] = []
+        self.asked: list[list[dict[str, Any]]] = []
         self.default: str = "The answer is 42."
+        self.transcripts: list[str | BaseException | Transcript] = []
+        self.heard: list[tuple[bytes, str, str]] = []
 
-    def __call__(self, messages: list[Turn], deadline: float) -> Completion:
+    def __call__(self, messages: list[dict[str, Any]], deadline: float) -> Completion:
         self.asked.append(messages)
         answer = self.script.pop(0) if self.script else self.default
         if isinstance(answer, BaseException):
@@ -269,6 +386,38 @@ class FakeModel:
         if isinstance(answer, Completion):
             return answer
         return Completion(answer, "stop")
+
+    def transcribe(self, audio: bytes, name: str, content_type: str, deadline: float) -> Transcript:
+        self.heard.append((audio, name, content_type))
+        said = self.transcripts.pop(0) if self.transcripts else "What time is it?"
+        if isinstance(said, BaseException):
+            raise said
+        return said if isinstance(said, Transcript) else Transcript(said)
+
+
+class FakeCdn:
+    """Messenger's CDN: files by URL (``Media``), or the ``MediaError`` a download meets."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Media | MediaError] = {}
+        self.fetched: list[tuple[str, int, tuple[str, ...]]] = []
+
+    def host(self, url: str, data: bytes, content_type: str) -> str:
+        self.files[url] = Media(data, content_type)
+        return url
+
+    def __call__(
+        self, url: str, max_bytes: int, accepted: tuple[str, ...], deadline: float
+    ) -> Media:
+        self.fetched.append((url, max_bytes, accepted))
+        found = self.files.get(url, MediaError("status_404"))
+        if isinstance(found, MediaError):
+            raise found
+        if not found.content_type.startswith(accepted):
+            raise MediaError("wrong_type")
+        if len(found.data) > max_bytes:
+            raise MediaError("too_large")
+        return found
 
 
 def send_error(reason: str, **fields: Any) -> Callable[[], SendError]:
@@ -291,6 +440,7 @@ def model_error(reason: str, retryable: bool, retry_after: float | None = None) 
 
 __all__ = [
     "STATUS_DEFAULT",
+    "FakeCdn",
     "FakeMessenger",
     "FakeModel",
     "MemoryClaims",

@@ -2,87 +2,38 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from handler import replies
-from handler.bot import Attempt, Bot, RetryLater, text_reply
+from handler.bot import RetryLater, text_reply
 from handler.claims import Reply
-from handler.events import Inbound
 from handler.llm import Completion
-from handler.settings import Settings
-from tests.support.fakes import (
-    FakeMessenger,
-    FakeModel,
-    MemoryClaims,
-    MemoryStore,
-    model_error,
-    send_error,
+from tests.support.fakes import model_error, send_error
+from tests.support.world import (
+    ADMIN,
+    ALICE,
+    BOB,
+    DAY,
+    NOW,
+    NOW_MS,
+    World,
+    attempt,
+    make_world,
+    message,
+    postback,
 )
-
-ALICE = "1000000000000001"
-BOB = "1000000000000002"
-ADMIN = "1000000000009999"
-NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-DAY = "2026-11-30"
-NOW_MS = int(NOW.timestamp() * 1000)
 
 
 class ContainerDied(BaseException):
     """Lambda ending the process: no ``except Exception`` sees it."""
 
 
-@dataclass
-class World:
-    bot: Bot
-    store: MemoryStore
-    claims: MemoryClaims
-    messenger: FakeMessenger
-    model: FakeModel
-
-    def handle(self, event: Inbound, receive: int = 1, last: bool = False) -> str:
-        return self.bot.handle(event, attempt(receive, last))
-
-    def texts(self, psid: str = ALICE) -> list[str]:
-        return self.messenger.texts_to(psid)
-
-    def state(self, event: Inbound) -> str | None:
-        item = self.claims.get(event.event_id)
-        return item and item["state"]
-
-
-def attempt(receive: int = 1, last: bool = False) -> Attempt:
-    return Attempt(
-        owner=uuid.uuid4().hex,
-        deadline=time.monotonic() + 60,
-        lease_until_ms=NOW_MS + 60_000,
-        receive=receive,
-        last=last,
-    )
-
-
-def message(text: str, mid: str | None = None, psid: str = ALICE) -> Inbound:
-    return Inbound(mid or f"m_{uuid.uuid4().hex}", psid, "page", NOW_MS - 1000, "text", text)
-
-
-def postback(payload: str, title: str = "", psid: str = ALICE) -> Inbound:
-    return Inbound(f"m_{uuid.uuid4().hex}", psid, "page", NOW_MS - 1000, "postback", title, payload)
-
-
 @pytest.fixture
 def world() -> World:
-    store = MemoryStore()
-    claims = MemoryClaims(store)
-    messenger = FakeMessenger()
-    model = FakeModel()
-    settings = Settings(table_name="t", daily_limit=3, admin_psids=frozenset({ADMIN}))
-    bot = Bot(settings, store, claims, messenger, model, clock=lambda: NOW)  # type: ignore[arg-type]
-    store.create_user(ALICE, NOW)  # someone who has written before; BOB is new
-    return World(bot, store, claims, messenger, model)
+    return make_world()
 
 
 # -- questions -------------------------------------------------------------------------------
@@ -122,7 +73,8 @@ def test_owners_have_no_limit(world: World):
 def test_commands_are_answered_and_never_counted(world: World):
     assert world.handle(message("/usage")) == "command:usage"
     assert world.texts() == [
-        "Today you've asked 0 of 3 questions; 3 left. The count resets in 12 h 0 min (00:00 UTC)."
+        "Today you've asked 0 of 3 questions; 3 left. Tokens today: 0 of 50,000; 50,000 left. "
+        "The count resets in 12 h 0 min (00:00 UTC)."
     ]
     assert world.store.counters == {}
     assert world.model.asked == []
@@ -148,10 +100,11 @@ def test_a_new_person_is_announced_to_the_owner_once_even_when_their_message_is_
     assert notices[0]["attachment"]["payload"]["text"].startswith(f"New user {BOB}")
 
 
-def test_attachments_get_a_polite_note(world: World):
+def test_a_video_or_a_file_gets_a_polite_note_of_what_the_bot_takes(world: World):
     event = replace(message(""), kind="attachments")
     assert world.handle(event) == "attachments"
-    assert world.texts() == [replies.ATTACHMENTS_ONLY]
+    assert world.texts() == [replies.media_unsupported(vision=True)]
+    assert world.store.counters == {} and world.model.asked == []
 
 
 def test_every_tap_is_answered_a_known_one_runs_its_command(world: World):
@@ -267,8 +220,8 @@ def test_on_the_last_receive_a_failing_model_ends_in_an_apology_not_the_dead_let
 
 def test_a_billing_problem_is_apologised_for_at_once(world: World):
     world.model.script = [model_error("insufficient_quota", False)]
-    assert world.handle(message("q")) == "model_failed"
-    assert world.texts() == [replies.APOLOGY]
+    assert world.handle(message("q")) == "insufficient_quota"
+    assert world.texts() == [replies.QUOTA_APOLOGY]
     assert world.store.counters == {}
 
 
@@ -366,8 +319,9 @@ def test_a_finished_event_is_not_answered_again_and_a_held_one_waits(world: Worl
     assert world.handle(event) == "duplicate"
     held = message("other")
     world.claims.claim(held.event_id, "alive", NOW_MS, NOW_MS + 60_000)
-    with pytest.raises(RetryLater, match="held"):
+    with pytest.raises(RetryLater, match="held") as waiting:
         world.handle(held)
+    assert waiting.value.after == 60.0  # not before the holder's lease runs out
     assert world.texts() == ["The answer is 42."]
 
 

@@ -42,3 +42,10 @@ def test_menu_payloads_and_admin_buttons():
     assert parse_payload(f"ADMIN:blocked:{PSID}", True) == Command("block", PSID)
     assert parse_payload(f"ADMIN:blocked:{PSID}", False).name == "ignored"
     assert parse_payload("ADMIN:explode:1", True).name == "ignored"
+
+
+def test_stats_is_an_owner_command_without_arguments():
+    assert parse_text("/stats", True) == Command("stats")
+    assert parse_text("/STATS", True) == Command("stats")
+    assert parse_text("/stats", False) is None
+    assert parse_text("/stats now", True).error == "Usage: /stats"

@@ -144,14 +144,56 @@ def test_an_event_survives_the_queue_and_nothing_else_passes_for_one():
             Inbound.from_dict(junk)
 
 
-def test_attachments_and_stickers_without_text_are_reported_as_such():
-    image = {
-        "sender": {"id": ALICE},
-        "message": {"mid": "m6", "attachments": [{"type": "image", "payload": {"url": "u"}}]},
+def attached(psid: str, mid: str, *attachments: tuple[str, str], **message: object) -> dict:
+    return {
+        "sender": {"id": psid},
+        "timestamp": 1764000000000,
+        "message": {
+            "mid": mid,
+            "attachments": [{"type": t, "payload": {"url": u}} for t, u in attachments],
+            **message,
+        },
     }
-    sticker = {"sender": {"id": BOB}, "message": {"mid": "m7", "sticker_id": 369239263222822}}
-    events = parse_webhook(body(entry(image, sticker)))
-    assert [(e.kind, e.event_id) for e in events] == [("attachments", "m6"), ("attachments", "m7")]
+
+
+def test_photos_voice_messages_stickers_and_other_attachments_are_told_apart():
+    photo = attached(ALICE, "m1", ("image", "https://cdn.test/a.jpg"))
+    two = attached(ALICE, "m2", ("image", "https://cdn.test/1.jpg"), ("image", "https://x/2.png"))
+    captioned = attached(ALICE, "m3", ("image", "https://cdn.test/b.jpg"), text="what is it?")
+    voice = attached(BOB, "m4", ("audio", "https://cdn.test/v.mp4"))
+    sticker = attached(BOB, "m5", ("image", "https://cdn.test/s.png"), sticker_id=1234)
+    like = attached(BOB, "m6", ("image", "https://cdn.test/like.png"), sticker_id=369239263222822)
+    video = attached(BOB, "m7", ("video", "https://cdn.test/v.mp4"))
+    file = attached(BOB, "m8", ("file", "https://cdn.test/f.pdf"))
+    bad_url = attached(BOB, "m9", ("image", "javascript:alert(1)"))
+    events = parse_webhook(
+        body(entry(photo, two, captioned, voice, sticker, like, video, file, bad_url))
+    )
+    assert [(e.event_id, e.kind, e.text, e.media) for e in events] == [
+        ("m1", "image", "", (("image", "https://cdn.test/a.jpg"),)),
+        ("m2", "image", "", (("image", "https://cdn.test/1.jpg"), ("image", "https://x/2.png"))),
+        ("m3", "image", "what is it?", (("image", "https://cdn.test/b.jpg"),)),
+        ("m4", "audio", "", (("audio", "https://cdn.test/v.mp4"),)),
+        ("m5", "image", "", (("image", "https://cdn.test/s.png"),)),
+        ("m6", "like", "", ()),
+        ("m7", "attachments", "", ()),
+        ("m8", "attachments", "", ()),
+        ("m9", "attachments", "", ()),
+    ]
+
+
+def test_at_most_four_photos_of_a_message_go_to_the_model():
+    many = attached(ALICE, "m1", *[("image", f"https://cdn.test/{n}.jpg") for n in range(6)])
+    [event] = parse_webhook(body(entry(many)))
+    assert len(event.media) == 4
+
+
+def test_media_survives_the_queue_and_junk_media_is_refused():
+    [event] = parse_webhook(body(entry(attached(ALICE, "m1", ("audio", "https://cdn.test/v")))))
+    assert Inbound.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+    for junk in ("x", [["image"]], [[1, 2]], [{"type": "image"}]):
+        with pytest.raises(ValueError):
+            Inbound.from_dict({**event.to_dict(), "media": junk})
 
 
 def test_blank_text_is_not_a_question():
@@ -210,3 +252,10 @@ def test_where_a_person_came_from_is_read_from_every_place_facebook_puts_it():
         ("text", "ADS", ""),
     ]
     assert parse_webhook(body(entry(link_only)))[0].event_id == events[1].event_id
+
+
+@pytest.mark.parametrize("sticker", [[], {}, "369239263222822", None, True, 1.5])
+def test_a_sticker_id_of_any_type_is_read_or_ignored(sticker: object):
+    like = attached(ALICE, "m1", ("image", "https://cdn.test/l.png"), sticker_id=sticker)
+    [event] = parse_webhook(body(entry(like)))
+    assert event.kind == ("like" if sticker == "369239263222822" else "image")

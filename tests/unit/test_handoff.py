@@ -9,11 +9,24 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from handler.events import Inbound
-from handler.handoff import MAX_BATCH_BYTES, Handoff, HandoffError, batches, dedupe_id, entries
+from handler.handoff import (
+    MAX_BATCH_BYTES,
+    Handoff,
+    HandoffError,
+    batches,
+    body,
+    dedupe_id,
+    entries,
+)
 
 ALICE, BOB = "1000000000000001", "1000000000000002"
+# What SQS accepts in a message body (the XML 1.0 character set), written as code points.
+SQS_BODY_RANGES = ((0x9, 0x9), (0xA, 0xA), (0xD, 0xD), (0x20, 0xD7FF), (0xE000, 0xFFFD),
+                   (0x10000, 0x10FFFF))  # fmt: skip
 # What SQS accepts as a MessageDeduplicationId: 1 to 128 of these characters.
 DEDUPE_ALPHABET = re.compile(r"^[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}$")
 
@@ -59,6 +72,14 @@ def test_any_event_id_makes_a_dedupe_id_sqs_accepts():
         assert DEDUPE_ALPHABET.match(dedupe_id(replace(event(ALICE, 1), event_id=raw)))
 
 
+@given(st.text(st.characters(exclude_categories=()), max_size=50))
+@example("noncharacters \ufffe\uffff, a lone \ud800, NUL \x00, BEL \x07, DEL \x7f")
+def test_any_text_makes_a_body_sqs_accepts_and_arrives_whole(text: str):
+    made = body(event(ALICE, 1, text))
+    assert all(any(lo <= ord(c) <= hi for lo, hi in SQS_BODY_RANGES) for c in made)
+    assert json.loads(made)["text"] == text
+
+
 def test_a_delivery_is_queued_in_the_order_it_was_sent_and_repeats_once():
     late, early = event(ALICE, 1, "second", 2000), event(ALICE, 2, "first", 1000)
     made = entries([late, early, late])
@@ -95,3 +116,42 @@ def test_anything_not_queued_is_an_error_so_facebook_delivers_again(sqs: FakeSqs
 def test_without_a_queue_nothing_is_pretended():
     with pytest.raises(HandoffError, match="QUEUE_URL"):
         Handoff(FakeSqs(), None).enqueue([event(ALICE, 1)])
+
+
+# -- a photo and the text typed with it ------------------------------------------------------
+
+
+def photo(psid: str, n: int, timestamp: int, text: str = "") -> Inbound:
+    return Inbound(
+        f"m_{psid}_{n}", psid, "page", timestamp, "image", text,
+        media=(("image", f"https://cdn.test/{n}.jpg"),),
+    )  # fmt: skip
+
+
+def bodies(made: list[dict[str, Any]]) -> list[Inbound]:
+    return [Inbound.from_dict(json.loads(e["MessageBody"])) for e in made]
+
+
+def test_a_photo_and_the_text_sent_after_it_are_one_question():
+    start = 1_800_000_000_000
+    made = bodies(entries([photo(ALICE, 1, start), event(ALICE, 2, "what is this?", start + 900)]))
+    assert [(e.event_id, e.kind, e.text, e.media) for e in made] == [
+        ("m_1000000000000001_1", "image", "what is this?", (("image", "https://cdn.test/1.jpg"),))
+    ]
+
+
+def test_a_photo_stays_alone_when_the_text_is_late_someone_elses_or_already_captioned():
+    start = 1_800_000_000_000
+    late = [photo(ALICE, 1, start), event(ALICE, 2, "later", start + 61_000)]
+    other = [photo(ALICE, 1, start), event(BOB, 2, "mine", start + 1)]
+    captioned = [photo(ALICE, 1, start, "caption"), event(ALICE, 2, "more", start + 1)]
+    text_first = [event(ALICE, 2, "look:", start), photo(ALICE, 1, start + 1)]
+    for delivery in (late, other, captioned, text_first):
+        assert len(entries(delivery)) == 2
+
+
+def test_a_repeated_photo_does_not_swallow_its_text():
+    start = 1_800_000_000_000
+    delivery = [photo(ALICE, 1, start), photo(ALICE, 1, start), event(ALICE, 2, "?", start + 5)]
+    [merged] = bodies(entries(delivery))
+    assert merged.text == "?"

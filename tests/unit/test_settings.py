@@ -61,3 +61,56 @@ def test_every_variable_is_read_and_typed():
 def test_bad_values_are_refused_with_the_variable_named(env: dict, named: str):
     with pytest.raises(SettingsError, match=named):
         load_settings(env)
+
+
+def test_the_model_layer_defaults_send_only_what_the_owner_set():
+    settings = load_settings({"TABLE_NAME": "t"})
+    assert (settings.model, settings.max_tokens) == ("gpt-5-mini", 2000)
+    assert settings.temperature is None and settings.top_p is None
+    assert settings.reasoning_effort == "low" and settings.openai_api == "chat"
+    assert settings.vision is True and settings.media_max_bytes == 5 * 1024 * 1024
+    assert settings.transcription_model == "gpt-4o-mini-transcribe"
+    assert (settings.daily_token_limit, settings.daily_spend_limit_usd) == (50_000, 5.0)
+    assert "gpt-5-mini" in settings.model_prices
+
+
+def test_the_model_layer_variables_are_read():
+    settings = load_settings(
+        {
+            "TABLE_NAME": "t",
+            "OPENAI_TEMPERATURE": "0.3",
+            "OPENAI_TOP_P": "0.9",
+            "OPENAI_REASONING_EFFORT": "omit",
+            "OPENAI_API": "responses",
+            "VISION": "false",
+            "MEDIA_MAX_MB": "2",
+            "TRANSCRIPTION_MODEL": "whisper-1",
+            "DAILY_TOKEN_LIMIT": "0",
+            "DAILY_SPEND_LIMIT_USD": "0.25",
+            "MODEL_PRICES": '["a=1/2/3"]',
+        }
+    )
+    assert (settings.temperature, settings.top_p) == (0.3, 0.9)
+    assert settings.reasoning_effort is None and settings.openai_api == "responses"
+    assert settings.vision is False and settings.media_max_bytes == 2 * 1024 * 1024
+    assert settings.transcription_model == "whisper-1"
+    assert (settings.daily_token_limit, settings.daily_spend_limit_usd) == (0, 0.25)
+    assert list(settings.model_prices) == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OPENAI_TOP_P": "2"}, "OPENAI_TOP_P"),
+        ({"OPENAI_REASONING_EFFORT": "max"}, "OPENAI_REASONING_EFFORT"),
+        ({"OPENAI_API": "completions"}, "OPENAI_API"),
+        ({"VISION": "perhaps"}, "VISION"),
+        ({"MEDIA_MAX_MB": "26"}, "MEDIA_MAX_MB"),
+        ({"DAILY_SPEND_LIMIT_USD": "-1"}, "DAILY_SPEND_LIMIT_USD"),
+        ({"MODEL_PRICES": "gpt=1/2/3"}, "MODEL_PRICES"),
+        ({"MODEL_PRICES": '["gpt"]'}, "MODEL_PRICES"),
+    ],
+)
+def test_bad_model_layer_values_are_refused_with_the_variable_named(env: dict, named: str):
+    with pytest.raises(SettingsError, match=named):
+        load_settings({"TABLE_NAME": "t", **env})

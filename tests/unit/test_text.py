@@ -1,6 +1,6 @@
 import pytest
 
-from handler.text import MESSENGER_TEXT_LIMIT, split_message
+from handler.text import MESSENGER_TEXT_LIMIT, last_whole_sentence, split_message
 
 
 def words_of(chunks: list[str]) -> list[str]:
@@ -61,3 +61,18 @@ def test_limit_must_be_positive():
 
 def test_blank_text_is_no_bubble():
     assert split_message("   \n ") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("First sentence. Second one is cut mi", "First sentence."),
+        ("A question? An answer! And a torn", "A question? An answer!"),
+        ("All whole. ", "All whole."),
+        ("A first line\nand a second, cut", "A first line"),
+        ("no sentence end at all here", "no sentence end at all"),
+        ("word", "word"),
+    ],
+)
+def test_a_cut_answer_ends_on_its_last_whole_sentence(text: str, kept: str):
+    assert last_whole_sentence(text) == kept

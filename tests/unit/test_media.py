@@ -1,0 +1,89 @@
+"""Downloading what people send from Messenger's CDN (the simulator's): caps, types, failures,
+and nothing of it in the logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from handler.media import AUDIO_TYPES, IMAGE_TYPES, MediaError, download
+from local.graph import MessengerSimulator
+
+JPEG = b"\xff\xd8\xff" + b"j" * 5000
+
+
+@pytest.fixture
+def cdn() -> Iterator[MessengerSimulator]:
+    with MessengerSimulator() as simulator:
+        yield simulator
+
+
+def fetch(url: str, most: int = 10_000, accepted: tuple[str, ...] = IMAGE_TYPES):
+    return download(requests.Session(), url, most, accepted, time.monotonic() + 10)
+
+
+def test_a_photo_is_downloaded_with_its_type_and_becomes_a_data_url(cdn: MessengerSimulator):
+    media = fetch(cdn.host_attachment(JPEG, "image/jpeg; charset=binary"))
+    assert (media.data, media.content_type) == (JPEG, "image/jpeg")
+    assert media.data_url().startswith("data:image/jpeg;base64,/9j/")
+
+
+def test_a_voice_message_is_taken_as_audio_even_when_labelled_mp4_video(cdn: MessengerSimulator):
+    media = fetch(cdn.host_attachment(b"\x00" * 100, "video/mp4"), accepted=AUDIO_TYPES)
+    assert media.filename == "voice.mp4"
+    with pytest.raises(MediaError, match="wrong_type"):
+        fetch(cdn.host_attachment(b"\x00" * 100, "video/mp4"))  # not a photo
+    assert fetch(cdn.host_attachment(b"x", "audio/mpeg"), accepted=AUDIO_TYPES).filename == (
+        "voice.mp3"
+    )
+
+
+def test_a_file_over_the_cap_is_refused_without_reading_it_all(cdn: MessengerSimulator):
+    with pytest.raises(MediaError) as caught:
+        fetch(cdn.host_attachment(JPEG, "image/jpeg"), most=1000)
+    assert (caught.value.reason, caught.value.retryable) == ("too_large", False)
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(403, False), (404, False), (503, True)])
+def test_a_url_the_cdn_refuses_says_whether_to_try_again(
+    cdn: MessengerSimulator, status: int, retryable: bool
+):
+    with pytest.raises(MediaError) as caught:
+        fetch(cdn.host_attachment(JPEG, "image/jpeg", status=status))
+    assert (caught.value.reason, caught.value.retryable) == (f"status_{status}", retryable)
+
+
+def test_an_unreachable_cdn_may_do_better_later():
+    with pytest.raises(MediaError) as caught:
+        fetch("http://127.0.0.1:9/nothing.jpg")
+    assert caught.value.retryable and caught.value.reason.startswith("connection:")
+
+
+def test_no_time_left_is_retryable_without_a_request(cdn: MessengerSimulator):
+    url = cdn.host_attachment(JPEG, "image/jpeg")
+    with pytest.raises(MediaError, match="no_time_left"):
+        download(requests.Session(), url, 10_000, IMAGE_TYPES, time.monotonic() + 0.5)
+    assert cdn.downloads == []
+
+
+def test_neither_the_url_nor_the_bytes_are_logged(cdn: MessengerSimulator):
+    lines: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(f"{record.getMessage()} {getattr(record, 'fields', {})}")
+
+    handler = Catch()
+    logging.getLogger("bridge").addHandler(handler)
+    try:
+        url = cdn.host_attachment(JPEG, "image/jpeg", "secret-name.jpg")
+        fetch(url)
+        with pytest.raises(MediaError):
+            fetch(url, accepted=AUDIO_TYPES)
+    finally:
+        logging.getLogger("bridge").removeHandler(handler)
+    assert lines and not any("secret-name" in line or "cdn" in line for line in lines)
