@@ -41,3 +41,6 @@ pulumi.export("tableName", bridge.table_name)
 pulumi.export("functionName", bridge.function_name)
 pulumi.export("queueUrl", bridge.queue_url)
 pulumi.export("deadLetterQueueUrl", bridge.dead_letter_queue_url)
+# Operations: the CloudWatch dashboard, and the topic alarms and owner alerts go to.
+pulumi.export("dashboardUrl", bridge.dashboard_url)
+pulumi.export("ownerTopicArn", bridge.owner_topic_arn)

@@ -422,6 +422,7 @@ def _describe(keys: Sequence[str]) -> str:
     """'profile, 2 daily counters, conversation history': what forget is about to delete."""
     days = sum(1 for key in keys if key.startswith(schema.DAY_PREFIX))
     profile, history = schema.PROFILE in keys, schema.HISTORY in keys
+    outbox, pause = schema.OUTBOX in keys, schema.PAUSE in keys
     parts = []
     if profile:
         parts.append("profile")
@@ -429,7 +430,11 @@ def _describe(keys: Sequence[str]) -> str:
         parts.append(plural(days, "daily counter"))
     if history:
         parts.append("conversation history")
-    others = len(keys) - days - profile - history
+    if outbox:
+        parts.append("notices kept for an owner")
+    if pause:
+        parts.append("a takeover's pause")
+    others = len(keys) - days - profile - history - outbox - pause
     if others:
         parts.append(plural(others, "other item"))
     return ", ".join(parts)

@@ -1,14 +1,11 @@
 """Owner alerts: what the page's owners must hear about (billing, the spend cap, a model that
-refuses a setting), said once per quiet period, never with a person's words or a secret.
+refuses a setting, the page token, messages going to the dead-letter queue), said once per
+quiet period, never with a person's words or a secret.
 
-``alert(kind, text)`` sends a Messenger message to every admin PSID inside Messenger's
-24-hour window, which runs from the admin's own last message. The bot writes a person's
-``active_at`` at most every ``ACTIVITY_RESOLUTION`` (their real last message may be up to
-that much later), so ``active_at`` is a lower bound and the window is judged from it: an
-admin inside by that measure surely is. An admin outside it (or whom the Send API refuses)
-gets the alert kept in a small outbox item, one per kind and the newest, and delivered with
-their next message. Each kind is quiet for a while after it goes out (stored: it holds
-across containers). Later issues extend ``Alerts`` (e-mail, alarms) here.
+``alert(kind, text)`` is a notice (``notices``) to every owner: in Messenger inside their
+24-hour window, else kept for their next message, and e-mailed at once when the owner must
+act (``OWNER_MUST_ACT``). Each kind is quiet for a while after it goes out (stored: it holds
+across containers).
 """
 
 from __future__ import annotations
@@ -16,19 +13,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
+from . import notices
 from .logs import log
-from .messenger import SendError
+from .mail import Mailer
+from .notices import Notices, NoticeStore, Sender
 from .quota import next_reset
 from .settings import Settings
-from .store import Alert, User
+from .store import Notice
 
-# Messenger's window for ordinary replies, from the person's last message.
-MESSAGING_WINDOW = timedelta(hours=24)
-# Kept off the window's end: the clock, the time the send takes.
-WINDOW_MARGIN = timedelta(minutes=5)
 HOUR = 3600
 DAY = 24 * HOUR
 
@@ -38,12 +33,20 @@ INSUFFICIENT_QUOTA = "insufficient_quota"
 SPEND_CAP = "spend_cap"
 UNSUPPORTED_PARAMETER = "unsupported_parameter"
 VISION_UNSUPPORTED = "vision_unsupported"
+PAGE_TOKEN = "page_token"
+DEAD_LETTER = "dead_letter"
 QUIET: dict[str, int | str] = {
     INSUFFICIENT_QUOTA: HOUR,
     SPEND_CAP: "day",
     UNSUPPORTED_PARAMETER: DAY,
     VISION_UNSUPPORTED: DAY,
+    PAGE_TOKEN: HOUR,
+    DEAD_LETTER: HOUR,
 }
+# What the owner must act on for the bot to work again: e-mailed at once (ownerEmail).
+OWNER_MUST_ACT = frozenset({INSUFFICIENT_QUOTA, PAGE_TOKEN, DEAD_LETTER})
+# What Messenger cannot carry: with the page token refused, the page cannot write to anyone.
+EMAIL_ONLY = frozenset({PAGE_TOKEN})
 PREFIX = "Owner alert: "
 # A kind found quiet is not asked about again from this container for this long (one write
 # saved per refused question while the page rests at its spend cap, say).
@@ -57,17 +60,11 @@ _quiet_lock = threading.Lock()
 def forget_container_state() -> None:
     with _quiet_lock:
         _quiet_here.clear()
+    notices.forget_container_state()
 
 
-class AlertStore(Protocol):
+class AlertStore(NoticeStore, Protocol):
     def take_alert(self, kind: str, now: int, quiet_until: int) -> bool: ...
-    def keep_alert(self, psid: str, kind: str, text: str, now: int) -> None: ...
-    def drop_alert(self, psid: str, alert: Alert) -> None: ...
-    def get_user(self, psid: str) -> User | None: ...
-
-
-class Sender(Protocol):
-    def send_message(self, psid: str, message: dict[str, Any], deadline: float) -> None: ...
 
 
 def base_kind(kind: str) -> str:
@@ -75,22 +72,13 @@ def base_kind(kind: str) -> str:
     return kind.split(":", 1)[0]
 
 
-def inside_window(active_at: str, now: datetime) -> bool:
-    """Surely inside the admin's 24-hour window, judged from their recorded activity."""
-    try:
-        last = datetime.fromisoformat(active_at)
-    except ValueError:
-        return False
-    last = last if last.tzinfo else last.replace(tzinfo=UTC)
-    return timedelta(0) <= now - last < MESSAGING_WINDOW - WINDOW_MARGIN
-
-
 @dataclass
 class Alerts:
     settings: Settings
     store: AlertStore
-    messenger: Sender
+    messenger: Sender | None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    mailer: Mailer | None = None
 
     def quiet_until(self, kind: str, now: datetime) -> int:
         period = QUIET.get(base_kind(kind), DAY)
@@ -98,11 +86,11 @@ class Alerts:
             return int(next_reset(now, self.settings.tz).timestamp())
         return int(now.timestamp()) + int(period)
 
-    def alert(self, kind: str, text: str, deadline: float) -> bool:
+    def alert(self, kind: str, text: str, deadline: float, hint: str = "") -> bool:
         """Tell every owner, unless ``kind`` is in its quiet period; True when it went out
-        (sent or kept). Never raises: an alert must not cost a person their answer."""
-        admins = sorted(self.settings.admin_psids)
-        if not admins:
+        (sent, kept or e-mailed). Never raises: an alert must not cost a person their answer."""
+        mail = self.mailer is not None and self.mailer.enabled
+        if not self.settings.admin_psids and not mail:
             log.warning("alert.no_owner", kind=kind)
             return False
         now = self.clock()
@@ -120,42 +108,31 @@ class Alerts:
         if not taken:
             log.info("alert.quiet", kind=kind)
             return False
-        sent = kept = 0
-        for admin in admins:
-            try:
-                if self._send(admin, text, now, deadline):
-                    sent += 1
-                else:
-                    self.store.keep_alert(admin, kind, text, int(now.timestamp()))
-                    kept += 1
-            except Exception:
-                log.exception("alert.failed", kind=kind)
-        log.warning("alert.raised", kind=kind, sent=sent, kept=kept)
+        base = base_kind(kind)
+        notice = Notice(f"alert:{kind}", PREFIX + text, title=alert_title(base), hint=hint)
+        told = Notices(self.settings, self.store, self.messenger, self.mailer, self.clock).tell(
+            notice, deadline, urgent=base in OWNER_MUST_ACT, messenger=base not in EMAIL_ONLY
+        )
+        log.warning(
+            "alert.raised",
+            kind=kind,
+            delivered=told.delivered,
+            queued=told.queued,
+            emailed=told.emailed,
+        )
         return True
 
-    def _send(self, admin: str, text: str, now: datetime, deadline: float) -> bool:
-        user = self.store.get_user(admin)
-        if user is None or not inside_window(user.active_at, now):
-            return False
-        try:
-            self.messenger.send_message(admin, {"text": PREFIX + text}, deadline)
-        except SendError:  # logged by the client; outside the window after all, or down
-            return False
-        return True
 
-    def deliver(self, admin: str, outbox: list[Alert], deadline: float) -> int:
-        """The alerts kept for ``admin``, now that they wrote; returns how many were sent."""
-        sent = 0
-        for kept in outbox:
-            try:
-                self.messenger.send_message(admin, {"text": PREFIX + kept.text}, deadline)
-            except SendError:
-                break  # kept for the next message
-            try:
-                self.store.drop_alert(admin, kept)
-            except Exception:
-                log.exception("alert.drop_failed", kind=kept.kind)
-            sent += 1
-        if sent:
-            log.info("alert.delivered", alerts=sent)
-        return sent
+TITLES = {
+    INSUFFICIENT_QUOTA: "OpenAI refused for lack of credit",
+    SPEND_CAP: "today's spend cap is reached",
+    UNSUPPORTED_PARAMETER: "the model refused a parameter",
+    VISION_UNSUPPORTED: "the model refused a photo",
+    PAGE_TOKEN: "the page token was refused",
+    DEAD_LETTER: "messages are going to the dead-letter queue",
+}
+
+
+def alert_title(kind: str) -> str:
+    """An alert in a few words: the e-mail's subject, a card's title."""
+    return "Owner alert: " + TITLES.get(kind, kind.replace("_", " "))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+import time
 from typing import Any
 
-from . import clients
-from .events import classify, http_request
+from . import clients, metrics
+from .events import Inbound, classify, http_request
 from .handoff import Handoff, HandoffError
 from .logs import get_logger, log, log_context
 from .secrets import Secrets, load_parameters
@@ -23,6 +24,8 @@ from .webhook import respond, route
 DEFAULT_REMAINING_MS = 60_000
 # handler.pages' paths, known here so that the webhook's cold start does not import it.
 PAGE_PATHS = frozenset({"/privacy", "/data-deletion"})
+
+_cold = True  # no invocation yet in this container
 
 
 class Runtime:
@@ -67,6 +70,48 @@ class Runtime:
         return Handoff(clients.aws("sqs"), self.settings.queue_url)
 
     @functools.cached_property
+    def pauses(self) -> Any:
+        """The takeovers' pauses: made on the first reply by hand (an echo is rare)."""
+        from .takeover import Pauses
+
+        return Pauses(clients.aws("dynamodb"), self.settings.table_name)
+
+    @functools.cached_property
+    def mailer(self) -> Any:
+        """The owner's e-mail: the SNS client is made on the first e-mail."""
+        from .mail import Mailer
+
+        return Mailer(lambda: clients.aws("sns"), self.settings.owner_topic_arn)
+
+    def hand_off(self, events: list[Inbound]) -> None:
+        """A reply by hand pauses the bot for its person at once; then every event goes to
+        the queue. ``HandoffError`` unless all of it was done: Facebook delivers again."""
+        if any(event.kind == "echo" for event in events):
+            from .takeover import take_over
+
+            settings = self.settings
+            try:
+                events = take_over(
+                    events,
+                    self.pauses,
+                    settings.human_pause_minutes,
+                    settings.admin_psids,
+                    int(time.time()),
+                )
+            except Exception as error:  # botocore raises many types; all mean "not paused"
+                raise HandoffError(f"pause: {type(error).__name__}") from None
+        if events:
+            self.handoff.enqueue(events)
+
+    def mail_overdue(self) -> None:
+        """Notices that have waited an hour for an owner: by e-mail."""
+        from .notices import Notices
+        from .store import Store
+
+        store = Store(clients.aws("dynamodb"), self.settings.table_name)
+        Notices(self.settings, store, None, self.mailer).mail_overdue()
+
+    @functools.cached_property
     def bot(self) -> Any:
         """The conversation rules with their clients, wired once per container."""
         from .bot import Bot
@@ -94,6 +139,7 @@ class Runtime:
             fetch=lambda url, most, accepted, deadline: download(
                 clients.http_session(), url, most, accepted, deadline
             ),
+            mailer=self.mailer,
         )
 
     def work(self, records: list[dict[str, Any]], remaining_ms: int) -> dict[str, Any]:
@@ -115,9 +161,12 @@ def runtime() -> Runtime:
 
 def reset() -> None:
     """Start over as a new container would: re-read settings and secrets, new clients."""
+    global _cold
+    _cold = True
     runtime.cache_clear()
     clients.reset()
-    for name in ("handler.llm", "handler.budget", "handler.alerts"):  # loaded by a worker
+    # Loaded by a worker:
+    for name in ("handler.llm", "handler.budget", "handler.alerts", "handler.notices"):
         module = sys.modules.get(name)
         forget = getattr(module, "forget_container_state", None)
         if forget is not None:
@@ -139,22 +188,60 @@ def _http(event: dict[str, Any]) -> dict[str, Any]:
             request, lambda: rt.settings_with_texts, lambda: rt.secrets().app_secret, rt.deletions
         )
     try:
-        return route(request, runtime().secrets, lambda events: runtime().handoff.enqueue(events))
+        rt = runtime()
+        return route(request, rt.secrets, rt.hand_off, rt.settings.app_id)
     except HandoffError as error:
         log.error("webhook.handoff_failed", why=str(error))
+        metrics.add("WebhookErrors")
         return respond(503, "Service Unavailable")
+    except Exception:
+        metrics.add("WebhookErrors")  # Lambda answers the Function URL 502
+        raise
+
+
+def _mail_overdue() -> None:
+    """The keep-warm ping e-mails the notices that waited an hour for an owner: on a page
+    nobody writes to, nothing else would, and the container that kept them may not be the one
+    pinged. It looks (one conditional write, one read) at most every few minutes across all
+    containers, and only when there are owners and a topic; it touches nothing otherwise."""
+    settings = runtime().settings
+    if settings.admin_psids and settings.owner_topic_arn:
+        runtime().mail_overdue()
+
+
+def _dispatch(kind: str, event: Any, context: Any) -> Any:
+    if kind == "http":
+        return _http(event)
+    if kind == "keep_warm":
+        log.info("keep_warm")
+        _mail_overdue()
+        return {"warm": True}
+    if kind == "queue":
+        return runtime().work(event["Records"], _remaining_ms(context))
+    log.warning("event.unknown")
+    return None
+
+
+def _write_metrics(batch: metrics.Batch) -> None:
+    """One line for the invocation; a failure to write costs nobody their answer."""
+    if not batch or runtime.cache_info().currsize == 0:  # the settings never loaded
+        return
+    settings = runtime().settings
+    try:
+        metrics.write(batch, settings.metrics_stack, settings.log_level)
+    except Exception:
+        log.warning("metrics.not_written")
 
 
 def lambda_handler(event: Any, context: Any) -> Any:
+    global _cold
     kind = classify(event)
     request_id = getattr(context, "aws_request_id", None)
-    with log_context(request_id=request_id, event_kind=kind):
-        if kind == "http":
-            return _http(event)
-        if kind == "keep_warm":
-            log.info("keep_warm")
-            return {"warm": True}
-        if kind == "queue":
-            return runtime().work(event["Records"], _remaining_ms(context))
-        log.warning("event.unknown")
-        return None
+    with log_context(request_id=request_id, event_kind=kind), metrics.collecting() as batch:
+        if _cold:
+            _cold = False
+            metrics.add("ColdStarts")
+        try:
+            return _dispatch(kind, event, context)
+        finally:
+            _write_metrics(batch)

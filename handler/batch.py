@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from . import metrics
 from .bot import Attempt, RetryLater
 from .events import Inbound
 from .logs import log, log_context
@@ -78,6 +79,11 @@ def _int(value: Any, default: int) -> int:
 def backoff_seconds(receive_count: int, base: int) -> int:
     """The wait before the next receive of a record that failed on its ``receive_count``th."""
     return min(MAX_BACKOFF_SECONDS, base * BACKOFF_FACTOR ** max(0, receive_count - 1))
+
+
+def failure_kind(error: Exception) -> str:
+    """An unexpected error's kind for the metrics: AWS's (DynamoDB, SQS) or our own."""
+    return "store" if type(error).__module__.startswith("botocore") else "crash"
 
 
 def by_person(records: Sequence[Record]) -> dict[str, list[Record]]:
@@ -132,6 +138,7 @@ def run_group(
             wanted, why = retry.after or 0.0, retry.reason
         except Exception as error:
             log.exception("record.failed", message_id=record.message_id)
+            metrics.add("Failed", kind=failure_kind(error))
             wanted, why = 0.0, type(error).__name__
         if attempt.last:
             delay = 0  # to the dead-letter queue at once: the person's next messages go on
@@ -150,6 +157,7 @@ def run_group(
         if attempt.last:
             parked.append(Failure(record, delay))
             continue
+        metrics.add("Retries")
         return [*parked, Failure(record, delay), *(Failure(r, 0) for r in records[index + 1 :])]
     return parked
 

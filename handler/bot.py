@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import alerts, budget, commands, quota, replies
+from . import alerts, budget, commands, metrics, notices, quota, replies
 from .claims import Claim, ClaimLost, Claims, ClaimState, Reply
 from .commands import Command
 from .conversation import (
@@ -37,17 +37,20 @@ from .conversation import (
     clip_summary,
     continuation_request,
     join_continuation,
+    keep_latest,
     split_history,
     summary_request,
 )
 from .events import Inbound, is_stale
 from .llm import Completion, ModelError, Transcript, Usage
 from .logs import log, log_context
+from .mail import Mailer
 from .media import AUDIO_TYPES, IMAGE_TYPES, Media, MediaError
 from .messenger import Messenger, SendError
 from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, counter_expiry, day_key, effective_limit
 from .settings import Settings
 from .store import PageDay, Snapshot, Store, TransactItem, Turn, User, UserDay
+from .takeover import BY_OWNER, BY_PERSON, STARTED
 from .text import bubbles, last_whole_sentence
 
 Message = dict[str, Any]
@@ -57,6 +60,16 @@ Transcribe = Callable[[bytes, str, str, float], Transcript]
 # (url, most bytes, accepted content types, monotonic deadline): a photo or voice message.
 Fetch = Callable[[str, int, tuple[str, ...], float], Media]
 RECENT_USERS_SHOWN = 20
+# /users looks at this many of the most recently active people for those waiting for a
+# decision, and shows this many of them as cards.
+PENDING_USERS_READ = 100
+PENDING_CARDS = 10
+# An owner's /pause without minutes, when human takeover is off (humanPauseMinutes 0).
+DEFAULT_PAUSE_MINUTES = 30
+# A person's /human tells the owners at most this often.
+HUMAN_NOTICE_QUIET_SECONDS = 30 * 60
+# While paused, a person may still delete their data: nothing else they send is answered.
+PAUSE_PROOF_COMMANDS = frozenset({"delete", "delete_confirmed", "delete_cancelled"})
 # /stats looks at this many of the most recently active people for the costliest ones.
 STATS_USERS_READ = 50
 STATS_TOP_USERS = 5
@@ -73,6 +86,24 @@ CONTINUE_MIN_SECONDS = 20.0
 # than MIN_SUMMARY_SECONDS of its own.
 ANSWER_RESERVE_SECONDS = 25.0
 MIN_SUMMARY_SECONDS = 5.0
+# An event's outcome, as the metric that counts it.
+OUTCOME_METRICS = {
+    "answered": "Answered",
+    "shortened": "Answered",
+    "empty_answer": "Answered",
+    "over_limit": "RefusedByLimit",
+    "over_tokens": "RefusedByLimit",
+    "resting": "RefusedByLimit",
+    "blocked": "Blocked",
+}
+# A failure kind of /stats, as the metrics' kind.
+FAILURE_METRIC_KINDS = {
+    "model": "model",
+    "send": "send",
+    "token": "token",
+    "insufficient_quota": "quota",
+    "unsupported_parameter": "unsupported",
+}
 
 
 class RetryLater(Exception):
@@ -140,6 +171,8 @@ class Job:
     forgotten: bool = False  # the user's data was just deleted: write nothing about them
     day: str = ""  # the quota day (the settings' time zone): counts and totals go there
     expiry: int = 0  # when that day's counters expire
+    watch_pause: bool = False  # a takeover stops the reply: look just before each bubble
+    pause_checked: bool = False  # looked just now: the next bubble need not look again
 
     @property
     def psid(self) -> str:
@@ -156,6 +189,7 @@ class Bot:
     clock: Callable[[], datetime] = field(default=utcnow)
     transcribe: Transcribe | None = None
     fetch: Fetch | None = None
+    mailer: Mailer | None = None  # the owner's e-mail (the stack's SNS topic)
 
     def handle(self, event: Inbound, attempt: Attempt) -> str:
         """Answer one event; returns what happened (for the log and the tests)."""
@@ -186,15 +220,40 @@ class Bot:
             except Exception as error:
                 why = error.reason if isinstance(error, RetryLater) else type(error).__name__
                 self._release(job.claim, why)
+                if attempt.last:  # on its way to the dead-letter queue: the owner must act
+                    self._alert(
+                        job,
+                        alerts.DEAD_LETTER,
+                        replies.dead_letter_alert(attempt.receive, why),
+                        replies.DEAD_LETTER_HINT,
+                    )
                 raise
+            latency_ms = self._count(outcome, attempt)
             log.info(
                 "event.done",
                 outcome=outcome,
+                latency_ms=latency_ms,
                 kind=event.kind,
                 attempts=claim.attempts,
                 resumed=claim.state is ClaimState.RESUMED,
             )
+            self._notices().mail_overdue()  # at most every few minutes; never raises
             return outcome
+
+    def _count(self, outcome: str, attempt: Attempt) -> int | None:
+        """The outcome in the invocation's metrics; for an answer, the time from the webhook
+        to its last bubble (None otherwise)."""
+        name = OUTCOME_METRICS.get(outcome)
+        if name is None:
+            return None
+        metrics.add(name)
+        if outcome == "resting":
+            metrics.add("SpendCapReached")
+        if name != "Answered" or not attempt.queued_ms:
+            return None
+        latency_ms = max(0, epoch_ms(self.clock()) - attempt.queued_ms)
+        metrics.add("ReplyLatency", latency_ms)
+        return latency_ms
 
     def _activity(self, job: Job) -> list[TransactItem]:
         """Mark the user active, unless the record already says so to within
@@ -231,24 +290,27 @@ class Bot:
 
     def _claimed(self, job: Job) -> str:
         event, claim = job.event, job.claim
+        is_admin = self.settings.is_admin(event.psid)
         if claim.reply is not None:  # an earlier attempt decided what to say: say the rest
             log.info("event.resumed", sent=claim.sent, bubbles=len(claim.reply.messages))
+            job.watch_pause = not is_admin
             return self._deliver(job, claim.reply, "answered")
-        is_admin = self.settings.is_admin(event.psid)
         snapshot = self.store.snapshot(event.psid, job.day, outbox=is_admin)
+        if event.kind == "echo":  # someone of the page wrote to the person by hand
+            return self._by_hand(job, snapshot)
         user = snapshot.user
         if user is None:
             user, created = self.store.create_user(event.psid, job.now, event.ref_source, event.ref)
             if created and not is_admin:
-                self._notify_admins(user, job.attempt)
+                self._announce(user, job.attempt)
         job.active_at = user.active_at
         job.new_referral = bool(event.ref_source or event.ref) and not (user.ref_source or user.ref)
         if event.kind == "referral":  # an m.me link or ad opened the chat: noted, not answered
             return self._end(job, "referral")
         if user.status == STATUS_BLOCKED and not is_admin:
             return self._end(job, "blocked")
-        if snapshot.outbox:  # an owner's alerts kept while they were outside the window
-            self._alerts().deliver(event.psid, snapshot.outbox, job.attempt.deadline)
+        if snapshot.outbox:  # an owner's notices kept while they were outside the window
+            self._notices().deliver(event.psid, snapshot.outbox, job.attempt.deadline)
 
         question = event.text
         if event.payload:
@@ -256,6 +318,10 @@ class Bot:
             question = commands.asked(event.text, event.payload)
         else:
             command = commands.parse_text(event.text, is_admin)
+        pause = snapshot.pause
+        paused = not is_admin and pause is not None and pause.active(int(job.now.timestamp()))
+        if paused and (command is None or command.name not in PAUSE_PROOF_COMMANDS):
+            return self._held(job, snapshot, question if command is None else "")
         if command is not None:
             return self._command(job, command, is_admin, user)
         if event.kind == "like":  # the thumbs-up sticker: seen, nothing to answer
@@ -312,6 +378,8 @@ class Bot:
             self.messenger.sender_action(event.psid, "typing_on", attempt.deadline)
         except SendError as error:
             if error.owner_must_act:
+                self._failure(job, "token")
+                self._token_refused(job)
                 raise RetryLater(error.reason) from None  # to the dead-letter queue, for the owner
             if error.permanent:  # nobody to answer: spare the model call
                 return self._end(job, "unreachable")
@@ -336,7 +404,7 @@ class Bot:
             summary = self._summarise(job, summary, older, model_deadline, usages)
         messages = build_messages(settings.system_prompt, history, content, summary)
         try:
-            completion = self.ask_model(messages, model_deadline)
+            completion = self._ask(messages, model_deadline)
         except ModelError as error:
             return self._model_failed(job, error)
         self._dropped(job, completion.dropped)
@@ -355,6 +423,10 @@ class Bot:
             said = f"{heard}\n\n{answer}" if heard else answer
             extra = (replies.continue_button(),) if cut else ()
             reply = Reply((*bubbles(said), *extra), remembered, answer)
+        job.watch_pause = not is_admin
+        if job.watch_pause and self._paused_now(job):  # someone of the page wrote meanwhile
+            return self._held_answer(job, remembered, usages, history, summary)
+        job.pause_checked = job.watch_pause
         self._record(job, reply, usages, question=True)
         outcome = ("shortened" if cut else "answered") if answer else "empty_answer"
         return self._deliver(job, reply, outcome, history, summary)
@@ -370,7 +442,18 @@ class Bot:
             job.psid, job.day, job.expiry, question, spent.tokens, spent.cost_nusd
         )
         job.claim = self.claims.record(job.claim, reply, items, job.day)
+        metrics.add("TokensIn", sum(u.input_tokens for u in usages))
+        metrics.add("TokensOut", sum(u.output_tokens for u in usages))
+        metrics.add("EstimatedCost", spent.cost_nusd / budget.NANO)
         log.info("answer.usage", tokens=spent.tokens, cost_nusd=spent.cost_nusd, counted=question)
+
+    def _ask(self, messages: list[Message], deadline: float) -> Completion:
+        """One model call, timed for the metrics (a failed call too)."""
+        started = time.monotonic()
+        try:
+            return self.ask_model(messages, deadline)
+        finally:
+            metrics.add("ModelLatency", round((time.monotonic() - started) * 1000))
 
     def _model_failed(self, job: Job, error: ModelError) -> str:
         """No answer: tell the person once and try later, or end with the right apology."""
@@ -396,7 +479,7 @@ class Bot:
     ) -> tuple[str, bool]:
         """Ask once for the rest of a cut answer; (the joined text, still cut)."""
         try:
-            more = self.ask_model(continuation_request(messages, partial), deadline)
+            more = self._ask(continuation_request(messages, partial), deadline)
         except ModelError as error:
             log.warning("answer.continue_failed", reason=error.reason)
             return partial, True
@@ -415,7 +498,7 @@ class Bot:
             log.info("history.summary_skipped", turns=len(older))
             return summary
         try:
-            done = self.ask_model(summary_request(summary, older), until)
+            done = self._ask(summary_request(summary, older), until)
         except ModelError as error:
             log.warning("history.summary_failed", reason=error.reason)
             return summary
@@ -446,6 +529,7 @@ class Bot:
         for url in ask.images:
             image = self._download(job, url, IMAGE_TYPES, replies.PHOTO_FAILED)
             parts.append({"type": "image_url", "image_url": {"url": image.data_url()}})
+        metrics.add("Images", len(ask.images))
         return parts
 
     def _hear(self, job: Job, url: str, deadline: float, usages: list[Usage]) -> str:
@@ -463,6 +547,7 @@ class Bot:
                 raise Said(self._say(job, replies.VOICE_FAILED, "voice_refused")) from None
             raise Said(self._model_failed(job, error)) from None
         usages += transcript.usage
+        metrics.add("Transcriptions")
         log.info("voice.transcribed", chars=len(transcript.text))
         if not transcript.text.strip():
             reply = text_reply(replies.VOICE_EMPTY)
@@ -473,10 +558,17 @@ class Bot:
     # -- what the owner hears about ---------------------------------------------------------
 
     def _alerts(self) -> alerts.Alerts:
-        return alerts.Alerts(self.settings, self.store, self.messenger, self.clock)
+        return alerts.Alerts(self.settings, self.store, self.messenger, self.clock, self.mailer)
 
-    def _alert(self, job: Job, kind: str, text: str) -> None:
-        self._alerts().alert(kind, text, job.attempt.deadline)
+    def _notices(self) -> notices.Notices:
+        return notices.Notices(self.settings, self.store, self.messenger, self.mailer, self.clock)
+
+    def _alert(self, job: Job, kind: str, text: str, hint: str = "") -> None:
+        self._alerts().alert(kind, text, job.attempt.deadline, hint)
+
+    def _token_refused(self, job: Job) -> None:
+        """Graph refused the page token: nothing reaches anyone until the owner renews it."""
+        self._alert(job, alerts.PAGE_TOKEN, replies.token_alert(), replies.TOKEN_HINT)
 
     def _dropped(self, job: Job, parameters: tuple[str, ...]) -> None:
         """Parameters the model refused for the first time in this container."""
@@ -489,7 +581,9 @@ class Bot:
             )
 
     def _failure(self, job: Job, kind: str) -> None:
-        """Counted for /stats; a failure to count it costs nobody their answer."""
+        """Counted in the metrics and for /stats; a failure to count it costs nobody their
+        answer."""
+        metrics.add("Failed", kind=FAILURE_METRIC_KINDS[kind])
         try:
             self.store.note_failure(job.day, kind, job.expiry)
         except Exception:
@@ -516,20 +610,29 @@ class Bot:
         summary: str | None = None,
     ) -> str:
         """Send the bubbles not yet confirmed, recording each, then finish the event together
-        with the conversation. A bubble that may have arrived is never sent again."""
+        with the conversation. A bubble that may have arrived is never sent again. When a
+        takeover may stop the reply (``watch_pause``), the pause is looked at just before each
+        bubble: what someone of the page writes is never followed by the bot's answer."""
         psid, attempt = job.psid, job.attempt
         recorded = job.claim.reply is not None
         last = len(reply.messages) - 1
         for index in range(job.claim.sent, last + 1):
             if epoch_ms(self.clock()) > attempt.lease_until_ms - LEASE_MARGIN_MS:
                 raise RetryLater("lease ending")
+            if job.watch_pause:
+                if job.pause_checked:  # looked an instant ago, before recording the answer
+                    job.pause_checked = False
+                elif self._paused_now(job):
+                    return self._stopped(job, reply, index)
             try:
                 self.messenger.send_message(psid, reply.messages[index], attempt.deadline)
             except SendError as error:
                 if error.maybe_delivered:
                     log.warning("reply.maybe_delivered", bubble=index + 1, reason=error.reason)
                 else:
-                    self._failure(job, "send")
+                    self._failure(job, "token" if error.owner_must_act else "send")
+                    if error.owner_must_act:
+                        self._token_refused(job)
                     if error.permanent and not error.owner_must_act:
                         return self._end(job, "unreachable")
                     raise RetryLater(f"send:{error.reason}", error.retry_after) from None
@@ -567,16 +670,92 @@ class Bot:
         with contextlib.suppress(SendError):  # logged by the client
             self.messenger.send_message(psid, {"text": text}, attempt.deadline)
 
-    def _notify_admins(self, user: User, attempt: Attempt) -> None:
+    def _announce(self, user: User, attempt: Attempt) -> None:
+        """A new user: the owners' notice with its buttons, now or with their next message."""
         notice = replies.new_user_notice(user, self.settings.daily_limit, user.ref_source, user.ref)
-        told = 0
-        for admin in sorted(self.settings.admin_psids):
-            try:
-                self.messenger.send_message(admin, notice, attempt.deadline)
-                told += 1
-            except SendError:
-                continue
-        log.info("user.new", admins_told=told, admins=len(self.settings.admin_psids))
+        told = self._notices().tell(notice, attempt.deadline)
+        log.info("user.new", delivered=told.delivered, queued=told.queued, emailed=told.emailed)
+
+    # -- the owner in the conversation: human takeover ----------------------------------------
+
+    def _paused_now(self, job: Job) -> bool:
+        """The person's pause as stored this instant: a takeover may have begun meanwhile."""
+        pause = self.store.get_pause(job.psid)
+        return pause is not None and pause.active(int(self.clock().timestamp()))
+
+    def _expires(self, job: Job) -> int:
+        return int((job.now + timedelta(hours=self.settings.history_ttl_hours)).timestamp())
+
+    def _remember(self, job: Job, turns: list[Turn], summary: str) -> list[TransactItem]:
+        """The conversation with what was said while the bot kept quiet (none when stateless)."""
+        if self.settings.history_turns <= 0 or not turns:
+            return []
+        return [self.store.history_item(job.psid, keep_latest(turns), self._expires(job), summary)]
+
+    def _by_hand(self, job: Job, snapshot: Snapshot) -> str:
+        """What someone of the page wrote to the person: the page's turn in the conversation
+        (so that the bot knows what was said when it answers again), nothing sent."""
+        event = job.event
+        said = {"role": "assistant", "content": event.text}
+        writes = self._remember(job, [*snapshot.history, said], snapshot.summary)
+        self.claims.finish(job.claim, "by_hand", writes)
+        log.info("takeover.remembered", chars=len(event.text))
+        if event.payload == STARTED and self.settings.takeover_notices:
+            moment = int(job.now.timestamp())
+            pause = snapshot.pause
+            until = pause.until if pause else moment + self.settings.human_pause_minutes * 60
+            notice = replies.takeover_notice(job.psid, until, self.settings.tz)
+            self._notices().tell(notice, job.attempt.deadline)
+        return "by_hand"
+
+    def _held(self, job: Job, snapshot: Snapshot, question: str) -> str:
+        """A message while the bot keeps quiet for the person: kept in the conversation, not
+        answered, not counted."""
+        event = job.event
+        content = {
+            "image": f"{replies.PHOTO_MARK} {question}".strip(),
+            "audio": replies.VOICE_MARK,
+            "attachments": replies.ATTACHMENT_MARK,
+            "like": "",
+        }.get(event.kind, question.strip())
+        turns = snapshot.history
+        if content:
+            turns = [*turns, {"role": "user", "content": content}]
+        writes = [*self._activity(job), *self._remember(job, turns, snapshot.summary)]
+        self.claims.finish(job.claim, "paused", writes if content else self._activity(job))
+        log.info("takeover.held", kind=event.kind)
+        return "paused"
+
+    def _held_answer(
+        self, job: Job, remembered: str, usages: list[Usage], history: list[Turn], summary: str
+    ) -> str:
+        """The model answered, but someone of the page wrote to the person meanwhile: the
+        answer is not sent and the question not counted; what the model cost is."""
+        settings = self.settings
+        spent = budget.spend(usages, settings.model_prices, settings.model)
+        writes = self._activity(job)
+        if spent.tokens or spent.cost_nusd:
+            writes += self.store.usage_items(
+                job.psid, job.day, job.expiry, False, spent.tokens, spent.cost_nusd
+            )
+        question = {"role": "user", "content": remembered}
+        writes += self._remember(job, [*history, question], summary)
+        self.claims.finish(job.claim, "paused", writes)
+        log.info("takeover.held", kind=job.event.kind, answered=False, tokens=spent.tokens)
+        return "paused"
+
+    def _stopped(self, job: Job, reply: Reply, sent: int) -> str:
+        """A takeover began while the reply was going out: the rest is not sent."""
+        log.info("takeover.cut", bubbles=len(reply.messages), sent=sent)
+        writes = self._activity(job)
+        if reply.question:
+            turns, summary = self.store.load_conversation(job.psid)
+            turns = [*turns, {"role": "user", "content": reply.question}]
+            if sent and reply.answer:
+                turns.append({"role": "assistant", "content": reply.answer})
+            writes += self._remember(job, turns, summary)
+        self.claims.finish(job.claim, "paused", writes)
+        return "paused"
 
     # -- commands -------------------------------------------------------------------------
 
@@ -606,8 +785,97 @@ class Bot:
             return self._say(job, replies.deleted(deleted), outcome)
         if command.name == "delete_cancelled":
             return self._say(job, replies.DELETE_CANCELLED, outcome)
+        if command.name == "human":
+            return self._say(job, self._human(job, is_admin), outcome)
+        if command.name == "users":
+            return self._send(job, Reply(self._users(job.now)), outcome)
+        if command.name == "pause":
+            return self._say(job, self._pause(job, command), outcome)
+        if command.name == "resume":
+            return self._say(job, self._resume(job, command), outcome)
         text = self._command_reply(job.psid, command, is_admin, job.now)
         return self._say(job, text, outcome)
+
+    def _human(self, job: Job, is_admin: bool) -> str:
+        """A person asks for a person: the bot keeps quiet for them (if takeover is on) and
+        the owners are told, with buttons to take over or to let the bot answer."""
+        if is_admin:
+            return replies.HUMAN_FROM_OWNER
+        minutes, moment = self.settings.human_pause_minutes, int(job.now.timestamp())
+        until = None
+        if minutes > 0:
+            until = moment + minutes * 60
+            if self.store.extend_pause(job.psid, until, BY_PERSON, moment):
+                metrics.add("HumanTakeovers")
+                log.info("takeover.started", by=BY_PERSON, minutes=minutes)
+        quiet_until = moment + HUMAN_NOTICE_QUIET_SECONDS
+        if self.store.take_alert("human", moment, quiet_until, psid=job.psid):
+            notice = replies.human_notice(job.psid, until, self.settings.tz)
+            self._notices().tell(notice, job.attempt.deadline)
+        else:
+            log.info("human.told_already")
+        return replies.human_asked(minutes)
+
+    def _pause(self, job: Job, command: Command) -> str:
+        """An owner's /pause: the bot keeps quiet for someone, as long as the owner says."""
+        psid = command.psid
+        if self.settings.is_admin(psid):
+            return replies.owner_never_paused(psid)
+        minutes = command.number or self.settings.human_pause_minutes or DEFAULT_PAUSE_MINUTES
+        moment = int(job.now.timestamp())
+        until = moment + minutes * 60
+        before = self.store.set_pause(psid, until, BY_OWNER)
+        if before is None or not before.active(moment):
+            metrics.add("HumanTakeovers")
+            log.info("takeover.started", by=BY_OWNER, paused=psid, minutes=minutes)
+        return replies.paused(psid, until, minutes, self.settings.tz)
+
+    def _resume(self, job: Job, command: Command) -> str:
+        """An owner's /resume (or the button on a notice): the bot answers again."""
+        psid = command.psid
+        before = self.store.end_pause(psid)
+        was_paused = before is not None and before.active(int(job.now.timestamp()))
+        if was_paused:
+            assert before is not None
+            log.info("takeover.ended", by=before.by, ended_by=BY_OWNER, paused=psid)
+            others = self.settings.admin_psids - {job.psid}
+            if self.settings.takeover_notices and others:
+                notice = replies.takeover_ended_notice(psid)
+                self._notices().tell(notice, job.attempt.deadline, to=others)
+        return replies.resumed(psid, was_paused)
+
+    def _users(self, now: datetime) -> tuple[Message, ...]:
+        """The owner's /users: the most recently active people (owners as such), and those
+        waiting for a decision, as cards with the new-user buttons."""
+        store, settings = self.store, self.settings
+        day = day_key(now, settings.tz)
+        read = store.recent_users(PENDING_USERS_READ)
+        if not read:
+            return ({"text": "No users yet."},)
+        users = read[:RECENT_USERS_SHOWN]
+        lines = [
+            replies.describe_user(
+                u, store.usage(u, day, settings.daily_limit), settings.is_admin(u.psid)
+            )
+            for u in users
+        ]
+        waiting = [u for u in read if u.pending and not settings.is_admin(u.psid)]
+        shown = waiting[:PENDING_CARDS]
+        text = (
+            f"Recent users ({len(users)}):\n"
+            + "\n".join(lines)
+            + "\n\n"
+            + replies.pending(len(waiting), len(shown))
+        )
+        cards = [
+            replies.new_user_notice(u, settings.daily_limit, u.ref_source, u.ref) for u in shown
+        ]
+        extra: tuple[Message, ...] = ()
+        if len(cards) == 1:
+            extra = (notices.message(cards[0]),)
+        elif cards:
+            extra = (notices.carousel(cards),)
+        return (*bubbles(text), *extra)
 
     def _stats(self, day: str, now: datetime) -> str:
         """The owner's /stats: the page's days this month (one Query), and the costliest of
@@ -660,25 +928,23 @@ class Bot:
             return replies.usage(usage, now, settings.tz, totals.tokens, token_limit)
         if command.name == "stats":
             return self._stats(day, now)
-        if command.name == "users":
-            users = store.recent_users(RECENT_USERS_SHOWN)
-            if not users:
-                return "No users yet."
-            lines = [
-                replies.describe_user(u, store.usage(u, day, settings.daily_limit)) for u in users
-            ]
-            return f"Recent users ({len(users)}):\n" + "\n".join(lines)
         if command.name == "forget":
             deleted = store.forget_user(command.psid)
             if not deleted:
                 return f"Nothing is stored for {command.psid}."
             return f"Forgot {command.psid}: {deleted} records deleted."
+        if settings.is_admin(command.psid):
+            return replies.owner_has_no_limit(command.psid)
         if command.name == "limit":
             assert command.number is not None
             current = store.get_user(command.psid)
             user = store.set_limit(command.psid, command.number, now)
+            if current is not None and current.status == STATUS_BLOCKED:
+                return replies.limit_kept_blocked(command.psid, command.number)
             if current is not None and current.status == STATUS_UNLIMITED:
                 user = store.set_status(command.psid, "default", now)
+                usage = store.usage(user, day, settings.daily_limit)
+                return replies.limit_from_unlimited(user, usage)
         else:
             status = commands.ADMIN_STATUS_COMMANDS[command.name]
             user = store.set_status(command.psid, status, now)

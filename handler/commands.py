@@ -1,4 +1,5 @@
-"""Pure: which command, if any, a message or postback is, and its checked arguments."""
+"""Pure: which command, if any, a message or postback is, and its checked arguments; a
+command the owner got wrong says why, and how it is written."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from dataclasses import dataclass
 
 from .quota import STATUS_BLOCKED, STATUS_DEFAULT, STATUS_UNLIMITED
 from .replies import ADMIN_ACTION_PREFIX
+from .settings import MAX_PAUSE_MINUTES
 
-USER_COMMANDS = {"help", "reset", "usage", "start", "delete"}
+USER_COMMANDS = {"help", "reset", "usage", "start", "delete", "human"}
 # Postback payloads of the persistent menu, the Get Started button and the bot's own buttons.
 USER_PAYLOADS = {
     "HELP": "help",
     "RESET": "reset",
     "USAGE": "usage",
+    "HUMAN": "human",
     "GET_STARTED": "start",
     "DELETE_CONFIRMED": "delete_confirmed",
     "DELETE_CANCELLED": "delete_cancelled",
@@ -26,8 +29,17 @@ ADMIN_STATUS_COMMANDS = {
     "block": STATUS_BLOCKED,
     "blocked": STATUS_BLOCKED,
 }
-ADMIN_COMMANDS = {"users", "stats", "limit", "forget", *ADMIN_STATUS_COMMANDS}
+ADMIN_COMMANDS = {"users", "stats", "limit", "forget", "pause", "resume", *ADMIN_STATUS_COMMANDS}
+# What the owners' buttons do: new users' decisions, and taking a conversation over.
+ADMIN_ACTIONS = {"unlimited", "default", "blocked", "pause", "resume"}
 MAX_LIMIT = 100_000
+USAGE = {
+    "users": "/users",
+    "stats": "/stats",
+    "limit": "/limit <psid> <n>",
+    "pause": "/pause <psid> [minutes]",
+}
+PSID_EXPECTED = "16 digits expected (the number in a new-user notice, or in /users)"
 
 
 @dataclass(frozen=True)
@@ -38,31 +50,65 @@ class Command:
     error: str = ""  # set when the command is known but its arguments are not right
 
 
-def _psid(arg: str) -> bool:
-    return arg.isdigit() and 5 <= len(arg) <= 32
+def is_psid(arg: str) -> bool:
+    return arg.isascii() and arg.isdigit() and 5 <= len(arg) <= 32
+
+
+def _word(arg: str) -> str:
+    """An argument quoted back in a reply: short, on one line."""
+    return repr(arg if len(arg) <= 40 else arg[:39] + "\u2026")
+
+
+def _refused(name: str, why: str) -> Command:
+    return Command(name, error=f"{why}. Usage: {USAGE.get(name, f'/{name} <psid>')}")
+
+
+def _whole(arg: str, low: int, high: int) -> int | None:
+    return int(arg) if arg.isascii() and arg.isdigit() and low <= int(arg) <= high else None
+
+
+def _counted(
+    name: str, psid: str, word: str, what: str, low: int, high: int, note: str = ""
+) -> Command:
+    """``/name <psid> <number>``, or why the number is refused."""
+    number = _whole(word, low, high)
+    if number is None:
+        return _refused(
+            name,
+            f"{_word(word)} is not a number of {what}: a whole number from {low} to "
+            f"{high:,}{note} expected",
+        )
+    return Command(name, psid, number)
 
 
 def _admin(name: str, args: list[str]) -> Command:
-    usage = {
-        "users": "/users",
-        "stats": "/stats",
-        "limit": "/limit <psid> <n>",
-    }.get(name, f"/{name} <psid>")
     if name in ("users", "stats"):
-        return Command(name) if not args else Command(name, error=f"Usage: {usage}")
-    if not args or not _psid(args[0]):
-        return Command(name, error=f"Usage: {usage} (a PSID is the number in the new-user message)")
+        if args:
+            return _refused(name, f"/{name} takes nothing after it")
+        return Command(name)
+    if not args:
+        return _refused(name, f"/{name} needs a page-scoped id (PSID): {PSID_EXPECTED}")
+    if not is_psid(args[0]):
+        return _refused(name, f"{_word(args[0])} is not a page-scoped id: {PSID_EXPECTED}")
+    psid, rest = args[0], args[1:]
     if name == "limit":
-        if len(args) != 2 or not args[1].isdigit() or int(args[1]) > MAX_LIMIT:
-            return Command(name, error=f"Usage: {usage}, with n a whole number up to {MAX_LIMIT}")
-        return Command(name, args[0], int(args[1]))
-    if len(args) != 1:
-        return Command(name, error=f"Usage: {usage}")
-    return Command(name, args[0])
+        if len(rest) != 1:
+            return _refused(name, "/limit needs a PSID and a number of questions a day")
+        return _counted(name, psid, rest[0], "questions", 0, MAX_LIMIT)
+    if name == "pause":
+        if len(rest) > 1:
+            return _refused(name, "/pause takes a PSID and, if you like, minutes")
+        if not rest:
+            return Command(name, psid)
+        return _counted(name, psid, rest[0], "minutes", 1, MAX_PAUSE_MINUTES, " (a week)")
+    if rest:
+        return _refused(name, f"/{name} takes one PSID, got {len(args)} words")
+    return Command(name, psid)
 
 
 def parse_text(text: str, is_admin: bool) -> Command | None:
-    """A ``/command``, or ``None`` for an ordinary question (also admin words from non-admins)."""
+    """A ``/command``, or ``None`` for an ordinary question (also admin words from non-admins).
+    An owner's unknown command is answered as such, not asked of the model."""
     words = text.strip().split()
     if not words or not words[0].startswith("/"):
         return None
@@ -71,6 +117,8 @@ def parse_text(text: str, is_admin: bool) -> Command | None:
         return Command(name)
     if is_admin and name in ADMIN_COMMANDS:
         return _admin(name, words[1:])
+    if is_admin and name.isascii() and name.isalpha():
+        return Command("unknown", error=f"There is no command /{name}. /help lists them.")
     return None
 
 
@@ -90,7 +138,7 @@ def parse_payload(payload: str, is_admin: bool) -> Command | None:
         if not is_admin:
             return Command("ignored", error="admin payload from a non-admin")
         _, action, psid = [*payload.split(":", 2), "", ""][:3]
-        if action in ("unlimited", "default", "blocked") and _psid(psid):
+        if action in ADMIN_ACTIONS and is_psid(psid):
             return Command("block" if action == "blocked" else action, psid)
         return Command("ignored", error="malformed admin payload")
     return parse_text(payload, is_admin)

@@ -96,6 +96,25 @@ def build_messages(
     ]
 
 
+# The most a stored conversation holds, whatever happens between answers (a long exchange
+# with a person of the page while the bot keeps quiet): well under DynamoDB's 400 KB item.
+STORED_MAX_CHARS = 50_000
+
+
+def keep_latest(turns: list[Turn], max_chars: int = STORED_MAX_CHARS) -> list[Turn]:
+    """The newest turns that fit ``max_chars`` (the newest always): what is stored between
+    answers; the next answer summarises what its budget cannot take."""
+    kept: list[Turn] = []
+    used = 0
+    for turn in reversed(turns):
+        size = len(turn["content"])
+        if kept and used + size > max_chars:
+            break
+        kept.insert(0, turn)
+        used += size
+    return kept
+
+
 def remember(
     history: list[Turn], question: str, answer: str, max_turns: int, max_chars: int
 ) -> list[Turn]:

@@ -10,6 +10,9 @@ from typing import Any
 
 DEFAULTS: dict[str, Any] = {
     "adminPsids": [],
+    "alarmErrors": 5,
+    "alarmQueueAgeSeconds": 900,
+    "alarms": True,
     "appId": "",
     "architecture": "arm64",
     "batchSize": 1,
@@ -22,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "historyMaxChars": 6000,
     "historyTtlHours": 24,
     "historyTurns": 6,
+    "humanPauseMinutes": 30,
     "iceBreakers": [],
     "keepWarmMinutes": 20,
     "kmsKeyArn": "",
@@ -43,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     ],
     "openaiApi": "chat",
     "openaiBaseUrl": "",
+    "ownerEmail": "",
     "pageId": "",
     "privacyContact": "",
     "privacyText": "",
@@ -54,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "retryDelaySeconds": 10,
     "systemPrompt": "",
     "systemPromptFile": "",
+    "takeoverNotices": False,
     "temperature": "",
     "timeoutSeconds": 120,
     "topP": "",

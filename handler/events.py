@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 EventKind = Literal["http", "keep_warm", "queue", "unknown"]
 # "image": photos or stickers (with the person's text, if any); "audio": a voice message;
-# "like": the thumbs-up sticker; "attachments": what the bot cannot take (video, files...).
+# "like": the thumbs-up sticker; "attachments": what the bot cannot take (video, files...);
+# "echo": someone of the page wrote to the person by hand (Page Inbox, Business Suite).
 InboundKind = Literal[
-    "text", "postback", "quick_reply", "attachments", "image", "audio", "like", "referral"
+    "text", "postback", "quick_reply", "attachments", "image", "audio", "like", "referral", "echo"
 ]
 SQS_SOURCE = "aws:sqs"
 # Messenger lets a page answer within 24 hours of a person's message; an older event is
@@ -33,6 +34,14 @@ MAX_URL_CHARS = 2048
 # text this soon after a photo-only message of the same person, in the same delivery, is
 # its question.
 CAPTION_WINDOW_MS = 60_000
+# What a reply by hand without text (a photo, a sticker) is remembered as.
+ECHO_WITHOUT_TEXT = "[an attachment sent by hand]"
+# What the bot puts in the ``metadata`` of every message it sends (the Send API takes up to
+# 1,000 characters and gives it back in the echo): its own echoes are known by it even in a
+# stack that does not set appId.
+BOT_METADATA = "messenger-bridge"
+# The Page Inbox's (and the Business Suite app's) app id on the echoes of replies typed there.
+PAGE_INBOX_APP_ID = 263902037430900
 
 
 class MalformedBody(ValueError):
@@ -186,16 +195,50 @@ def _referral(*holders: Any) -> tuple[str, str]:
     return "", ""
 
 
-def _one(item: dict[str, Any], page_id: str) -> Inbound | None:
+def is_ours(app_id: Any, metadata: Any, our_app_id: str | None) -> bool:
+    """An echo of a message this bot sent: our metadata, or our app's id. A reply typed by hand
+    carries the Page Inbox's app id or none, and never our metadata."""
+    if metadata == BOT_METADATA:
+        return True
+    if our_app_id and isinstance(app_id, (int, str)) and not isinstance(app_id, bool):
+        return str(app_id) == our_app_id
+    return False
+
+
+def _timestamp(item: dict[str, Any]) -> int:
+    timestamp = item.get("timestamp")
+    return timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else 0
+
+
+def _echo(
+    item: dict[str, Any], message: dict[str, Any], page_id: str, app_id: str | None
+) -> Inbound | None:
+    """A message the page sent: the bot's own (dropped), or one typed by hand by someone of
+    the page, to the person it went to (the recipient)."""
+    psid = _str_id(item.get("recipient"))
+    if not psid or psid == page_id:
+        return None
+    if is_ours(message.get("app_id"), message.get("metadata"), app_id):
+        return None
+    timestamp = _timestamp(item)
+    text = _text(message.get("text")) or ""
+    if not text.strip():
+        text = ECHO_WITHOUT_TEXT if message.get("attachments") or message.get("sticker_id") else ""
+    if not text.strip():
+        return None
+    event_id = _event_id(message.get("mid"), psid, timestamp, "echo", "", text)
+    return Inbound(event_id, psid, page_id, timestamp, "echo", text)
+
+
+def _one(item: dict[str, Any], page_id: str, app_id: str | None = None) -> Inbound | None:
+    message = item.get("message")
+    if isinstance(message, dict) and message.get("is_echo"):
+        return _echo(item, message, page_id, app_id)
     psid = _str_id(item.get("sender"))
     if not psid or psid == page_id:
         return None
-    timestamp = item.get("timestamp")
-    timestamp = timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else 0
-    message = item.get("message")
+    timestamp = _timestamp(item)
     if isinstance(message, dict):
-        if message.get("is_echo"):
-            return None
         text = _text(message.get("text"))
         quick = message.get("quick_reply")
         media: tuple[tuple[str, str], ...] = ()
@@ -292,8 +335,10 @@ def _event_id(mid: Any, psid: str, timestamp: int, kind: str, payload: str, text
     return derived_id(psid, timestamp, kind, payload, text)
 
 
-def parse_webhook(body: bytes) -> list[Inbound]:
-    """Every message and postback in a page webhook body, in order; nothing else."""
+def parse_webhook(body: bytes, app_id: str | None = None) -> list[Inbound]:
+    """Every message and postback in a page webhook body, in order, and the page's messages
+    typed by hand (``echo``); nothing else. ``app_id``: this app's, whose echoes are the
+    bot's own."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -313,7 +358,7 @@ def parse_webhook(body: bytes) -> list[Inbound]:
         messaging = entry.get("messaging")
         for item in messaging if isinstance(messaging, list) else []:
             if isinstance(item, dict):
-                inbound = _one(item, page_id or _str_id(item.get("recipient")))
+                inbound = _one(item, page_id or _str_id(item.get("recipient")), app_id)
                 if inbound is not None:
                     found.append(inbound)
     return found

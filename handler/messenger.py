@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .events import BOT_METADATA
 from .logs import log
 
 RATE_LIMIT_CODES = {4, 613, 32, 17}
@@ -145,9 +146,14 @@ class Messenger:
         raise last
 
     def send_message(self, psid: str, message: dict[str, Any], deadline: float) -> None:
-        """One message (a text bubble, buttons...), before ``deadline`` (``time.monotonic()``)."""
+        """One message (a text bubble, buttons...), before ``deadline`` (``time.monotonic()``),
+        marked as the bot's (``BOT_METADATA``): its echo never pauses the bot."""
         self._post(
-            {"recipient": {"id": psid}, "messaging_type": "RESPONSE", "message": message},
+            {
+                "recipient": {"id": psid},
+                "messaging_type": "RESPONSE",
+                "message": {**message, "metadata": BOT_METADATA},
+            },
             self._attempts,
             deadline,
         )

@@ -31,8 +31,11 @@ HANDLER_ACTIONS: dict[str, tuple[str, ...]] = {
     ),
     # The secrets, fetched in one call at cold start.
     "secret_parameters": ("ssm:GetParameters",),
-    # The KMS key that encrypts those parameters.
-    "secrets_key": ("kms:Decrypt",),
+    # The stack's KMS key: it encrypts those parameters, and the owner's topic, whose
+    # publishers need a data key from it.
+    "secrets_key": ("kms:Decrypt", "kms:GenerateDataKey"),
+    # The owner's SNS topic: "owner must act" alerts by e-mail (ownerEmail).
+    "owner_topic": ("sns:Publish",),
     # The function's own log group (the runtime writes it with the function's role).
     "log_group": ("logs:CreateLogStream", "logs:PutLogEvents"),
 }

@@ -64,10 +64,13 @@ def privacy_page(settings: Settings, region: str | None) -> str:
             "summary of earlier ones, so that follow-up questions make sense. Deleted after "
             f"{settings.history_ttl_hours} hours without a message, or at once when you send "
             "/reset. Photos and voice messages are not kept: only the words of a voice message, "
-            "as a question."
+            "as a question. When someone of the page answers you themselves, what they write is "
+            "part of the conversation too."
             if history
             else "No conversation: each question is answered on its own and not kept."
         ),
+        "When someone of the page answers you themselves, or you ask for a person (/human): "
+        "until when the assistant keeps quiet for you, kept a day after that.",
         "While a message is being answered, a record of it (with the answer until it is sent), "
         f"kept {int(EVENT_RETENTION.total_seconds() // 3600)} hours to answer each message "
         "only once. A message that could not be answered waits up to "

@@ -28,6 +28,7 @@ MENU_COMMANDS: tuple[tuple[str, str], ...] = (
     ("Help", "HELP"),
     ("Usage", "USAGE"),
     ("New conversation", "RESET"),
+    ("Talk to a person", "HUMAN"),  # /human: the owners are told, the bot keeps quiet
 )
 FIELDS = ("get_started", "greeting", "ice_breakers", "persistent_menu")
 

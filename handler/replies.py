@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .budget import NANO, dollars
 from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, Usage, describe_reset
-from .store import FAILURE_KINDS, PageDay, User, UserDay
+from .store import FAILURE_KINDS, Notice, PageDay, User, UserDay
 
 ADMIN_ACTION_PREFIX = "ADMIN:"
 
@@ -41,6 +41,9 @@ DEFAULT_PHOTO_QUESTION = (
     "language they have been writing in (English if you cannot tell)."
 )
 PHOTO_MARK = "[photo]"  # how a photo question is remembered: never the picture itself
+# How a voice message or an attachment the bot did not answer (it kept quiet) is remembered.
+VOICE_MARK = "[voice message]"
+ATTACHMENT_MARK = "[attachment]"
 VISION_OFF = "I can't look at photos here. Please tell me in words what you need."
 VISION_UNSUPPORTED = (
     "The model here can't look at photos. Please describe the picture in words; this was "
@@ -64,6 +67,7 @@ USER_HELP = (
     "/usage: questions and tokens left today\n"
     "/reset: forget our conversation\n"
     "/delete: delete everything this bot keeps about you\n"
+    "/human: talk to a person of the page\n"
     "/help: this message"
 )
 QUICK_REPLY_TITLE_LIMIT = 20
@@ -78,7 +82,9 @@ ADMIN_HELP = (
     "/users: recent users\n"
     "/unlimited <psid>, /default <psid>, /block <psid>\n"
     "/limit <psid> <n>: a daily limit for one user\n"
-    "/forget <psid>: delete that user's data"
+    "/forget <psid>: delete that user's data\n"
+    "/pause <psid> [minutes]: the bot keeps quiet for that user while you answer\n"
+    "/resume <psid>: the bot answers them again"
 )
 
 
@@ -248,21 +254,171 @@ def vision_alert(model: str) -> str:
     )
 
 
-def describe_user(user: User, usage: Usage) -> str:
+def token_alert() -> str:
+    return (
+        "Facebook refused the page access token (Graph error 190): the bot can send nothing, "
+        "and people's messages go to the dead-letter queue."
+    )
+
+
+TOKEN_HINT = (
+    "generate a new page token (Meta app dashboard, Messenger API Settings), then run "
+    "`pulumi config set --secret pageAccessToken` and `pulumi up`, and send the waiting "
+    "messages back with `python -m admin replay --all`."
+)
+
+
+def dead_letter_alert(tries: int, why: str) -> str:
+    return (
+        f"a message could not be answered in {tries} tries and went to the dead-letter queue "
+        f"(last error: {why}). Fix the cause, then send it back: python -m admin replay."
+    )
+
+
+DEAD_LETTER_HINT = (
+    "read why in the function's logs (record.retry) or with `python -m admin replay`, fix "
+    "the cause, then run `python -m admin replay --all` within 24 hours of the messages."
+)
+
+
+# -- the owner in the conversation: human takeover --------------------------------------------
+
+
+def clock_time(epoch: int, tz: ZoneInfo) -> str:
+    """``14:30 UTC``: when a pause ends, in the page's time zone."""
+    moment = datetime.fromtimestamp(epoch, UTC).astimezone(tz)
+    return f"{moment.strftime('%H:%M')} {moment.tzname()}"
+
+
+def human_asked(minutes: int) -> str:
+    """The answer to /human: the owners were told; the bot keeps quiet, if takeover is on."""
+    if minutes <= 0:
+        return (
+            "I've let the page's team know that you'd like to talk to a person: someone will "
+            "answer you here when they can. Meanwhile I'm still here for your questions."
+        )
+    return (
+        "I've let the page's team know that you'd like to talk to a person: someone will "
+        f"answer you here. Until then I'll keep quiet (for up to {minutes} minutes)."
+    )
+
+
+HUMAN_FROM_OWNER = (
+    "You're an owner of this page: /human is for the people who write to it. "
+    "/pause <psid> keeps the bot quiet for someone while you answer them."
+)
+
+
+def human_notice(psid: str, until: int | None, tz: ZoneInfo) -> Notice:
+    """An owner's notice that someone asked for a person, with what they can do about it."""
+    take_over = ("Take over", admin_payload("pause", psid))
+    if until is None:
+        return Notice(
+            f"human:{psid}",
+            f"{psid} asked to talk to a person; the bot goes on answering them until you "
+            "take over.",
+            title=f"{psid} asks for a person",
+            subtitle="the bot goes on answering them",
+            buttons=(take_over,),
+            hint=HUMAN_HINT,
+        )
+    when = clock_time(until, tz)
+    return Notice(
+        f"human:{psid}",
+        f"{psid} asked to talk to a person. The bot keeps quiet for them until {when}: answer "
+        "them from the Page Inbox, or let the bot answer.",
+        title=f"{psid} asks for a person",
+        subtitle=f"the bot keeps quiet until {when}",
+        buttons=(take_over, ("Let the bot answer", admin_payload("resume", psid))),
+        hint=HUMAN_HINT,
+    )
+
+
+HUMAN_HINT = (
+    "answer them from the Page Inbox or the Business Suite app (within 24 hours of their "
+    "message): the bot keeps quiet while you write to them."
+)
+
+
+def takeover_notice(psid: str, until: int, tz: ZoneInfo) -> Notice:
+    """Someone of the page answered a person by hand (``takeoverNotices``)."""
+    when = clock_time(until, tz)
+    return Notice(
+        f"takeover:{psid}",
+        f"Someone of the page answered {psid} by hand: the bot keeps quiet for them until "
+        f"{when}, longer if you write again.",
+        title=f"{psid} answered by hand",
+        subtitle=f"the bot keeps quiet until {when}",
+        buttons=(("Let the bot answer", admin_payload("resume", psid)),),
+    )
+
+
+def takeover_ended_notice(psid: str) -> Notice:
+    """An owner let the bot answer a person again before the pause ended."""
+    return Notice(
+        f"takeover:{psid}", f"An owner let the bot answer {psid} again before the pause ended."
+    )
+
+
+def paused(psid: str, until: int, minutes: int, tz: ZoneInfo) -> str:
+    return (
+        f"Done: the bot keeps quiet for {psid} until {clock_time(until, tz)} ({minutes} min) "
+        f"while you answer them from the Page Inbox. /resume {psid} lets it answer again."
+    )
+
+
+def resumed(psid: str, was_paused: bool) -> str:
+    if not was_paused:
+        return f"The bot was not paused for {psid}: it answers them."
+    return f"Done: the bot answers {psid} again, from their next message."
+
+
+def owner_has_no_limit(psid: str) -> str:
+    return f"{psid} is an owner of this page: owners have no limit and cannot be blocked."
+
+
+def owner_never_paused(psid: str) -> str:
+    return f"{psid} is an owner of this page: the bot never pauses for owners."
+
+
+def describe_user(user: User, usage: Usage, owner: bool = False) -> str:
+    if owner:
+        return f"{user.psid}: owner (no limit)"
     if user.status == STATUS_BLOCKED:
         return f"{user.psid}: blocked"
     limit = "no limit" if usage.limit is None else f"{usage.used}/{usage.limit} today"
-    return f"{user.psid}: {user.status}, {limit}"
+    waiting = ", waiting for your decision" if user.pending else ""
+    return f"{user.psid}: {user.status}, {limit}{waiting}"
 
 
 def status_changed(user: User, usage: Usage) -> str:
     return "Done. " + describe_user(user, usage)
 
 
-def new_user_notice(
-    user: User, default_limit: int, ref_source: str = "", ref: str = ""
-) -> dict[str, Any]:
-    """The owner's message about a first-time user: a button template, tappable once each."""
+def limit_kept_blocked(psid: str, limit: int) -> str:
+    """/limit on a blocked user: the limit is stored, the block stays."""
+    return (
+        f"Done: {psid} has their own limit of {limit} a day, but stays blocked. "
+        f"/default {psid} lets them ask again."
+    )
+
+
+def limit_from_unlimited(user: User, usage: Usage) -> str:
+    """/limit on an unlimited user: back to default, with that limit."""
+    return f"Done: {user.psid} was unlimited and now has a limit. " + describe_user(user, usage)
+
+
+def pending(count: int, shown: int) -> str:
+    """The /users line about the people no owner has decided about."""
+    if not count:
+        return "No one is waiting for your decision."
+    more = f" (the {shown} newest below)" if shown < count else " (below)"
+    people = "person is" if count == 1 else "people are"
+    return f"{count} {people} waiting for your decision{more}."
+
+
+def new_user_notice(user: User, default_limit: int, ref_source: str = "", ref: str = "") -> Notice:
+    """The owners' notice about a first-time user, with a button for each decision."""
     status = (
         "unlimited" if user.status == STATUS_UNLIMITED else f"{user.status}, {default_limit}/day"
     )
@@ -271,27 +427,22 @@ def new_user_notice(
         came = (
             f" Came from {ref_source.lower() or 'a link'}" + (f" (ref {ref})" if ref else "") + "."
         )
-    return {
-        "attachment": {
-            "type": "template",
-            "payload": {
-                "template_type": "button",
-                "text": f"New user {user.psid} wrote for the first time ({status}).{came}"[:640],
-                "buttons": [
-                    {
-                        "type": "postback",
-                        "title": title,
-                        "payload": admin_payload(action, user.psid),
-                    }
-                    for title, action in (
-                        ("Allow unlimited", "unlimited"),
-                        ("Keep default", "default"),
-                        ("Block", "blocked"),
-                    )
-                ],
-            },
-        }
-    }
+    return Notice(
+        f"new_user:{user.psid}",
+        f"New user {user.psid} wrote for the first time ({status}).{came}"[:640],
+        title=f"New user {user.psid}",
+        subtitle=f"{status}.{came}",
+        buttons=(
+            ("Allow unlimited", admin_payload("unlimited", user.psid)),
+            ("Keep default", admin_payload("default", user.psid)),
+            ("Block", admin_payload("blocked", user.psid)),
+        ),
+        hint=(
+            "write anything to the page in Messenger: this notice comes with your next "
+            "message, with buttons to allow, keep or block them (/users there lists everyone "
+            "waiting for your decision)."
+        ),
+    )
 
 
 def admin_payload(action: str, psid: str) -> str:
@@ -303,6 +454,7 @@ def admin_payload(action: str, psid: str) -> str:
 FAILURE_NAMES = {
     "model": "model errors",
     "send": "send errors",
+    "token": "page token refused",
     "insufficient_quota": "insufficient_quota",
     "unsupported_parameter": "unsupported parameter",
 }

@@ -10,8 +10,13 @@ pk                     sk                what
                                          cost: numbers (expires)
 ``USER#<psid>``        ``HISTORY``       recent conversation turns and the summary of the
                                          older ones (expires)
-``USER#<psid>``        ``OUTBOX``        an owner's alerts waiting for their next message:
-                                         one per kind, the newest (expires)
+``USER#<psid>``        ``OUTBOX``        an owner's notices waiting for their next message:
+                                         one per key, the newest, at most 20 (expires)
+``USER#<psid>``        ``PAUSE``         until when the bot is quiet for this person, and
+                                         who paused it (a human's reply, /human, /pause)
+                                         (expires)
+``USER#<psid>``        ``ALERT#<kind>``  until when a notice about this person is quiet
+                                         (their /human): deleted with them (expires)
 ``PAGE``               ``DAY#<date>``    the whole page that day: questions, tokens,
                                          estimated cost, failures by kind (expires)
 ``PAGE``               ``ALERT#<kind>``  until when an owner alert of that kind is quiet
@@ -46,6 +51,7 @@ EVENT = "EVENT"
 DELETION_PREFIX = "DELETION#"
 DELETION = "DELETION"
 OUTBOX = "OUTBOX"
+PAUSE = "PAUSE"
 PAGE = "PAGE"
 ALERT_PREFIX = "ALERT#"
 
@@ -96,8 +102,13 @@ def counter_key(psid: str, day: str) -> Key:
 
 
 def outbox_key(psid: str) -> Key:
-    """An owner's alerts kept until they write (Messenger's 24-hour window)."""
+    """An owner's notices kept until they write (Messenger's 24-hour window)."""
     return key(user_pk(psid), OUTBOX)
+
+
+def pause_key(psid: str) -> Key:
+    """Until when the bot keeps quiet for a person a human has taken over."""
+    return key(user_pk(psid), PAUSE)
 
 
 def page_day_key(day: str) -> Key:
@@ -113,6 +124,11 @@ def month_prefix(day: str) -> str:
 def alert_key(kind: str) -> Key:
     """When an owner alert of ``kind`` may be sent again (shared by every container)."""
     return key(PAGE, f"{ALERT_PREFIX}{kind}")
+
+
+def person_alert_key(psid: str, kind: str) -> Key:
+    """When a notice of ``kind`` about one person may be sent again (their /human, say)."""
+    return key(user_pk(psid), f"{ALERT_PREFIX}{kind}")
 
 
 def event_key(event_id: str) -> Key:

@@ -42,6 +42,9 @@ REASONING_OMIT = "omit"
 # speak) or OpenAI's Responses API.
 OPENAI_APIS = ("chat", "responses")
 MB = 1024 * 1024
+# The longest pause of the bot for one person a human takes over (a week): longer is surely a
+# typo, and a forgotten pause should end on its own.
+MAX_PAUSE_MINUTES = 7 * 24 * 60
 # OpenAI's transcription endpoint takes files up to 25 MB: a larger cap could never be used.
 MAX_MEDIA_MB = 25
 # A price table entry: model=input/cached/output dollars per million tokens (or input/output).
@@ -102,6 +105,14 @@ class Env:
     PAGE_ACCESS_TOKEN_PARAMETER = "PAGE_ACCESS_TOKEN_PARAMETER"
     VERIFY_TOKEN_PARAMETER = "VERIFY_TOKEN_PARAMETER"
     OPENAI_API_KEY_PARAMETER = "OPENAI_API_KEY_PARAMETER"
+    # The owner in the conversation: how long a human's reply pauses the bot for that person
+    # (0: never), and whether the owners hear of each takeover.
+    HUMAN_PAUSE_MINUTES = "HUMAN_PAUSE_MINUTES"
+    TAKEOVER_NOTICES = "TAKEOVER_NOTICES"  # "true": a notice when a takeover starts or ends
+    # Operations: the metrics' namespace and Stack dimension (unset: no metric lines), and
+    # the owner's SNS topic (e-mail, when ownerEmail is set).
+    METRICS_STACK = "METRICS_STACK"
+    OWNER_TOPIC_ARN = "OWNER_TOPIC_ARN"
 
 
 # Secret name -> (parameter-name variable, plain variable allowed only when no parameter is named).
@@ -157,6 +168,10 @@ class Settings:
     model_prices: Mapping[str, Price] = field(
         default_factory=lambda: parse_model_prices(DEFAULTS["modelPrices"])
     )
+    metrics_stack: str | None = None  # None: no metric lines (local runs)
+    owner_topic_arn: str | None = None
+    human_pause_minutes: int = DEFAULTS["humanPauseMinutes"]  # 0: human takeover off
+    takeover_notices: bool = DEFAULTS["takeoverNotices"]
 
     @property
     def tz(self) -> ZoneInfo:
@@ -356,7 +371,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, Env.DAILY_SPEND_LIMIT_USD, d["daily_spend_limit_usd"], 0.0, 1_000_000.0
         ),
         model_prices=_prices(env),
+        metrics_stack=env.get(Env.METRICS_STACK, "").strip() or None,
+        owner_topic_arn=env.get(Env.OWNER_TOPIC_ARN, "").strip() or None,
+        human_pause_minutes=_pause_minutes(env, d["human_pause_minutes"]),
+        takeover_notices=_bool(env, Env.TAKEOVER_NOTICES, d["takeover_notices"]),
     )
+
+
+def _pause_minutes(env: Mapping[str, str], default: int) -> int:
+    value = _int(env, Env.HUMAN_PAUSE_MINUTES, default)
+    if value > MAX_PAUSE_MINUTES:
+        raise SettingsError(
+            f"{Env.HUMAN_PAUSE_MINUTES} must be at most {MAX_PAUSE_MINUTES}, got {value}"
+        )
+    return value
 
 
 def _media_max_mb(env: Mapping[str, str], default: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +17,14 @@ from botocore.exceptions import ClientError
 
 from . import schema
 from .quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
+from .takeover import Pause, Pauses, pause_from_item
 
 Turn = dict[str, str]
 TransactItem = dict[str, Any]
-# An owner's kept alert, and its quiet period's item, outlive a week of not writing.
+# An owner's kept notices, and an alert's quiet period's item, outlive a week of not writing.
 ALERT_RETENTION_SECONDS = 7 * 24 * 3600
+# An owner's outbox keeps this many notices, the newest: a long absence costs one message.
+MAX_OUTBOX = 20
 
 
 def _iso(moment: datetime) -> str:
@@ -37,6 +40,7 @@ class User:
     active_at: str = ""
     ref_source: str = ""  # where they first came from (an m.me link, an ad...), if known
     ref: str = ""
+    pending: bool = False  # new, and no owner has decided about them yet
 
 
 def user_from_item(psid: str, item: dict[str, Any]) -> User:
@@ -50,6 +54,7 @@ def user_from_item(psid: str, item: dict[str, Any]) -> User:
         active_at=item.get("active_at", {}).get("S", ""),
         ref_source=item.get("ref_source", {}).get("S", ""),
         ref=item.get("ref", {}).get("S", ""),
+        pending=bool(item.get("pending", {}).get("BOOL", False)),
     )
 
 
@@ -98,7 +103,7 @@ class PageDay:
 
 # What /stats counts by kind: a model that failed, a Send API call that failed, OpenAI's
 # billing refusal, a parameter the model refused. Fixed names: the item never grows.
-FAILURE_KINDS = ("model", "send", "insufficient_quota", "unsupported_parameter")
+FAILURE_KINDS = ("model", "send", "token", "insufficient_quota", "unsupported_parameter")
 _FAILURE_PREFIX = "failed_"
 
 
@@ -126,31 +131,66 @@ def page_day_from_item(day: str, item: dict[str, Any] | None) -> PageDay:
     )
 
 
-# An owner's kept alerts are attributes of their OUTBOX item, one per kind: "alert:<kind>".
-_ALERT_ATTRIBUTE = "alert:"
+# An owner's kept notices are attributes of their OUTBOX item, one per key: "notice:<key>".
+_NOTICE_ATTRIBUTE = "notice:"
 
 
 @dataclass(frozen=True)
-class Alert:
-    """An owner alert kept for their next message."""
+class Notice:
+    """What the owners must hear about: never a person's words, never a secret. ``buttons``
+    (postbacks) when they can act on it in Messenger; ``hint`` says what to do in an e-mail,
+    which has no buttons."""
 
-    kind: str
+    key: str  # one kept per key, the newest: "alert:spend_cap", "new_user:<psid>"...
     text: str
-    at: int  # epoch seconds
-    raw: str  # as stored: what a conditional delete compares
+    title: str = ""  # a card's title when merged with others (Messenger shows 80 characters)
+    subtitle: str = ""  # and its second line
+    buttons: tuple[tuple[str, str], ...] = ()  # (title, payload), at most 3
+    hint: str = ""
+    at: int = 0  # epoch seconds, when it was raised
+    mailed: bool = False  # e-mailed already, while it waited for the owner
+    raw: str = ""  # as stored: what a conditional delete compares
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"text": self.text, "at": self.at}
+        extra = {"title": self.title, "subtitle": self.subtitle, "hint": self.hint}
+        data.update({name: value for name, value in extra.items() if value})
+        if self.buttons:
+            data["buttons"] = [list(button) for button in self.buttons]
+        if self.mailed:
+            data["mailed"] = True
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def alerts_from_item(item: dict[str, Any] | None) -> list[Alert]:
+def notice_from_json(key: str, raw: str) -> Notice | None:
+    try:
+        data = json.loads(raw)
+        buttons = tuple((str(t), str(p)) for t, p in data.get("buttons", []))
+        return Notice(
+            key,
+            str(data["text"]),
+            str(data.get("title", "")),
+            str(data.get("subtitle", "")),
+            buttons,
+            str(data.get("hint", "")),
+            int(data["at"]),
+            bool(data.get("mailed", False)),
+            raw,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def notices_from_item(item: dict[str, Any] | None) -> list[Notice]:
+    """An outbox's notices, oldest first."""
     found = []
     for name, value in (item or {}).items():
-        if not name.startswith(_ALERT_ATTRIBUTE) or "S" not in value:
+        if not name.startswith(_NOTICE_ATTRIBUTE) or "S" not in value:
             continue
-        try:
-            data = json.loads(value["S"])
-            found.append(Alert(name[len(_ALERT_ATTRIBUTE) :], data["text"], data["at"], value["S"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return sorted(found, key=lambda a: a.at)
+        notice = notice_from_json(name[len(_NOTICE_ATTRIBUTE) :], value["S"])
+        if notice is not None:
+            found.append(notice)
+    return sorted(found, key=lambda n: (n.at, n.key))
 
 
 @dataclass(frozen=True)
@@ -163,7 +203,8 @@ class Snapshot:
     tokens_today: int = 0
     summary: str = ""  # the older turns of the conversation, summarised
     page_today: PageDay = field(default_factory=PageDay)  # for the page's spend cap
-    outbox: list[Alert] = field(default_factory=list)  # an owner's alerts not yet delivered
+    outbox: list[Notice] = field(default_factory=list)  # an owner's notices not yet delivered
+    pause: Pause | None = None  # the bot keeps quiet for this person until then
 
 
 class Store:
@@ -178,13 +219,15 @@ class Store:
     # -- one read for the worker ---------------------------------------------------------
 
     def snapshot(self, psid: str, day: str, outbox: bool = False) -> Snapshot:
-        """Profile, conversation, today's counts (the person's and the page's) and, for an
-        owner (``outbox``), the alerts kept for them: one consistent BatchGetItem."""
+        """Profile, conversation, today's counts (the person's and the page's), a takeover's
+        pause and, for an owner (``outbox``), the notices kept for them: one consistent
+        BatchGetItem."""
         wanted = [
             schema.profile_key(psid),
             schema.history_key(psid),
             schema.counter_key(psid, day),
             schema.page_day_key(day),
+            schema.pause_key(psid),
         ]
         if outbox:
             wanted.append(schema.outbox_key(psid))
@@ -216,7 +259,8 @@ class Store:
             tokens_today=counter.tokens,
             summary=summary,
             page_today=page_day_from_item(day, get(schema.page_day_key(day))),
-            outbox=alerts_from_item(get(schema.outbox_key(psid))) if outbox else [],
+            outbox=notices_from_item(get(schema.outbox_key(psid))) if outbox else [],
+            pause=pause_from_item(get(schema.pause_key(psid))),
         )
 
     # -- users ----------------------------------------------------------------------------
@@ -240,6 +284,7 @@ class Store:
                     schema.USERS_INDEX_SORT_KEY: {"S": stamp},
                     "first_seen": {"S": stamp},
                     "status": {"S": STATUS_DEFAULT},
+                    "pending": {"BOOL": True},
                     **referral,
                 },
                 ConditionExpression="attribute_not_exists(#pk)",
@@ -250,7 +295,8 @@ class Store:
                 raise
             user = self.get_user(psid)
             return (user or User(psid, first_seen=stamp, active_at=stamp)), False
-        return User(psid, first_seen=stamp, active_at=stamp, ref_source=ref_source, ref=ref), True
+        user = User(psid, first_seen=stamp, active_at=stamp, ref_source=ref_source, ref=ref)
+        return replace(user, pending=True), True
 
     def touch_item(
         self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
@@ -322,7 +368,8 @@ class Store:
         removes: list[str],
         values: dict[str, Any] | None = None,
     ) -> User:
-        """Change a user's profile, creating a complete one (index keys included) if new."""
+        """Change a user's profile, creating a complete one (index keys included) if new: an
+        owner's decision, so they are no longer waiting for one."""
         sets = [
             "#entity = :user",
             "first_seen = if_not_exists(first_seen, :now)",
@@ -332,8 +379,7 @@ class Store:
             *sets,
         ]
         expression = "SET " + ", ".join(s for s in sets if s)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
+        expression += " REMOVE " + ", ".join([*removes, "pending"])
         response = self._db.update_item(
             TableName=self._table,
             Key=schema.profile_key(psid),
@@ -522,13 +568,15 @@ class Store:
 
     # -- owner alerts ---------------------------------------------------------------------
 
-    def take_alert(self, kind: str, now: int, quiet_until: int) -> bool:
-        """True when an alert of ``kind`` may go out now (epoch seconds), and none other
-        until ``quiet_until``: one conditional write, so it holds across containers."""
+    def take_alert(self, kind: str, now: int, quiet_until: int, psid: str | None = None) -> bool:
+        """True when an alert of ``kind`` (about ``psid``: kept with that person's items) may
+        go out now (epoch seconds), and none other until ``quiet_until``: one conditional
+        write, so it holds across containers."""
+        key = schema.alert_key(kind) if psid is None else schema.person_alert_key(psid, kind)
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=schema.alert_key(kind),
+                Key=key,
                 UpdateExpression="SET quiet_until = :until, #ttl = :ttl",
                 ConditionExpression="attribute_not_exists(quiet_until) OR quiet_until <= :now",
                 ExpressionAttributeNames={"#ttl": schema.TTL_ATTRIBUTE},
@@ -544,34 +592,84 @@ class Store:
             raise
         return True
 
-    def keep_alert(self, psid: str, kind: str, text: str, now: int) -> None:
-        """Keep an alert for an owner's next message: one per kind, the newest."""
-        raw = json.dumps({"text": text, "at": now}, ensure_ascii=False)
-        self._db.update_item(
+    def keep_notice(self, psid: str, notice: Notice) -> None:
+        """Keep a notice for an owner's next message: one per key, the newest, and at most
+        ``MAX_OUTBOX`` of them (the oldest go)."""
+        notice = replace(notice, raw="")
+        response = self._db.update_item(
             TableName=self._table,
             Key=schema.outbox_key(psid),
-            UpdateExpression="SET #alert = :alert, #ttl = :ttl",
+            UpdateExpression="SET #notice = :notice, #ttl = :ttl",
             ExpressionAttributeNames={
-                "#alert": _ALERT_ATTRIBUTE + kind,
+                "#notice": _NOTICE_ATTRIBUTE + notice.key,
                 "#ttl": schema.TTL_ATTRIBUTE,
             },
             ExpressionAttributeValues={
-                ":alert": {"S": raw},
-                ":ttl": {"N": str(now + ALERT_RETENTION_SECONDS)},
+                ":notice": {"S": notice.to_json()},
+                ":ttl": {"N": str(notice.at + ALERT_RETENTION_SECONDS)},
             },
+            ReturnValues="ALL_NEW",
         )
+        kept = notices_from_item(response.get("Attributes"))
+        for old in kept[: max(0, len(kept) - MAX_OUTBOX)]:
+            self.drop_notice(psid, old)
 
-    def drop_alert(self, psid: str, alert: Alert) -> None:
-        """Forget a delivered alert, unless a newer one of its kind has replaced it."""
+    def drop_notice(self, psid: str, notice: Notice) -> None:
+        """Forget a delivered notice, unless a newer one has replaced it."""
+        self._change_notice(psid, notice, "REMOVE #notice", {})
+
+    def mark_mailed(self, psid: str, notice: Notice) -> None:
+        """A kept notice was e-mailed: not again (unless a newer one replaces it)."""
+        mailed = replace(notice, mailed=True).to_json()
+        self._change_notice(psid, notice, "SET #notice = :mailed", {":mailed": {"S": mailed}})
+
+    def _change_notice(
+        self, psid: str, notice: Notice, expression: str, values: dict[str, Any]
+    ) -> None:
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=schema.outbox_key(psid),
-                UpdateExpression="REMOVE #alert",
-                ConditionExpression="#alert = :seen",
-                ExpressionAttributeNames={"#alert": _ALERT_ATTRIBUTE + alert.kind},
-                ExpressionAttributeValues={":seen": {"S": alert.raw}},
+                UpdateExpression=expression,
+                ConditionExpression="#notice = :seen",
+                ExpressionAttributeNames={"#notice": _NOTICE_ATTRIBUTE + notice.key},
+                ExpressionAttributeValues={":seen": {"S": notice.raw}, **values},
             )
         except ClientError as error:
             if not schema.is_condition_failure(error):
                 raise
+
+    def read_outboxes(self, psids: list[str]) -> dict[str, list[Notice]]:
+        """The notices kept for each of these owners (one BatchGetItem), oldest first."""
+        found: dict[str, list[Notice]] = {psid: [] for psid in psids}
+        keys = [schema.outbox_key(psid) for psid in psids]
+        for _ in range(5):
+            if not keys:
+                break
+            response = self._db.batch_get_item(
+                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+            )
+            for item in response.get("Responses", {}).get(self._table, []):
+                psid = schema.psid_of(item[schema.PARTITION_KEY]["S"])
+                found[psid] = notices_from_item(item)
+            keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if keys:
+                time.sleep(0.05)
+        return found
+
+    # -- takeover: the bot's pause for one person -------------------------------------------
+
+    def extend_pause(self, psid: str, until: int, by: str, now: int) -> bool:
+        """Pause until ``until`` unless a longer pause runs; True when it started one."""
+        return Pauses(self._db, self._table).extend(psid, until, by, now)
+
+    def set_pause(self, psid: str, until: int, by: str) -> Pause | None:
+        """Pause until ``until`` (an owner's word); the pause it replaced."""
+        return Pauses(self._db, self._table).set(psid, until, by)
+
+    def end_pause(self, psid: str) -> Pause | None:
+        """No pause any more; the one there was."""
+        return Pauses(self._db, self._table).end(psid)
+
+    def get_pause(self, psid: str) -> Pause | None:
+        return Pauses(self._db, self._table).get(psid)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import signature
+from . import metrics, signature
 from .events import HttpRequest, Inbound, MalformedBody, is_stale, parse_webhook
 from .logs import log
 
@@ -46,8 +46,13 @@ def fresh(events: list[Inbound], now_ms: int) -> list[Inbound]:
 
 
 def receive(
-    request: HttpRequest, app_secret: Callable[[], str], hand_off: Callable[[list[Inbound]], None]
+    request: HttpRequest,
+    app_secret: Callable[[], str],
+    hand_off: Callable[[list[Inbound]], None],
+    app_id: str | None = None,
 ) -> Response:
+    """A signed delivery's events to ``hand_off``; ``app_id`` (this app's) tells the bot's
+    own echoes from the replies someone of the page types by hand."""
     if len(request.body) > MAX_BODY_BYTES:
         log.warning("webhook.too_large", bytes=len(request.body))
         return respond(413, "Payload Too Large")
@@ -60,7 +65,7 @@ def receive(
         log.warning("webhook.bad_signature", signed=True)
         return respond(403, "Forbidden")
     try:
-        events = parse_webhook(request.body)
+        events = parse_webhook(request.body, app_id)
     except MalformedBody as error:
         # Signed, so it is Facebook's: a 5xx would only make it retry and, in the end,
         # disable the webhook. Say it was received and keep a record.
@@ -69,6 +74,7 @@ def receive(
     events = fresh(events, time.time_ns() // 1_000_000)
     if events:
         hand_off(events)  # raises HandoffError: the caller answers 5xx so Facebook retries
+        metrics.add("MessagesReceived", len(events))
     log.info("webhook.accepted", events=len(events))
     return respond(200, "EVENT_RECEIVED")
 
@@ -77,11 +83,12 @@ def route(
     request: HttpRequest,
     secrets: Callable[[], Any],
     hand_off: Callable[[list[Inbound]], None],
+    app_id: str | None = None,
 ) -> Response:
     if request.path.rstrip("/") not in WEBHOOK_PATHS:
         return respond(404, "Not Found")
     if request.method == "GET":
         return verify_challenge(request, secrets().verify_token)
     if request.method == "POST":
-        return receive(request, lambda: secrets().app_secret, hand_off)
+        return receive(request, lambda: secrets().app_secret, hand_off, app_id)
     return respond(405, "Method Not Allowed")

@@ -14,9 +14,10 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from .config import BridgeSecrets, BridgeSettings
-from .environment import function_environment, with_queue
+from .environment import function_environment, with_resources
 from .keep_warm import create_keep_warm
 from .messenger_setup import MessengerProfile, PageSubscription, WebhookSubscription
+from .monitoring import Thresholds, Watched, create_monitoring, create_topic, dashboard_url
 from .naming import Names
 from .packaging import PYTHON_VERSION
 from .policies import handler_policy, handler_resources, lambda_trust_policy
@@ -76,6 +77,8 @@ class MessengerBridge(pulumi.ComponentResource):
     function_arn: pulumi.Output[str]
     queue_url: pulumi.Output[str]
     dead_letter_queue_url: pulumi.Output[str]
+    owner_topic_arn: pulumi.Output[str]
+    dashboard_url: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MessengerBridgeArgs, opts: pulumi.ResourceOptions | None = None
@@ -121,6 +124,10 @@ class MessengerBridge(pulumi.ComponentResource):
             retention_in_days=settings.log_retention_days,
             opts=child,
         )
+        # Alarms and "owner must act" alerts; e-mail when ownerEmail is set.
+        topic = create_topic(
+            f"{name}-owner-topic", names.topic, store.key_arn, settings.owner_email, self
+        )
         role = aws.iam.Role(
             f"{name}-role",
             name=names.role,
@@ -138,6 +145,7 @@ class MessengerBridge(pulumi.ComponentResource):
                 key=store.key_arn,
                 logs=log_group.arn,
                 queue=queues.queue.arn,
+                topic=topic.arn,
             ).apply(
                 lambda arns: json.dumps(
                     handler_policy(
@@ -147,6 +155,7 @@ class MessengerBridge(pulumi.ComponentResource):
                             key_arn=arns["key"],
                             log_group_arn=arns["logs"],
                             queue_arn=arns["queue"],
+                            topic_arn=arns["topic"],
                         )
                     )
                 )
@@ -159,6 +168,7 @@ class MessengerBridge(pulumi.ComponentResource):
             {secret: names.parameter(secret) for secret in store.parameters},
             names.parameter("system_prompt") if "system_prompt" in texts else None,
             names.parameter("privacy_text") if "privacy_text" in texts else None,
+            metrics_stack=names.prefix,
         )
         function = aws.lambda_.Function(
             f"{name}-function",
@@ -172,7 +182,7 @@ class MessengerBridge(pulumi.ComponentResource):
             timeout=settings.timeout_seconds,
             reserved_concurrent_executions=settings.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=with_queue(environment, queues.queue.url)
+                variables=with_resources(environment, queues.queue.url, topic.arn)
             ),
             # Lambda filters JSON lines by their "level" before they are stored (and billed):
             # ours by logLevel, its own START/END/REPORT lines at INFO (DEBUG when debugging).
@@ -203,6 +213,22 @@ class MessengerBridge(pulumi.ComponentResource):
                 self,
             )
 
+        region = names.region
+        dashboard = create_monitoring(
+            f"{name}-monitoring",
+            Watched(
+                stack=names.prefix,
+                function=names.function,
+                queue=names.queue,
+                dead_letter_queue=names.dead_letter_queue,
+                region=region,
+            ),
+            Thresholds(settings.alarm_queue_age_seconds, settings.alarm_errors),
+            topic,
+            settings.alarms,
+            self,
+        )
+
         self.messenger = None
         if settings.sets_up_messenger:
             self.messenger = self._messenger_setup(name, args, verify_token, function, public)
@@ -224,6 +250,8 @@ class MessengerBridge(pulumi.ComponentResource):
         self.function_arn = function.arn
         self.queue_url = queues.queue.url
         self.dead_letter_queue_url = queues.dead_letter_queue.url
+        self.owner_topic_arn = topic.arn
+        self.dashboard_url = dashboard.dashboard_name.apply(lambda n: dashboard_url(region, n))
         self.register_outputs(
             {
                 "webhook_url": self.webhook_url,
@@ -235,6 +263,8 @@ class MessengerBridge(pulumi.ComponentResource):
                 "function_arn": self.function_arn,
                 "queue_url": self.queue_url,
                 "dead_letter_queue_url": self.dead_letter_queue_url,
+                "owner_topic_arn": self.owner_topic_arn,
+                "dashboard_url": self.dashboard_url,
             }
         )
 

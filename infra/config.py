@@ -26,6 +26,7 @@ from handler.settings import (
     LOG_LEVEL_ALIASES,
     LOG_LEVELS,
     MAX_MEDIA_MB,
+    MAX_PAUSE_MINUTES,
     OPENAI_APIS,
     REASONING_EFFORTS,
     REASONING_OMIT,
@@ -66,6 +67,8 @@ MAX_RECEIVE_COUNT = 1000
 # The handler's longest backoff (handler.batch.MAX_BACKOFF_SECONDS): a first wait above it
 # would be cut down anyway.
 MAX_RETRY_DELAY_SECONDS = 900
+# SQS keeps a message at most 14 days; an alarm on a day-old message has long been due.
+MAX_ALARM_QUEUE_AGE_SECONDS = 86400
 
 # How long one model call may take, retries included: the function must outlive it.
 OPENAI_TIMEOUT_SECONDS: float = HANDLER_DEFAULTS["openai_timeout_seconds"]
@@ -134,6 +137,11 @@ class BridgeSettings:
     protect_table: bool = False  # "auto" in Pulumi.yaml: decided by the stack's name
     kms_key_arn: str | None = None
     log_level: str = DEFAULTS["logLevel"]
+    # Operations: alarms to the owner's topic (and e-mail), thresholds.
+    alarms: bool = DEFAULTS["alarms"]
+    alarm_queue_age_seconds: int = DEFAULTS["alarmQueueAgeSeconds"]
+    alarm_errors: int = DEFAULTS["alarmErrors"]
+    owner_email: str | None = None
     # Messenger set up by `pulumi up` (both ids set) and what a person sees first.
     app_id: str | None = None
     page_id: str | None = None
@@ -142,6 +150,9 @@ class BridgeSettings:
     ice_breakers: tuple[str, ...] = ()
     menu_links: tuple[tuple[str, str], ...] = ()  # (title, https URL)
     welcome_message: str | None = None  # None: the handler's built-in welcome
+    # The owner in the conversation: the bot's pause when a human answers, and the notices.
+    human_pause_minutes: int = DEFAULTS["humanPauseMinutes"]
+    takeover_notices: bool = DEFAULTS["takeoverNotices"]
     # Going Live: the privacy page the function serves.
     privacy_contact: str | None = None
     privacy_text: str | None = None  # None: generated from the settings by the handler
@@ -249,18 +260,31 @@ class _Reader:
         return value
 
 
-def _admin_psids(reader: _Reader, key: str) -> tuple[str, ...]:
+def _set_item(key: str, example: str) -> str:
+    """The command that sets a list setting's first item as text."""
+    return f"`pulumi config set --path '{key}[0]' --type string {example}`"
+
+
+def _json_list(reader: _Reader, key: str, noun: str, example: str) -> list[Any] | None:
+    """A list setting as Pulumi passes it (JSON); None when unset or not a list (noted)."""
     value = reader.text(key)
     if value is None:
-        return ()
+        return None
     try:
         items = json.loads(value)
     except json.JSONDecodeError:
         items = None
-    example = f"`pulumi config set --path '{key}[0]' --type string 1234567890123456`"
     if not isinstance(items, list):
-        reader.fail(key, f"must be a list of PSIDs, e.g. {example}")
+        reader.fail(key, f"must be a list of {noun}, e.g. {_set_item(key, example)}")
+        return None
+    return items
+
+
+def _admin_psids(reader: _Reader, key: str) -> tuple[str, ...]:
+    items = _json_list(reader, key, "PSIDs", "1234567890123456")
+    if items is None:
         return ()
+    example = _set_item(key, "1234567890123456")
     # A PSID set without --type string arrives as a number; a whole one keeps every digit
     # here, one that went through a float (1.2e+15) has lost some.
     if not all(
@@ -325,17 +349,10 @@ def _privacy_text(reader: _Reader, root: Path) -> tuple[str | None, str | None]:
 def _string_list(reader: _Reader, key: str, example: str) -> tuple[str, ...]:
     """A list of texts (Pulumi passes arrays as JSON). An item set with ``--path`` but
     without ``--type string`` arrives as a number or a boolean: refused, with the fix."""
-    value = reader.text(key)
-    if value is None:
+    items = _json_list(reader, key, "texts", example)
+    if items is None:
         return ()
-    try:
-        items = json.loads(value)
-    except json.JSONDecodeError:
-        items = None
-    command = f"`pulumi config set --path '{key}[0]' --type string {example}`"
-    if not isinstance(items, list):
-        reader.fail(key, f"must be a list of texts, e.g. {command}")
-        return ()
+    command = _set_item(key, example)
     if not all(isinstance(item, str) for item in items):
         reader.fail(key, f"every item must be stored as text: {command}; got {items!r}")
         return ()
@@ -401,6 +418,13 @@ def _menu_links(reader: _Reader, key: str) -> tuple[tuple[str, str], ...]:
         if parsed.scheme == "https" and not parsed.netloc:
             reader.fail(key, f"{url!r} (for {title!r}) is not a URL")
     return links
+
+
+def _email(reader: _Reader, key: str) -> str | None:
+    value = reader.text(key)
+    if value is not None and not _EMAIL.match(value):
+        reader.fail(key, f"must be an e-mail address, got {value!r}")
+    return value
 
 
 def _privacy_contact(reader: _Reader, key: str) -> str | None:
@@ -530,6 +554,12 @@ def parse_settings(
         protect_table=_protect_table(r, "protectTable", stack),
         kms_key_arn=_kms_key_arn(r, "kmsKeyArn", region),
         log_level=_log_level(r, "logLevel", d.log_level),
+        alarms=r.boolean("alarms", d.alarms),
+        alarm_queue_age_seconds=r.integer(
+            "alarmQueueAgeSeconds", d.alarm_queue_age_seconds, 60, MAX_ALARM_QUEUE_AGE_SECONDS
+        ),
+        alarm_errors=r.integer("alarmErrors", d.alarm_errors, 1),
+        owner_email=_email(r, "ownerEmail"),
         app_id=_graph_id(r, "appId", "Meta app"),
         page_id=_graph_id(r, "pageId", "Facebook page"),
         greeting=r.text("greeting"),
@@ -537,6 +567,10 @@ def parse_settings(
         ice_breakers=_string_list(r, "iceBreakers", "'What can you do?'"),
         menu_links=_menu_links(r, "menuLinks"),
         welcome_message=r.text("welcomeMessage"),
+        human_pause_minutes=r.integer(
+            "humanPauseMinutes", d.human_pause_minutes, 0, MAX_PAUSE_MINUTES
+        ),
+        takeover_notices=r.boolean("takeoverNotices", d.takeover_notices),
         privacy_contact=_privacy_contact(r, "privacyContact"),
         privacy_text=privacy_text,
         privacy_text_file=privacy_text_file,

@@ -18,10 +18,12 @@ T = TypeVar("T")
 
 # Lambda refuses an environment over 4 KB, measured as the JSON object it stores.
 MAX_ENVIRONMENT_BYTES = 4096
-# The queue's URL is known only once the queue exists (``with_queue``): keep room for the
+# The queue's URL is known only once the queue exists (``with_resources``): keep room for the
 # longest, a 12-digit account and an 80-character name, in a region of up to 20 characters
 # (the longest today has 14) and the partition with the longest domain (China's).
 LONGEST_QUEUE_URL = f"https://sqs.{'r' * 20}.amazonaws.com.cn/{'0' * 12}/{'q' * QUEUE_NAME_LIMIT}"
+# The owner's topic is named like the queue, "-owner" for ".fifo", in the longest partition.
+LONGEST_TOPIC_ARN = f"arn:aws-us-gov:sns:{'r' * 20}:{'0' * 12}:{'t' * (QUEUE_NAME_LIMIT + 1)}"
 
 
 def _number(value: float) -> str:
@@ -68,9 +70,11 @@ def function_environment(
     secret_parameters: Mapping[str, str],
     system_prompt_parameter: str | None = None,
     privacy_text_parameter: str | None = None,
+    metrics_stack: str | None = None,
 ) -> dict[str, str]:
     """Variables for the function; ``secret_parameters`` maps secret name -> parameter name.
-    A system prompt or privacy text never rides in the environment: its parameter's name does."""
+    A system prompt or privacy text never rides in the environment: its parameter's name does.
+    ``metrics_stack`` names the metrics' namespace and dimension (none: no metric lines)."""
     if set(secret_parameters) != set(SECRET_SOURCES):
         raise ValueError(f"need a parameter for each of {sorted(SECRET_SOURCES)}")
     if bool(settings.system_prompt) != bool(system_prompt_parameter):
@@ -106,6 +110,9 @@ def function_environment(
         Env.DAILY_TOKEN_LIMIT: str(settings.daily_token_limit),
         Env.DAILY_SPEND_LIMIT_USD: _number(settings.daily_spend_limit_usd),
         Env.MODEL_PRICES: compact_list(settings.model_prices),
+        # The owner in the conversation: the bot's pause when a human answers, the notices.
+        Env.HUMAN_PAUSE_MINUTES: str(settings.human_pause_minutes),
+        Env.TAKEOVER_NOTICES: "true" if settings.takeover_notices else "false",
     }
     optional = {
         # Sent to the model only when set: GPT-5 and o-series models refuse them.
@@ -119,11 +126,12 @@ def function_environment(
         Env.PAGE_ID: settings.page_id,
         Env.PRIVACY_CONTACT: settings.privacy_contact,
         Env.PRIVACY_TEXT_PARAMETER: privacy_text_parameter,
+        Env.METRICS_STACK: metrics_stack,
     }
     variables.update({name: value for name, value in optional.items() if value})
     for secret, (variable, _plain) in SECRET_SOURCES.items():
         variables[variable] = secret_parameters[secret]
-    size = environment_size(with_queue(variables, LONGEST_QUEUE_URL))
+    size = environment_size(with_resources(variables, LONGEST_QUEUE_URL, LONGEST_TOPIC_ARN))
     if size > MAX_ENVIRONMENT_BYTES:
         raise ConfigError([_too_large(variables, size)])
     return variables
@@ -145,6 +153,7 @@ def _too_large(variables: Mapping[str, str], size: int) -> str:
     )
 
 
-def with_queue(variables: Mapping[str, str], queue_url: T) -> dict[str, str | T]:
-    """The environment plus the queue the webhook sends to and the worker backs off on."""
-    return {**variables, Env.QUEUE_URL: queue_url}
+def with_resources(variables: Mapping[str, str], queue_url: T, topic_arn: T) -> dict[str, str | T]:
+    """The environment plus what is known once it exists: the queue the webhook sends to and
+    the worker backs off on, and the owner's topic."""
+    return {**variables, Env.QUEUE_URL: queue_url, Env.OWNER_TOPIC_ARN: topic_arn}

@@ -34,8 +34,8 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 from pulumi.runtime import rpc
 
 # The webhook fields the bridge takes, for the app and for the page. message_echoes (the page's
-# own outgoing messages, also those a human admin types in the Page Inbox) is for the owner
-# takeover of a later issue: the handler drops echoes today.
+# own outgoing messages, also those someone types in the Page Inbox) is human takeover: a
+# reply typed by hand pauses the bot for that person (handler/takeover.py).
 WEBHOOK_FIELDS = ("messages", "messaging_postbacks", "messaging_referrals", "message_echoes")
 WEBHOOK_OBJECT = "page"
 # Meta calls the function's verify challenge inside the subscription call, cold start included.

@@ -18,6 +18,7 @@ import pulumi_aws as aws
 from handler.metrics import FAILURE_KINDS, KIND_DIMENSION, STACK_DIMENSION, namespace
 
 PERIOD = 300  # five minutes: CloudWatch's standard resolution, and its cheapest alarms
+TRAFFIC = ("MessagesReceived", "Answered", "RefusedByLimit", "SpendCapReached", "Blocked")
 
 
 @dataclass(frozen=True)
@@ -180,10 +181,7 @@ def dashboard_body(watched: Watched, failure_kinds: tuple[str, ...]) -> dict[str
     widgets = [
         _widget(
             "Messages and answers",
-            [
-                _ours(watched, name)
-                for name in ("MessagesReceived", "Answered", "RefusedByLimit", "Blocked")
-            ],
+            [_ours(watched, name) for name in TRAFFIC],
             0,
             0,
             region=region,
@@ -192,7 +190,7 @@ def dashboard_body(watched: Watched, failure_kinds: tuple[str, ...]) -> dict[str
         _widget(
             "Failures by kind",
             [_ours(watched, "Failed", **{KIND_DIMENSION: kind}) for kind in failure_kinds]
-            + [_ours(watched, "Retries")],
+            + [_ours(watched, "Retries"), _ours(watched, "WebhookErrors")],
             0,
             6,
             region=region,

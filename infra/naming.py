@@ -84,6 +84,15 @@ class Names:
         return f"{self.prefix}-keep-warm"
 
     @property
+    def topic(self) -> str:
+        """The owner's SNS topic: alarms and "owner must act" alerts."""
+        return f"{self.prefix}-owner"
+
+    @property
+    def dashboard(self) -> str:
+        return self.prefix
+
+    @property
     def key_alias(self) -> str:
         return f"alias/{self.prefix}-secrets"
 

@@ -40,6 +40,7 @@ def handler_resources(
     key_arn: str,
     log_group_arn: str,
     queue_arn: str,
+    topic_arn: str,
 ) -> dict[str, tuple[str, ...]]:
     """The ARNs of each resource group of ``HANDLER_ACTIONS``.
 
@@ -55,6 +56,7 @@ def handler_resources(
         "secrets_key": (key_arn,),
         # Log streams live under the group: arn:...:log-group:<name>:log-stream:<stream>.
         "log_group": (f"{log_group_arn}:*",),
+        "owner_topic": (topic_arn,),
     }
 
 

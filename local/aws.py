@@ -205,6 +205,31 @@ def create_queues(
     return queue, dead
 
 
+def create_topic(sns: Any, sqs: Any, name: str) -> tuple[str, str]:
+    """The owner's SNS topic, as the stack makes it, and a queue subscribed to it that reads
+    what an e-mail subscription (``ownerEmail``) would get; returns (topic ARN, queue URL)."""
+    topic = sns.create_topic(Name=f"{name}-owner")["TopicArn"]
+    inbox = sqs.create_queue(QueueName=f"{name}-mail")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    return topic, inbox
+
+
+def read_mail(sqs: Any, inbox: str) -> list[dict[str, str]]:
+    """What the owner's topic published since the last read: each ``subject`` and ``body``."""
+    found: list[dict[str, str]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return found
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            found.append({"subject": envelope.get("Subject", ""), "body": envelope["Message"]})
+            sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+
+
 def store_secrets(client: Any, names: Mapping[str, str], values: Mapping[str, str]) -> None:
     """SSM SecureString parameters: ``names`` and ``values`` are keyed by secret name."""
     for secret, name in names.items():

@@ -7,13 +7,20 @@ limits), so the handler's Graph client and the stack's set-up (``infra/messenger
 are tested against the wire format rather than a mock, and it records every call so tests
 and the local chat page can see what the bot sent. Subscribing the app's webhook calls the
 callback URL's verify challenge, as Meta does, and fails as Meta does when it is not echoed.
+
+With an echo sink (``deliver_echoes``), it sends the page's ``message_echoes`` to the webhook
+as Meta does for a page subscribed to them: every message the bot sends comes back with this
+app's id and the metadata the bot put on it, and a reply typed by hand in the Page Inbox
+(``reply_as_page``) with the Page Inbox's app id and no metadata.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import re
 import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +43,11 @@ BUTTON_LIMIT = 3
 SENDER_ACTIONS = ("mark_seen", "typing_on", "typing_off")
 MESSAGING_TYPES = ("RESPONSE", "UPDATE", "MESSAGE_TAG")
 DEFAULT_APP_ID = "100000000000002"
+# The Page Inbox's (and the Business Suite app's) app id, on the echoes of replies typed there.
+PAGE_INBOX_APP_ID = "263902037430900"
+# The generic template's limits: cards in one carousel, characters of a title or subtitle.
+ELEMENT_LIMIT = 10
+ELEMENT_TEXT_LIMIT = 80
 # What a page token generated in the dashboard carries; ``revoke_permission`` takes one away.
 PAGE_PERMISSIONS = ("pages_messaging", "pages_manage_metadata", "pages_show_list")
 # Messenger allows this many profile writes per page in this many seconds.
@@ -153,6 +165,7 @@ class OutboxItem:
     action: str | None  # "typing_on", ... for kind "sender_action"
     message_id: str | None
     time: float  # wall clock (time.time()), for display
+    by: str = "bot"  # "bot": through the Send API; "page": typed by hand in the Page Inbox
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,6 +266,12 @@ class MessengerSimulator(LocalServer):
         # Messenger's CDN: token -> (bytes, content type, HTTP status to answer instead)
         self._attachments: dict[str, tuple[bytes, str, int]] = {}
         self._downloads: list[Download] = []
+        # message_echoes: delivered in order by one thread, as webhook bodies to the sink.
+        self._echo_sink: Callable[[bytes], Any] | None = None
+        self._echoes: queue.Queue[bytes | None] = queue.Queue()
+        self._echo_thread: threading.Thread | None = None
+        self._echoes_sent = 0
+        self._echoes_queued = 0
 
     @property
     def graph_api_url(self) -> str:
@@ -391,10 +410,11 @@ class MessengerSimulator(LocalServer):
         return None if self.app_secret is None else f"{self.app_id}|{self.app_secret}"
 
     def messages_to(self, psid: str) -> list[dict[str, Any]]:
-        """The ``message`` objects delivered (answered 200) to ``psid``."""
+        """The ``message`` objects delivered (answered 200) to ``psid``, as the person sees
+        them (the ``metadata`` goes to the app's echo only)."""
         with self._changed:
             return [
-                c.body["message"]
+                _seen(c.body["message"])
                 for c in self._calls
                 if c.ok and c.kind == "message" and c.psid == psid
             ]
@@ -618,6 +638,11 @@ class MessengerSimulator(LocalServer):
                     "param message[attachment][payload][buttons] must have at most "
                     f"{BUTTON_LIMIT} elements"
                 )
+            if payload.get("template_type") == "generic" and (problem := _generic_problem(payload)):
+                return _param_error(problem)
+        metadata = message.get("metadata")
+        if metadata is not None and (not isinstance(metadata, str) or len(metadata) > 1000):
+            return _param_error("Param message[metadata] must be a string of at most 1000")
         return None
 
     def _deliver(self, body: dict[str, Any], kind: Kind, psid: str) -> Response:
@@ -625,7 +650,8 @@ class MessengerSimulator(LocalServer):
             self._append_outbox(psid, kind, None, body["sender_action"], None)
             return Response.json(200, {"recipient_id": psid})
         message_id = f"m_{random_token(40)}"
-        self._append_outbox(psid, kind, body["message"], None, message_id)
+        self._append_outbox(psid, kind, _seen(body["message"]), None, message_id)
+        self._echo(psid, body["message"], message_id, self.app_id)
         return Response.json(200, {"recipient_id": psid, "message_id": message_id})
 
     def _append_outbox(
@@ -635,11 +661,99 @@ class MessengerSimulator(LocalServer):
         message: dict[str, Any] | None,
         action: str | None,
         message_id: str | None,
-    ) -> None:
+        by: str = "bot",
+    ) -> OutboxItem:
         with self._changed:
             self._seq += 1
-            item = OutboxItem(self._seq, psid, kind, message, action, message_id, time.time())
+            item = OutboxItem(self._seq, psid, kind, message, action, message_id, time.time(), by)
             self._outbox.setdefault(psid, []).append(item)
+            self._changed.notify_all()
+            return item
+
+    # -- message_echoes ------------------------------------------------------------------------
+
+    def deliver_echoes(self, sink: Callable[[bytes], Any] | None) -> None:
+        """From now on, send the page's echoes to ``sink`` (None: stop): each a webhook body
+        as Meta delivers it (the sink signs and posts it), in the order the messages were
+        sent, from a thread of its own, after the Send API answered."""
+        with self._changed:
+            self._echo_sink = sink
+            if sink is not None and self._echo_thread is None:
+                self._echo_thread = threading.Thread(
+                    target=self._send_echoes, name=f"{self.name}-echoes", daemon=True
+                )
+                self._echo_thread.start()
+
+    def reply_as_page(self, psid: str, text: str, app_id: str = PAGE_INBOX_APP_ID) -> OutboxItem:
+        """Someone of the page answers ``psid`` by hand in the Page Inbox: the person sees it,
+        and the webhook gets its echo (with the Page Inbox's app id, no metadata)."""
+        message_id = f"m_{random_token(40)}"
+        item = self._append_outbox(psid, "message", {"text": text}, None, message_id, by="page")
+        self._echo(psid, {"text": text}, message_id, app_id)
+        return item
+
+    @property
+    def echoes_delivered(self) -> int:
+        """Echoes the sink has taken so far."""
+        with self._changed:
+            return self._echoes_sent
+
+    def wait_echoes(self, timeout: float = 10.0) -> int:
+        """Until every echo so far is delivered; returns how many were."""
+        self._wait_for(
+            lambda: self._echoes_sent >= self._echoes_queued,
+            timeout,
+            lambda: f"{self._echoes_sent} of {self._echoes_queued} echoes delivered",
+        )
+        return self.echoes_delivered
+
+    def _echo(self, psid: str, message: dict[str, Any], message_id: str, app_id: str) -> None:
+        """Queue the echo of a message the page sent, if echoes go anywhere."""
+        with self._changed:
+            if self._echo_sink is None:
+                return
+            self._echoes_queued += 1
+        now = int(time.time() * 1000)
+        echo: dict[str, Any] = {"is_echo": True, "app_id": int(app_id), "mid": message_id}
+        if isinstance(message.get("metadata"), str):
+            echo["metadata"] = message["metadata"]
+        if "text" in message:
+            echo["text"] = message["text"]
+        if "attachment" in message:
+            echo["attachments"] = [message["attachment"]]
+        item = {
+            "sender": {"id": self.page_id},
+            "recipient": {"id": psid},
+            "timestamp": now,
+            "message": echo,
+        }
+        body = {"object": "page", "entry": [{"id": self.page_id, "time": now, "messaging": [item]}]}
+        self._echoes.put(json.dumps(body, separators=(",", ":")).encode("ascii"))
+
+    def _send_echoes(self) -> None:
+        while True:
+            body = self._echoes.get()
+            if body is None:
+                return
+            with self._changed:
+                sink = self._echo_sink
+            try:
+                if sink is not None:
+                    sink(body)
+            except Exception:  # the webhook's answer is its own business, as at Meta
+                pass
+            with self._changed:
+                self._echoes_sent += 1
+                self._changed.notify_all()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._changed:
+            thread, self._echo_thread = self._echo_thread, None
+            self._echo_sink = None
+        if thread is not None:
+            self._echoes.put(None)
+            thread.join(timeout)
+        super().stop(timeout)
 
     def _record(self, call: SendCall) -> None:
         with self._changed:
@@ -1012,6 +1126,31 @@ def _profile_delete_problem(body: dict[str, Any], stored: dict[str, Any]) -> str
         return f"Param fields[{fields.index(unknown[0])}] must be one of {{{allowed}}}"
     if "get_started" in fields and "persistent_menu" in stored and "persistent_menu" not in fields:
         return "You must delete the persistent menu before deleting the Get Started button."
+    return None
+
+
+def _seen(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as its recipient sees it: the sender's ``metadata`` goes to its echo only."""
+    return {key: value for key, value in message.items() if key != "metadata"}
+
+
+def _generic_problem(payload: dict[str, Any]) -> str | None:
+    """What the Send API refuses in a generic template (cards), in its words."""
+    elements = payload.get("elements")
+    where = "message[attachment][payload][elements]"
+    if not isinstance(elements, list) or not elements:
+        return f"param {where} must be a non-empty array"
+    if len(elements) > ELEMENT_LIMIT:
+        return f"param {where} must have at most {ELEMENT_LIMIT} elements"
+    for n, element in enumerate(elements):
+        title = element.get("title") if isinstance(element, dict) else None
+        if not isinstance(title, str) or not title:
+            return f"param {where}[{n}][title] must be a non-empty string"
+        for name in ("title", "subtitle"):
+            if len(str(element.get(name, ""))) > ELEMENT_TEXT_LIMIT:
+                return f"param {where}[{n}][{name}] must be at most {ELEMENT_TEXT_LIMIT} long"
+        if len(element.get("buttons") or []) > BUTTON_LIMIT:
+            return f"param {where}[{n}][buttons] must have at most {BUTTON_LIMIT} elements"
     return None
 
 

@@ -23,7 +23,15 @@ from botocore.config import Config
 
 from handler.defaults import DEFAULTS
 from handler.settings import SECRET_SOURCES, Env
-from local.aws import REGION, EmbeddedAWS, create_queues, create_table, store_secrets
+from local.aws import (
+    REGION,
+    EmbeddedAWS,
+    create_queues,
+    create_table,
+    create_topic,
+    read_mail,
+    store_secrets,
+)
 from local.event_source import Handler, QueuePoller
 from local.graph import MessengerSimulator
 from local.model import FakeOpenAI
@@ -71,6 +79,8 @@ class Harness:
         self.ssm: Any = None
         self.queue_url = ""
         self.dead_letter_url = ""
+        self.topic_arn = ""  # the owner's SNS topic (e-mail, when ownerEmail is set)
+        self.mail_url = ""  # a queue subscribed to it: what the e-mail would say
         self.graph: MessengerSimulator | None = None
         self.model: FakeOpenAI | None = None
         self.poller: QueuePoller | None = None
@@ -123,6 +133,7 @@ class Harness:
             visibility_timeout=options.visibility_timeout,
             max_receives=options.max_receives,
         )
+        self.topic_arn, self.mail_url = create_topic(self.client("sns"), self.sqs, self.name)
         if options.use_graph:
             self.graph = options.graph or self._own(
                 MessengerSimulator(options.secrets.get("page_access_token"), page_id=PAGE_ID)
@@ -170,10 +181,12 @@ class Harness:
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "AWS_ENDPOINT_URL_SQS": self.aws_url,
             "AWS_ENDPOINT_URL_SSM": self.aws_url,
+            "AWS_ENDPOINT_URL_SNS": self.aws_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
             Env.TABLE_NAME: self.table,
             Env.QUEUE_URL: self.queue_url,
+            Env.OWNER_TOPIC_ARN: self.topic_arn,
             Env.MAX_RECEIVES: str(options.max_receives),
             Env.RETRY_DELAY_SECONDS: str(options.retry_delay_seconds),
         }
@@ -254,6 +267,10 @@ class Harness:
             AttributeNames=["All"],
         ).get("Messages", [])
         return messages
+
+    def owner_mail(self) -> list[dict[str, str]]:
+        """What the owner's topic published since the last look (``subject``, ``body``)."""
+        return read_mail(self.sqs, self.mail_url)
 
     def settle(self, timeout: float = 30.0) -> None:
         if self.poller is not None:

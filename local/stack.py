@@ -183,8 +183,10 @@ class StoreDirectory:
         seen = user is not None
         user = user or User(psid)
         counted = User(psid, STATUS_UNLIMITED) if admin else user
-        day = day_key(datetime.now(UTC), self.settings.tz)
-        usage = self.store.usage(counted, day, self.settings.daily_limit)
+        now = datetime.now(UTC)
+        usage = self.store.usage(counted, day_key(now, self.settings.tz), self.settings.daily_limit)
+        pause = self.store.get_pause(psid)
+        paused_until = pause.until if pause and pause.active(int(now.timestamp())) else None
         return {
             "admin": admin,
             "seen": seen,
@@ -192,6 +194,7 @@ class StoreDirectory:
             "used": usage.used,
             "limit": usage.limit,
             "left": usage.left,
+            "pausedUntil": paused_until,
         }
 
     def recent(self) -> list[str]:
@@ -329,6 +332,8 @@ class LocalStack:
         if self.profile is not None:
             self._apply_profile()
         self.chat.simulator = self.harness.graph
+        if self.harness.graph is not None:  # message_echoes, as a page subscribed to them
+            self.harness.graph.deliver_echoes(self.chat.post_webhook)
         self.chat.directory = StoreDirectory(
             Store(self.harness.dynamodb, self.harness.table), self.settings
         )
@@ -422,7 +427,8 @@ class LocalStack:
             raise StackError(f"the simulator refused the Messenger profile: {error}") from None
 
     def _watch_dead_letters(self) -> None:
-        """Lambda's failures would wait on the dead-letter queue for the owner: say so here."""
+        """Lambda's failures would wait on the dead-letter queue for the owner, and the owner's
+        e-mails (``ownerEmail``) go out through the stack's topic: say so here."""
         harness = self.harness
         assert harness is not None
         sqs = harness.client("sqs")
@@ -445,6 +451,16 @@ class LocalStack:
                         flush=True,
                     )
                 seen = count
+                try:
+                    mails = harness.owner_mail()
+                except Exception:  # stopping, say: look again
+                    mails = []
+                for mail in mails:
+                    print(
+                        f"local: e-mail to the owner (ownerEmail): {mail['subject']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
         self._watching.clear()
         self._watcher = threading.Thread(target=watch, name="dead-letters", daemon=True)
@@ -502,6 +518,7 @@ class LocalStack:
                 "offline": self.model_choice.kind == "echo",
             },
             "dailyLimit": self.settings.daily_limit,
+            "humanPauseMinutes": self.settings.human_pause_minutes,
             "owner": self.admins[0],
             "admins": list(self.admins),
             "webhook": "/webhook",

@@ -4,7 +4,9 @@
 real ``lambda_handler``. The page never calls the handler directly: ``/api/send`` and
 ``/api/tap`` build the body Facebook would deliver, sign it with the app secret and POST it
 to ``/webhook`` over HTTP, so the signature check runs exactly as in production. What the bot
-sends comes back from the Messenger simulator's outbox, long-polled by the page.
+sends comes back from the Messenger simulator's outbox, long-polled by the page. ``/api/reply``
+is someone of the page answering by hand in the Page Inbox: the simulator shows it to the
+person and delivers its echo to the webhook, signed the same way (``post_webhook``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ SECURITY_HEADERS = {
 # Headers a tunnel or proxy adds: the page and its API answer this machine only.
 PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
 MAX_TEXT = 20_000
+MAX_REPLY = 2000  # a Messenger text, typed by hand in the Page Inbox
 MAX_POLL_SECONDS = 30.0
 FUNCTION_TIMEOUT_SECONDS = 30.0
 GRAPH_TIMEOUT_SECONDS = 10.0
@@ -367,6 +370,12 @@ class ChatServer(LocalServer):
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
                 raise ApiError(400, f"text must be 1 to {MAX_TEXT} characters")
             return Response.json(200, self.send(_psid(body.get("psid")), text))
+        if route == ("POST", "reply"):
+            body = _body(request)
+            text = body.get("text")
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_REPLY:
+                raise ApiError(400, f"text must be 1 to {MAX_REPLY} characters")
+            return Response.json(200, self.reply(_psid(body.get("psid")), text.strip()))
         if route == ("POST", "tap"):
             body = _body(request)
             payload, title = body.get("payload"), body.get("title") or ""
@@ -436,6 +445,18 @@ class ChatServer(LocalServer):
             item = postback_event(psid, self.page_id, payload, title)
         shown = {"kind": kind, "text": title or payload, "payload": payload}
         return self._deliver(psid, item, shown)
+
+    def reply(self, psid: str, text: str) -> dict[str, Any]:
+        """Someone of the page answers ``psid`` by hand (the Page Inbox): the person sees it,
+        and its echo goes to the webhook."""
+        assert self.simulator is not None
+        self.add_person(psid)
+        item = self.simulator.reply_as_page(psid, text)
+        return {"ok": True, "seq": item.seq, "time": item.time}
+
+    def post_webhook(self, body: bytes) -> int:
+        """A delivery Facebook would make (an echo, say), signed, to our own webhook."""
+        return self._post_webhook(body)
 
     def _deliver(self, psid: str, item: dict, shown: dict[str, Any]) -> dict[str, Any]:
         """Sign the delivery as Facebook does and POST it to our own webhook, over HTTP."""

@@ -13,7 +13,8 @@ import pytest
 from handler import schema
 from tests.support.processes import ChildServer, start_dynamodb_local, start_moto
 
-pytest_plugins = ["tests.support.log_audit"]  # every log line of the session, read for secrets
+# Every log line of the session, read for secrets; every metric line, held to the EMF spec.
+pytest_plugins = ["tests.support.log_audit", "tests.support.metric_audit"]
 # No test may ever reach a real AWS account: fake credentials, fixed region.
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",

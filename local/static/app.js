@@ -178,6 +178,10 @@ function person(psid) {
 function describeUsage(u) {
   if (!u) return "";
   if (u.admin) return "Owner: no daily limit";
+  if (u.pausedUntil) {
+    const until = new Date(u.pausedUntil * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return `A person of the page is answering: the bot keeps quiet until ${until}`;
+  }
   if (u.status === "blocked") return "Blocked by the owner";
   if (u.limit === null || u.limit === undefined) return `No daily limit · ${u.used} asked today`;
   const left = u.left === 1 ? "1 question" : `${u.left} questions`;
@@ -187,6 +191,7 @@ function describeUsage(u) {
 function badge(u) {
   if (u.admin) return ["Owner", "owner"];
   if (u.status === "blocked") return ["Blocked", "blocked"];
+  if (u.pausedUntil) return ["With a person", "paused"];
   if (u.status === "unlimited") return ["Unlimited", "unlimited"];
   if (!u.seen) return ["New", "new"];
   return [`${u.used}/${u.limit} today`, u.left === 0 ? "spent" : "default"];
@@ -225,6 +230,7 @@ function renderPeople() {
     row.scrollLeft += chosen.getBoundingClientRect().left - row.getBoundingClientRect().left - 12;
   }
   const me = person(state.psid);
+  $("page-reply").hidden = !me || me.admin || state.config?.mode === "real";
   $("chat-sub").textContent = me ? `You are ${me.name} · PSID ${me.psid}` : "";
   $("quota").textContent = describeUsage(me);
   $("chat-sub").closest(".chat").dataset.psid = state.psid || "";
@@ -427,7 +433,8 @@ function renderQuickReplies(replies) {
 
 function addBotMessage(item) {
   const message = item.message || {};
-  const li = bubble("bot");
+  const byHand = item.by === "page"; // typed in the Page Inbox, not sent by the bot
+  const li = bubble("bot", byHand ? "by-hand" : "");
   const body = bodyOf(li);
   body.title = new Date(item.time * 1000).toLocaleTimeString();
   if (typeof message.text === "string") {
@@ -435,6 +442,12 @@ function addBotMessage(item) {
     p.className = "bubble";
     p.textContent = message.text;
     body.append(p);
+  }
+  if (byHand) {
+    const note = document.createElement("p");
+    note.className = "by-hand-note";
+    note.textContent = "Sent by hand by the page";
+    body.append(note);
   }
   if (message.attachment) renderAttachment(body, message.attachment);
   renderQuickReplies(message.quick_replies);
@@ -541,6 +554,17 @@ async function send(text) {
   refreshUsersSoon();
 }
 
+// Someone of the page answers by hand: the simulator shows it to the person and sends its echo
+// to the webhook, as Messenger does; the poll brings it into the conversation.
+async function replyAsPage(text) {
+  try {
+    await api("reply", { body: { psid: state.psid, text } });
+  } catch (error) {
+    setConnection(false, `Replying as the page failed: ${error.message}`);
+  }
+  refreshUsersSoon();
+}
+
 async function tap(payload, title, kind) {
   renderQuickReplies([]);
   const li = addUserBubble(title || payload, kind, Date.now() / 1000);
@@ -571,6 +595,14 @@ function wireControls() {
   input.addEventListener("input", () => {
     input.style.height = "";
     input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  });
+  $("page-reply").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const field = $("page-reply-text");
+    const text = field.value.trim();
+    if (!text || !state.psid) return;
+    field.value = "";
+    replyAsPage(text);
   });
   $("new-user").addEventListener("click", () => addPerson(null));
   $("as-owner").addEventListener("click", () => select(state.config.owner));

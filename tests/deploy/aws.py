@@ -23,6 +23,7 @@ import functools
 import http.client
 import json
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,11 +37,13 @@ from local._http import LocalServer, Request, Response
 from tests.deploy import iam
 from tests.deploy.stack import (
     ALIAS,
+    DASHBOARD,
     EVENT_SOURCE_MAPPING,
     FUNCTION,
     FUNCTION_URL,
     KEY,
     LOG_GROUP,
+    METRIC_ALARM,
     PARAMETER,
     PASSWORD,
     PERMISSION,
@@ -49,8 +52,10 @@ from tests.deploy.stack import (
     ROLE,
     ROLE_POLICY,
     RULE,
+    SUBSCRIPTION,
     TABLE,
     TARGET,
+    TOPIC,
     Declaration,
     Declared,
 )
@@ -75,6 +80,10 @@ MATERIALIZED = (
     QUEUE,
     REDRIVE_ALLOW_POLICY,  # checked against the queues in moto (see below)
     LOG_GROUP,
+    TOPIC,
+    SUBSCRIPTION,
+    METRIC_ALARM,
+    DASHBOARD,
     ROLE,
     ROLE_POLICY,
 )
@@ -206,10 +215,7 @@ class RecordingProxy(LocalServer):
             return
         key, region, service = scope
         target = request.header("X-Amz-Target")
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            body = {}
+        body = _request_body(request.body)
         action = target.rsplit(".", 1)[-1] if target else str(body.get("Action", ""))
         self.log.add(
             iam.AwsCall(service, action, key, region, body, status, iam.error_code(status, answer))
@@ -234,7 +240,8 @@ class DataPlane:
     # queues' URLs).
     resolved: dict[str, str] = field(default_factory=dict)
     queue_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL in moto
-    parameter_keys: dict[str, str] = field(default_factory=dict)  # parameter -> key ARN
+    # SSM parameter name or SNS topic ARN -> the KMS key ARN it is encrypted with
+    encryption_keys: dict[str, str] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)  # the declared policy, resolved
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
@@ -252,8 +259,19 @@ class DataPlane:
             return [self.resolve(v) for v in value]
         return value
 
-    def key_of(self, parameter: str) -> str | None:
-        return self.parameter_keys.get(parameter)
+    def key_of(self, resource: str) -> str | None:
+        return self.encryption_keys.get(resource)
+
+
+def _request_body(raw: bytes) -> dict[str, Any]:
+    """An AWS request's parameters: JSON (DynamoDB, SQS, SSM, Logs) or the query protocol's
+    form (SNS: ``Action=Publish&TopicArn=...``)."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        return {name: values[0] for name, values in form.items()}
+    return body if isinstance(body, dict) else {}
 
 
 def _check_types(declaration: Declaration) -> None:
@@ -298,7 +316,7 @@ def _create_parameter(r: Declared, plane: DataPlane) -> None:
     }
     if inputs.get("keyId"):
         arguments["KeyId"] = inputs["keyId"]
-        plane.parameter_keys[inputs["name"]] = inputs["keyId"]
+        plane.encryption_keys[inputs["name"]] = inputs["keyId"]
     ssm.put_parameter(**arguments)
     stored = ssm.get_parameter(Name=inputs["name"])["Parameter"]
     _same_arn(r, stored["ARN"], plane)
@@ -433,6 +451,59 @@ def _create_log_group(r: Declared, plane: DataPlane) -> None:
     _same_arn(r, group["arn"].removesuffix(":*"), plane)
 
 
+def _create_topic(r: Declared, plane: DataPlane) -> None:
+    inputs = plane.resolve(r.inputs)
+    key = inputs.get("kmsMasterKeyId")
+    attributes = {"KmsMasterKeyId": key} if key else {}
+    arn = plane.client("sns").create_topic(Name=inputs["name"], Attributes=attributes)["TopicArn"]
+    _same_arn(r, arn, plane)
+    if key:
+        plane.encryption_keys[arn] = key
+    held = plane.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"]
+    if held.get("KmsMasterKeyId") != attributes.get("KmsMasterKeyId"):
+        raise AssertionError(f"{r.name}: declared key {attributes}, moto holds {held}")
+
+
+def _subscribe(r: Declared, plane: DataPlane) -> None:
+    inputs = plane.resolve(r.inputs)
+    plane.client("sns").subscribe(
+        TopicArn=inputs["topic"], Protocol=inputs["protocol"], Endpoint=inputs["endpoint"]
+    )
+
+
+def _put_metric_alarm(r: Declared, plane: DataPlane) -> None:
+    """CloudWatch takes the alarm as declared; its actions must be a topic moto holds."""
+    i = plane.resolve(r.inputs)
+    topics = {t["TopicArn"] for t in plane.client("sns").list_topics()["Topics"]}
+    for action in (*i.get("alarmActions", []), *i.get("okActions", [])):
+        if action not in topics:
+            raise AssertionError(f"{r.name}: alarm action {action} is no declared topic")
+    cloudwatch = plane.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName=i["name"],
+        AlarmDescription=i["alarmDescription"],
+        Namespace=i["namespace"],
+        MetricName=i["metricName"],
+        Dimensions=[{"Name": k, "Value": v} for k, v in i["dimensions"].items()],
+        Statistic=i["statistic"],
+        Period=int(i["period"]),
+        EvaluationPeriods=int(i["evaluationPeriods"]),
+        Threshold=float(i["threshold"]),
+        ComparisonOperator=i["comparisonOperator"],
+        TreatMissingData=i["treatMissingData"],
+        AlarmActions=i["alarmActions"],
+        OKActions=i["okActions"],
+    )
+    (held,) = cloudwatch.describe_alarms(AlarmNames=[i["name"]])["MetricAlarms"]
+    _same_arn(r, held["AlarmArn"], plane)
+
+
+def _put_dashboard(r: Declared, plane: DataPlane) -> None:
+    plane.client("cloudwatch").put_dashboard(
+        DashboardName=r.inputs["dashboardName"], DashboardBody=r.inputs["dashboardBody"]
+    )
+
+
 def _create_role(r: Declared, plane: DataPlane) -> None:
     role = plane.client("iam").create_role(
         RoleName=r.inputs["name"],
@@ -460,6 +531,10 @@ _CREATE = {
     QUEUE: _create_queue,
     REDRIVE_ALLOW_POLICY: _check_redrive_allow_policy,
     LOG_GROUP: _create_log_group,
+    TOPIC: _create_topic,
+    SUBSCRIPTION: _subscribe,
+    METRIC_ALARM: _put_metric_alarm,
+    DASHBOARD: _put_dashboard,
     ROLE: _create_role,
     ROLE_POLICY: _put_role_policy,
 }

@@ -146,7 +146,7 @@ def moto_enforceable(policy: Mapping[str, Any]) -> dict[str, Any]:
 class AwsCall:
     """One AWS API request as seen on the wire, and how it was answered."""
 
-    service: str  # the SigV4 credential scope's service: dynamodb, ssm, logs, sqs
+    service: str  # the SigV4 credential scope's service: dynamodb, ssm, logs, sqs, sns
     action: str  # the API operation, e.g. PutItem
     access_key: str
     region: str
@@ -224,7 +224,7 @@ class Account:
         return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"
 
 
-# SSM parameter name -> the KMS key ARN it is encrypted with (SecureString only).
+# SSM parameter name (SecureString) or SNS topic ARN -> the KMS key ARN it is encrypted with.
 KeyOf = Callable[[str], str | None]
 
 DYNAMODB_ITEM_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"}
@@ -297,6 +297,14 @@ def resources_of(call: AwsCall, account: Account, key_of: KeyOf) -> list[Need] |
         return [
             Need(call.iam_action, account.arn("logs", f"log-group:{group}:log-stream:{stream}"))
         ]
+    if call.service == "sns" and action == "Publish":
+        topic = body["TopicArn"]
+        needs = [Need(call.iam_action, topic)]
+        key = key_of(topic)
+        if key is not None:  # SNS encrypts with the publisher's rights
+            why = f"SNS encrypts for {topic} with the caller's rights"
+            needs += [Need("kms:GenerateDataKey", key, why), Need("kms:Decrypt", key, why)]
+        return needs
     if call.service == "sqs" and action in SQS_ACTIONS:
         name = body["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]
         why = "" if SQS_ACTIONS[action] == call.iam_action else f"for {action}"

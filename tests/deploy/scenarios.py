@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from handler import schema
+from local.aws import read_mail
 from local.event_source import Invocation
 from tests.deploy import iam
 from tests.deploy.simulation import Operator, RuntimeFiles, Simulation, stand_up
@@ -250,6 +251,12 @@ def new_user_message(sim: Simulation) -> None:
     """A signed message from someone new: answered through the Graph API, admins told, and
     every setting the operator chose visible in what the function did."""
     config = sim.operator.config
+    for admin in admins(sim):  # the admins wrote: inside Messenger's 24-hour window
+        status, text, _ = message(sim, admin, "/help")
+        assert status == 200, (
+            f"an admin's message was answered {status} {text!r}; {sim.diagnosis()}"
+        )
+    sim.settle()
     started = datetime.now(UTC)
     mark = sim.log.mark()
     status, text, mid = message(sim, USER, "What is the answer?")
@@ -391,6 +398,17 @@ def send_api_outage_backed_off(sim: Simulation) -> None:
     assert len(sim.model.requests) == asked + 1, "the model was asked again for the same message"
 
 
+def subscribe_to_owner_topic(sim: Simulation) -> str:
+    """A queue subscribed to the declared owner topic, as ``ownerEmail``'s address would be;
+    returns its URL."""
+    topic = sim.plane.resolve(sim.declaration.outputs["ownerTopicArn"])
+    sqs = sim.operator_client("sqs")
+    inbox = sqs.create_queue(QueueName="owner-mailbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]
+    sim.operator_client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["QueueArn"])
+    return inbox
+
+
 def dead_lettered(sim: Simulation) -> None:
     """A message that keeps failing (the Send API refuses the page's token whenever this
     person is written to) is received maxReceiveCount times, backed off between them, and
@@ -399,6 +417,7 @@ def dead_lettered(sim: Simulation) -> None:
     say the same number."""
     config = sim.operator.config
     tries, delay = int(config["maxReceiveCount"]), int(config["retryDelaySeconds"])
+    mailbox = subscribe_to_owner_topic(sim)
     sim.graph.fail_next(400, 190, times=1000, psid=UNREACHABLE)
     status, _, mid = message(sim, UNREACHABLE, "Is anyone there?")
     assert status == 200, f"{status}; {sim.diagnosis()}"
@@ -437,6 +456,14 @@ def dead_lettered(sim: Simulation) -> None:
     count = parked[0]["Attributes"]["ApproximateReceiveCount"]
     assert count == str(tries + 1), f"parked after {count} receives (ours included)"
     assert sim.graph.texts_to(UNREACHABLE) == [], "the unreachable person got a message"
+
+    # The owner must act: the page token refused and a message dead-lettered are e-mailed at
+    # once through the stack's topic (with the function's role), without anyone's words.
+    mail = read_mail(sim.operator_client("sqs"), mailbox)
+    subjects = [m["subject"] for m in mail]
+    assert any("token" in s.lower() for s in subjects), f"no token e-mail: {subjects}"
+    assert any("dead-letter" in s.lower() for s in subjects), f"no dead-letter e-mail: {subjects}"
+    assert not any("Is anyone there?" in m["body"] for m in mail), "an e-mail holds the text"
 
 
 # --- afterwards ----------------------------------------------------------------------------

@@ -209,6 +209,18 @@ def test_sqs_calls_need_their_iam_action_on_the_queue(api: str, action: str) -> 
     ]
 
 
+def test_publishing_to_an_encrypted_topic_needs_the_topic_and_its_key() -> None:
+    topic, key = "arn:aws:sns:us-east-1:1:bridge-owner", "arn:aws:kms:us-east-1:1:key/k"
+    call = iam.AwsCall("sns", "Publish", "key", "us-east-1", {"TopicArn": topic}, 200)
+    found = iam.resources_of(call, ACCOUNT, {topic: key}.get)
+    assert found is not None
+    assert [(n.action, n.resource) for n in found] == [
+        ("sns:Publish", topic),
+        ("kms:GenerateDataKey", key),
+        ("kms:Decrypt", key),
+    ]
+
+
 def test_batch_get_needs_batch_get_on_each_table() -> None:
     body = {"RequestItems": {"t": {"Keys": []}, "u": {"Keys": []}}}
     assert _needs("dynamodb", "BatchGetItem", body) == [

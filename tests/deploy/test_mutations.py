@@ -104,6 +104,7 @@ STATEMENTS = [
     ("TableIndexes", "iam_audit", "dynamodb:Query on arn:"),  # moto: Query is allowed on "*"
     ("SecretsKey", "iam_audit", "kms:Decrypt"),  # moto's SSM never asks KMS
     ("LogGroup", "logs_delivered", "AccessDenied"),  # moto denies logs:CreateLogStream
+    ("OwnerTopic", "dead_lettered", "no token e-mail"),  # moto denies sns:Publish
 ]
 
 

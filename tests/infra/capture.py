@@ -118,6 +118,14 @@ def mock_state(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, dic
         state["arn"] = _arn("ssm", f"parameter{physical}")
     elif typ == "aws:cloudwatch/eventRule:EventRule":
         state["arn"] = _arn("events", f"rule/{physical}")
+    elif typ == "aws:sns/topic:Topic":
+        state["arn"] = _arn("sns", physical)
+        resource_id = state["arn"]  # AWS's id for a topic is its ARN
+    elif typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        state["arn"] = _arn("cloudwatch", f"alarm:{physical}")
+    elif typ == "aws:cloudwatch/dashboard:Dashboard":
+        state["dashboardArn"] = f"arn:{PARTITION}:cloudwatch::{ACCOUNT_ID}:dashboard/{physical}"
+        resource_id = unwrap(inputs.get("dashboardName", name))
     elif typ == "random:index/randomPassword:RandomPassword":
         state["result"] = ("GeneratedVerifyToken" * 4)[: int(inputs.get("length", 32))]
     elif typ.startswith("aws:"):

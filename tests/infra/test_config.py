@@ -310,8 +310,8 @@ def test_privacy_text_problems_name_their_key(tmp_path, raw: dict, fragment: str
         ({"menuLinks": '["' + "T" * 31 + '=https://x.com"]'}, "is over 30 characters"),
         ({"menuLinks": '["Site=https://"]'}, "menuLinks: 'https://' (for 'Site') is not a URL"),
         (
-            {"menuLinks": json.dumps([f"L{i}=https://x.com/{i}" for i in range(18)])},
-            "menuLinks: 18 menu links, over 17",
+            {"menuLinks": json.dumps([f"L{i}=https://x.com/{i}" for i in range(17)])},
+            "menuLinks: 17 menu links, over 16",
         ),
         ({"welcomeMessage": "w" * 2001}, "welcomeMessage: is 2001 characters, over Messenger's"),
         ({"privacyContact": "nobody"}, "privacyContact: must be an e-mail address or an http(s)"),

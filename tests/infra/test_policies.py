@@ -9,10 +9,11 @@ from handler.settings import SECRET_SOURCES, Env, Price, load_settings
 from infra.config import BridgeSettings, ConfigError
 from infra.environment import (
     LONGEST_QUEUE_URL,
+    LONGEST_TOPIC_ARN,
     MAX_ENVIRONMENT_BYTES,
     environment_size,
     function_environment,
-    with_queue,
+    with_resources,
 )
 from infra.keep_warm import rate_expression
 from infra.naming import QUEUE_NAME_LIMIT, Names, NamingError, names_for
@@ -21,6 +22,7 @@ from infra.queues import redrive_allow_policy, redrive_policy, visibility_timeou
 
 TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/t"
 QUEUE = "arn:aws:sqs:eu-west-1:111122223333:q.fifo"
+TOPIC_ARN = "arn:aws:sns:eu-west-1:111122223333:p-owner"
 RESOURCES = handler_resources(
     table_arn=TABLE,
     parameter_arns=[
@@ -30,6 +32,7 @@ RESOURCES = handler_resources(
     key_arn="arn:aws:kms:eu-west-1:111122223333:key/k",
     log_group_arn="arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/f",
     queue_arn=QUEUE,
+    topic_arn=TOPIC_ARN,
 )
 
 
@@ -243,7 +246,8 @@ def test_the_handler_reads_back_what_the_environment_says() -> None:
         retry_delay_seconds=45,
     )
     queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/q.fifo"
-    env = with_queue(function_environment(settings, "table-x", parameters()), queue_url)
+    environment = function_environment(settings, "table-x", parameters(), metrics_stack="p-1")
+    env = with_resources(environment, queue_url, TOPIC_ARN)
     loaded = load_settings(env)
     assert loaded.table_name == "table-x"
     assert loaded.model == "m"
@@ -264,6 +268,8 @@ def test_the_handler_reads_back_what_the_environment_says() -> None:
     assert loaded.history_turns == 2
     assert loaded.graph_api_url == settings.graph_api_url
     assert loaded.queue_url == queue_url
+    assert loaded.owner_topic_arn == TOPIC_ARN
+    assert loaded.metrics_stack == "p-1"
     assert loaded.max_receives == 3
     assert loaded.retry_delay_seconds == 45
     assert dict(loaded.secret_parameters) == parameters()
@@ -276,9 +282,13 @@ def test_the_handler_and_the_stack_agree_on_retry_defaults() -> None:
     assert loaded.retry_delay_seconds == handler.retry_delay_seconds
 
 
-def test_the_room_kept_for_the_queue_url_holds_the_longest_real_one() -> None:
-    longest = f"https://sqs.ap-southeast-7.amazonaws.com/111122223333/{'q' * 75}.fifo"
+def test_the_room_kept_for_the_queue_url_and_topic_holds_the_longest_real_ones() -> None:
+    names = Names(("p" * 25, "s" * 24, "b" * 6), "ap-southeast-7")
+    assert len(names.function) == 64  # Lambda's limit, which bounds every other name
+    longest = f"https://sqs.ap-southeast-7.amazonaws.com/111122223333/{names.queue}"
     assert len(longest) <= len(LONGEST_QUEUE_URL)
+    topic = f"arn:aws-us-gov:sns:us-gov-west-1:111122223333:{names.topic}"
+    assert len(topic) <= len(LONGEST_TOPIC_ARN)
 
 
 def test_environment_needs_every_secret_parameter() -> None:
@@ -294,9 +304,8 @@ def test_the_environment_is_measured_as_lambda_measures_it_as_compact_json() -> 
 
 
 def test_environment_over_lambdas_limit_is_a_config_error() -> None:
-    base = environment_size(
-        with_queue(function_environment(BridgeSettings(), "t", parameters()), LONGEST_QUEUE_URL)
-    )
+    environment = function_environment(BridgeSettings(), "t", parameters())
+    base = environment_size(with_resources(environment, LONGEST_QUEUE_URL, LONGEST_TOPIC_ARN))
     room = MAX_ENVIRONMENT_BYTES - base - len(f',"{Env.OPENAI_BASE_URL}":""')
     fits = BridgeSettings(openai_base_url="https://x/" + "p" * (room - len("https://x/")))
     function_environment(fits, "t", parameters())
@@ -362,7 +371,8 @@ def test_the_longest_allowed_first_contact_fits_the_environment() -> None:
         page_id="1" * 17,
         privacy_contact="https://example.com/" + "c" * 100,
     )
-    env = with_queue(function_environment(settings, "t" * 40, parameters()), LONGEST_QUEUE_URL)
+    environment = function_environment(settings, "t" * 40, parameters(), metrics_stack="m" * 75)
+    env = with_resources(environment, LONGEST_QUEUE_URL, LONGEST_TOPIC_ARN)
     assert environment_size(env) <= MAX_ENVIRONMENT_BYTES
 
 

@@ -489,6 +489,7 @@ def test_policy_resources_are_exactly_each_groups_arns(stack: CapturedStack) -> 
         "secret_parameters": sorted(p.arn for p in stack.of_type(PARAMETER)),
         "secrets_key": [stack.one(KEY).arn],
         "log_group": [f"{stack.one(LOG_GROUP).arn}:*"],
+        "owner_topic": [stack.one("aws:sns/topic:Topic").arn],
     }
     assert set(expected) == set(HANDLER_ACTIONS)
     statements = statements_by_sid(stack)
@@ -669,6 +670,8 @@ def test_outputs(stack: CapturedStack) -> None:
         "functionName",
         "queueUrl",
         "deadLetterQueueUrl",
+        "dashboardUrl",
+        "ownerTopicArn",
     }
     assert (
         stack.output("webhookUrl")

@@ -81,17 +81,21 @@ def test_seen_and_typing_come_before_the_model_is_asked(bridge: Bridge):
 
 
 def test_a_new_user_is_recorded_by_psid_only_and_the_owner_is_told(bridge: Bridge):
+    bridge.say(ADMIN, "/help")  # the owner wrote: inside Messenger's 24-hour window
     bridge.say(ALICE, "hi")
-    profile = next(i for i in bridge.items() if i["sk"]["S"] == schema.PROFILE)
-    assert profile["pk"]["S"] == schema.user_pk(ALICE)
+    profile = next(
+        i
+        for i in bridge.items()
+        if i["sk"]["S"] == schema.PROFILE and i["pk"]["S"] == schema.user_pk(ALICE)
+    )
     assert profile["status"]["S"] == "default"
     assert not {"name", "first_name", "profile_pic"} & profile.keys()
-    [notice] = bridge.graph.messages_to(ADMIN)
+    [notice] = [m for m in bridge.graph.messages_to(ADMIN) if "attachment" in m]
     payload = notice["attachment"]["payload"]
     assert ALICE in payload["text"]
     assert [b["title"] for b in payload["buttons"]] == ["Allow unlimited", "Keep default", "Block"]
     bridge.say(ALICE, "again")
-    assert len(bridge.graph.messages_to(ADMIN)) == 1  # only on first sight
+    assert len(bridge.graph.messages_to(ADMIN)) == 2  # the help, and the notice on first sight
 
 
 def test_a_retried_delivery_is_answered_once(bridge: Bridge):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,29 +13,21 @@ import pytest
 
 from handler import alerts, replies, schema
 from local.model import image_parts, image_url_of, last_user_text
-from tests.support.bridge import ADMIN, PAGE_ID, Bridge, messaging_text, webhook_body
-
-ALICE = "1000000000000001"
-BOB = "1000000000000002"
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x42" * 3000
-VOICE = b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 40_000
-
-
-def attachment(psid: str, kind: str, url: str, **message: Any) -> dict[str, Any]:
-    return {
-        "sender": {"id": psid},
-        "recipient": {"id": PAGE_ID},
-        "timestamp": int(time.time() * 1000),
-        "message": {
-            "mid": f"m_{uuid.uuid4().hex}",
-            "attachments": [{"type": kind, "payload": {"url": url}}],
-            **message,
-        },
-    }
+from tests.support.bridge import (
+    ADMIN,
+    JPEG,
+    VOICE,
+    Bridge,
+    messaging_attachment,
+    messaging_text,
+    webhook_body,
+)
+from tests.support.world import ALICE, BOB
 
 
 def owner_alerts(bridge: Bridge) -> list[str]:
-    return [t for t in bridge.texts_to(ADMIN) if t.startswith(alerts.PREFIX)]
+    """The alerts the owner got, at once or (after the time they were raised) later."""
+    return [t for t in bridge.texts_to(ADMIN) if alerts.PREFIX in t]
 
 
 def everything_stored(bridge: Bridge) -> str:
@@ -77,7 +67,7 @@ def test_a_gpt5_style_model_that_refuses_temperature_still_answers_and_the_owner
     assert owner_alerts(bridge) == []
     bridge.say(ADMIN, "/help")
     alert, help_text = bridge.texts_to(ADMIN)[-2:]
-    assert alert.startswith(alerts.PREFIX) and "refused the parameter temperature" in alert
+    assert alerts.PREFIX in alert and "refused the parameter temperature" in alert
     assert "pulumi config set temperature ''" in alert
     assert help_text.startswith(replies.USER_HELP)
     bridge.say(ADMIN, "/stats")
@@ -172,7 +162,7 @@ def test_a_reasoning_model_that_thinks_away_its_budget_is_counted_and_explained(
 
 def test_a_photo_and_the_text_sent_after_it_are_one_question_with_the_image_inline(bridge: Bridge):
     url = bridge.graph.host_attachment(JPEG, "image/jpeg", "photo.jpg")
-    photo = attachment(ALICE, "image", url)
+    photo = messaging_attachment(ALICE, "image", url)
     text = messaging_text(ALICE, "What breed is this?")
     text["timestamp"] = photo["timestamp"] + 800
     bridge.deliver(webhook_body(photo, text))
@@ -194,9 +184,11 @@ def test_a_photo_and_the_text_sent_after_it_are_one_question_with_the_image_inli
 def test_a_photo_alone_is_asked_what_it_shows_and_a_sticker_too(bridge: Bridge):
     photo = bridge.graph.host_attachment(JPEG, "image/jpeg")
     sticker = bridge.graph.host_attachment(b"\x89PNG" + b"s" * 100, "image/png")
-    bridge.deliver(webhook_body(attachment(ALICE, "image", photo)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", photo)))
     bridge.settle()
-    bridge.deliver(webhook_body(attachment(BOB, "image", sticker, sticker_id=144884852352448)))
+    bridge.deliver(
+        webhook_body(messaging_attachment(BOB, "image", sticker, sticker_id=144884852352448))
+    )
     bridge.settle()
     for request in bridge.model.requests:
         assert last_user_text(request) == replies.DEFAULT_PHOTO_QUESTION
@@ -206,7 +198,9 @@ def test_a_photo_alone_is_asked_what_it_shows_and_a_sticker_too(bridge: Bridge):
 
 def test_the_like_sticker_is_acknowledged_silently(bridge: Bridge):
     like = bridge.graph.host_attachment(b"\x89PNG", "image/png")
-    bridge.deliver(webhook_body(attachment(ALICE, "image", like, sticker_id=369239263222822)))
+    bridge.deliver(
+        webhook_body(messaging_attachment(ALICE, "image", like, sticker_id=369239263222822))
+    )
     bridge.settle()
     assert bridge.texts_to(ALICE) == [] and bridge.model.requests == []
     assert bridge.used_today(ALICE) == 0 and bridge.graph.downloads == []
@@ -215,7 +209,7 @@ def test_the_like_sticker_is_acknowledged_silently(bridge: Bridge):
 def test_with_vision_off_photos_are_not_read(make_bridge):
     bridge = make_bridge(VISION="false")
     url = bridge.graph.host_attachment(JPEG, "image/jpeg")
-    bridge.deliver(webhook_body(attachment(ALICE, "image", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url)))
     bridge.settle()
     assert bridge.texts_to(ALICE) == [replies.VISION_OFF]
     assert bridge.model.requests == [] and bridge.graph.downloads == []
@@ -226,7 +220,7 @@ def test_a_model_without_vision_gets_a_clear_reply_and_the_owner_is_told_once(br
     bridge.model.vision = False
     for psid in (ALICE, BOB):
         url = bridge.graph.host_attachment(JPEG, "image/jpeg")
-        bridge.deliver(webhook_body(attachment(psid, "image", url)))
+        bridge.deliver(webhook_body(messaging_attachment(psid, "image", url)))
         bridge.settle()
         assert bridge.texts_to(psid) == [replies.VISION_UNSUPPORTED]
     [alert] = owner_alerts(bridge)
@@ -237,7 +231,7 @@ def test_a_model_without_vision_gets_a_clear_reply_and_the_owner_is_told_once(br
 def test_an_expired_photo_url_is_said_so_and_not_counted(bridge: Bridge):
     url = bridge.graph.host_attachment(JPEG, "image/jpeg")
     bridge.graph.expire_attachment(url)
-    bridge.deliver(webhook_body(attachment(ALICE, "image", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url)))
     bridge.settle()
     assert bridge.texts_to(ALICE) == [replies.PHOTO_FAILED]
     assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
@@ -246,7 +240,7 @@ def test_an_expired_photo_url_is_said_so_and_not_counted(bridge: Bridge):
 def test_a_photo_over_the_size_cap_is_refused(make_bridge):
     bridge = make_bridge(MEDIA_MAX_MB="1")
     url = bridge.graph.host_attachment(b"\xff\xd8" + b"x" * (1024 * 1024 + 1), "image/jpeg")
-    bridge.deliver(webhook_body(attachment(ALICE, "image", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url)))
     bridge.settle()
     assert bridge.texts_to(ALICE) == [replies.MEDIA_TOO_LARGE]
 
@@ -254,7 +248,7 @@ def test_a_photo_over_the_size_cap_is_refused(make_bridge):
 def test_a_voice_message_is_transcribed_and_answered_with_what_was_heard(bridge: Bridge):
     bridge.model.transcript = "What are your opening hours on Sunday?"
     url = bridge.graph.host_attachment(VOICE, "video/mp4", "audioclip-1.mp4")
-    bridge.deliver(webhook_body(attachment(ALICE, "audio", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "audio", url)))
     bridge.settle()
     [upload] = bridge.model.transcriptions
     assert upload.model == "gpt-4o-mini-transcribe" and upload.audio == VOICE
@@ -275,7 +269,7 @@ def test_a_voice_message_is_transcribed_and_answered_with_what_was_heard(bridge:
 def test_a_voice_message_with_no_words_gets_a_clear_reply(bridge: Bridge):
     bridge.model.transcript = ""
     url = bridge.graph.host_attachment(VOICE, "audio/mp4")
-    bridge.deliver(webhook_body(attachment(ALICE, "audio", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "audio", url)))
     bridge.settle()
     assert bridge.texts_to(ALICE) == [replies.VOICE_EMPTY]
     assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
@@ -284,7 +278,7 @@ def test_a_voice_message_with_no_words_gets_a_clear_reply(bridge: Bridge):
 def test_a_transcription_that_fails_for_now_is_retried_like_the_model(bridge: Bridge):
     bridge.model.fail_next(503)
     url = bridge.graph.host_attachment(VOICE, "audio/mp4")
-    bridge.deliver(webhook_body(attachment(ALICE, "audio", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "audio", url)))
     bridge.settle()
     assert bridge.texts_to(ALICE)[0] == replies.MODEL_TROUBLE
     assert bridge.texts_to(ALICE)[1].endswith("The answer is 42.")

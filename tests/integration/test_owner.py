@@ -63,7 +63,9 @@ def test_tapping_a_new_user_button_applies_it_and_confirms(
 ):
     bridge.say(ALICE, "hi")
     bridge.say(ALICE, "/usage")  # keep the counter at 1 for the checks below
-    [notice] = bridge.graph.messages_to(ADMIN)
+    assert bridge.graph.messages_to(ADMIN) == []  # the owner has not written: it waits
+    bridge.say(ADMIN, "/stats")
+    [notice] = [m for m in bridge.graph.messages_to(ADMIN) if "attachment" in m]
     tapped = next(
         b
         for b in notice["attachment"]["payload"]["buttons"]
@@ -125,11 +127,23 @@ def test_forget_deletes_a_users_data(bridge: Bridge):
     assert last_text(bridge, ADMIN) == f"Nothing is stored for {ALICE}."
 
 
-@pytest.mark.parametrize("text", ["/block", "/block alice", f"/limit {ALICE}", f"/limit {ALICE} x"])
-def test_bad_arguments_get_a_one_line_answer(bridge: Bridge, text: str):
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("/block", "/block needs a page-scoped id (PSID): 16 digits expected"),
+        ("/block alice", "'alice' is not a page-scoped id: 16 digits expected"),
+        (f"/limit {ALICE}", "/limit needs a PSID and a number of questions a day"),
+        (f"/limit {ALICE} x", "'x' is not a number of questions: a whole number from 0 to"),
+        (f"/pause {ALICE} later", "'later' is not a number of minutes"),
+        ("/blok 1000000000000001", "There is no command /blok. /help lists them."),
+    ],
+)
+def test_a_rejected_command_says_why_in_one_line(bridge: Bridge, text: str, why: str):
     bridge.say(ADMIN, text)
     reply = last_text(bridge, ADMIN)
-    assert reply.startswith("Usage: /") and "\n" not in reply
+    assert reply.startswith(why) and "\n" not in reply
+    if not text.startswith("/blok"):
+        assert f"Usage: {text.split()[0]}" in reply
     assert bridge.model.requests == []
 
 

@@ -276,7 +276,10 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
 
     page.get_by_role("button", name="Switch to Owner").click()
     expect(page.locator("#quota")).to_have_text("Owner: no daily limit")
-    notice = page.locator(".card").filter(has_text=f"New user {psid} wrote for the first time")
+    expect(page.locator("#page-reply")).to_be_hidden()  # the owner is not someone to answer
+    # Notices wait for the owner's next message (Messenger's 24-hour window), then arrive.
+    say(page, "/help")
+    notice = page.locator(".card").filter(has_text=f"New user {psid}").last
     expect(notice).to_be_visible(timeout=REPLY_TIMEOUT_MS)
     notice.get_by_role("button", name="Allow unlimited").click()
     assert_persons_bubble(page.locator(".msg.me").last, "Allow unlimited")
@@ -290,6 +293,26 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
     expect(page.get_by_role("region", name="Get Started")).to_be_hidden()
     say(page, "Am I back?")
     expect(last_reply(page)).to_contain_text("Echo: Am I back?", timeout=REPLY_TIMEOUT_MS)
+
+
+def test_replying_as_the_page_by_hand_keeps_the_bot_quiet_for_that_person(page: Page):
+    psid = new_user(page)
+    say(page, "Hello there")
+    expect(last_reply(page)).to_contain_text("Echo: Hello there", timeout=REPLY_TIMEOUT_MS)
+    reply = page.get_by_label("Reply as the page", exact=False)
+    reply.fill("Hi, Anna from the shop here: how can I help?")
+    page.get_by_role("button", name="Send as the page").click()
+    by_hand = page.locator(".msg.bot.by-hand")
+    expect(by_hand).to_contain_text("Anna from the shop", timeout=REPLY_TIMEOUT_MS)
+    expect(by_hand).to_contain_text("Sent by hand by the page")
+    say(page, "Thanks Anna, one question")
+    expect(page.locator(f'.person[data-psid="{psid}"] .badge')).to_have_text(
+        "With a person", timeout=REPLY_TIMEOUT_MS
+    )
+    expect(page.locator("#quota")).to_contain_text("the bot keeps quiet until")
+    page.wait_for_timeout(1500)  # the echo model answers in 0.3 s: it would have by now
+    expect(page.locator(".msg.bot")).to_have_count(2)
+    expect(last_reply(page)).to_contain_text("Anna from the shop")
 
 
 def test_bubbles_are_grouped_with_one_avatar_and_the_menu_sends_its_postbacks(
@@ -324,7 +347,9 @@ def test_bubbles_are_grouped_with_one_avatar_and_the_menu_sends_its_postbacks(
     menu = page.get_by_role("button", name="Menu")
     menu.click()
     expect(menu).to_have_attribute("aria-expanded", "true")
-    expect(page.get_by_role("menuitem")).to_have_text(["Help", "Usage", "New conversation"])
+    expect(page.get_by_role("menuitem")).to_have_text(
+        ["Help", "Usage", "New conversation", "Talk to a person"]
+    )
     page.screenshot(path=artifacts / "desktop-menu.png")
     page.get_by_role("menuitem", name="Usage").click()
     expect(page.get_by_role("menu")).to_be_hidden()

@@ -243,7 +243,7 @@ def test_the_pages_messenger_profile_is_set_on_the_simulator_as_the_stack_sets_i
     assert stack.graph.profile_calls == [{"method": "POST", **expected}]
     assert (
         "  Page profile: Get Started, greeting, 1 ice breaker, menu (Help, Usage, New "
-        "conversation): the stack's, set on the simulator"
+        "conversation, Talk to a person): the stack's, set on the simulator"
     ) in stack.summary()
     # The page reads it back from the simulator, over HTTP: not a copy of its own.
     page = {"id": PAGE_ID, "name": "Local Page"}

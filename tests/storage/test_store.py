@@ -13,7 +13,8 @@ import pytest
 
 from handler import schema
 from handler.claims import ClaimLost, Claims, ClaimState, Reply
-from handler.store import Store, UserDay
+from handler.store import MAX_OUTBOX, Notice, Store, UserDay
+from handler.takeover import Pause
 from tests.conftest import new_table
 from tests.support.fakes import MemoryClaims, MemoryStore
 from tests.support.processes import ChildServer
@@ -328,21 +329,97 @@ def test_an_alert_kind_is_taken_once_per_quiet_period(storage: Storage):
     assert storage.store.take_alert("insufficient_quota", now + 3600, now + 7200)
 
 
-def test_an_owners_outbox_keeps_the_newest_alert_of_each_kind(storage: Storage):
+def test_a_notice_about_a_person_is_quiet_per_person_and_forgotten_with_them(storage: Storage):
+    now = NOW_MS // 1000
+    assert storage.store.take_alert("human", now, now + 1800, psid=ALICE)
+    assert not storage.store.take_alert("human", now + 5, now + 1805, psid=ALICE)
+    assert storage.store.take_alert("human", now + 5, now + 1805, psid=BOB)
+    assert storage.store.take_alert("human", now, now + 1800)  # the page's own: another
+    storage.store.forget_user(ALICE)
+    assert storage.store.take_alert("human", now + 10, now + 1810, psid=ALICE)
+    assert not storage.store.take_alert("human", now + 10, now + 1810, psid=BOB)
+
+
+def notice(key: str, text: str, at: int, **more: Any) -> Notice:
+    return Notice(key, text, at=at, **more)
+
+
+def test_an_owners_outbox_keeps_the_newest_notice_of_each_key(storage: Storage):
     admin = "1000000000009999"
-    storage.store.keep_alert(admin, "spend_cap", "first", 100)
-    storage.store.keep_alert(admin, "spend_cap", "second", 200)
-    storage.store.keep_alert(admin, "insufficient_quota", "third", 150)
+    storage.store.keep_notice(admin, notice("alert:spend_cap", "first", 100))
+    storage.store.keep_notice(admin, notice("alert:spend_cap", "second", 200))
+    buttons = (("Allow unlimited", f"ADMIN:unlimited:{ALICE}"), ("Block", f"ADMIN:blocked:{ALICE}"))
+    storage.store.keep_notice(
+        admin, notice(f"new_user:{ALICE}", "third", 150, title="New user", buttons=buttons)
+    )
     outbox = storage.store.snapshot(admin, DAY, outbox=True).outbox
-    assert [(a.kind, a.text, a.at) for a in outbox] == [
-        ("insufficient_quota", "third", 150),
-        ("spend_cap", "second", 200),
+    assert [(n.key, n.text, n.at) for n in outbox] == [
+        (f"new_user:{ALICE}", "third", 150),
+        ("alert:spend_cap", "second", 200),
     ]
+    assert (outbox[0].title, outbox[0].buttons) == ("New user", buttons)
     assert storage.store.snapshot(admin, DAY).outbox == []  # only asked for owners
-    storage.store.keep_alert(admin, "spend_cap", "newer", 300)  # arrives while delivering
-    for alert in outbox:
-        storage.store.drop_alert(admin, alert)
+    storage.store.keep_notice(admin, notice("alert:spend_cap", "newer", 300))  # while delivering
+    for kept in outbox:
+        storage.store.drop_notice(admin, kept)
     left = storage.store.snapshot(admin, DAY, outbox=True).outbox
-    assert [(a.kind, a.text) for a in left] == [("spend_cap", "newer")]
+    assert [(n.key, n.text) for n in left] == [("alert:spend_cap", "newer")]
     storage.store.forget_user(admin)
     assert storage.store.snapshot(admin, DAY, outbox=True).outbox == []
+
+
+def test_an_outbox_is_bounded_and_keeps_the_newest(storage: Storage):
+    admin = "1000000000009999"
+    for n in range(MAX_OUTBOX + 5):
+        storage.store.keep_notice(admin, notice(f"new_user:{n}", f"n{n}", 1000 + n))
+    kept = storage.store.read_outboxes([admin, ALICE])
+    assert [n.text for n in kept[admin]] == [f"n{n}" for n in range(5, MAX_OUTBOX + 5)]
+    assert kept[ALICE] == []
+
+
+def test_a_mailed_notice_is_marked_unless_a_newer_one_replaced_it(storage: Storage):
+    admin = "1000000000009999"
+    storage.store.keep_notice(admin, notice("alert:page_token", "old", 100))
+    storage.store.keep_notice(admin, notice("alert:dead_letter", "x", 100))
+    seen = storage.store.read_outboxes([admin])[admin]
+    storage.store.keep_notice(admin, notice("alert:page_token", "new", 200))
+    for kept in seen:
+        storage.store.mark_mailed(admin, kept)
+    now = {n.key: n.mailed for n in storage.store.read_outboxes([admin])[admin]}
+    assert now == {"alert:page_token": False, "alert:dead_letter": True}
+
+
+# -- takeover: the bot's pause for one person --------------------------------------------------
+
+
+def test_a_pause_is_extended_never_shortened_and_says_when_it_started(storage: Storage):
+    store = storage.store
+    assert store.get_pause(ALICE) is None
+    assert store.extend_pause(ALICE, 1_000, "person", 500)  # started
+    assert not store.extend_pause(ALICE, 1_600, "human", 700)  # extended
+    assert not store.extend_pause(ALICE, 1_200, "human", 800)  # a longer one runs
+    assert store.get_pause(ALICE) == Pause(1_600, "human")
+    assert store.extend_pause(ALICE, 3_000, "human", 2_000)  # the last one had ended
+    assert store.snapshot(ALICE, DAY).pause == Pause(3_000, "human")
+
+
+def test_an_owners_pause_may_be_shorter_and_ending_it_says_what_there_was(storage: Storage):
+    store = storage.store
+    store.extend_pause(ALICE, 5_000, "human", 100)
+    assert store.set_pause(ALICE, 1_000, "owner") == Pause(5_000, "human")
+    assert store.get_pause(ALICE) == Pause(1_000, "owner")
+    assert store.end_pause(ALICE) == Pause(1_000, "owner")
+    assert store.end_pause(ALICE) is None and store.get_pause(ALICE) is None
+    store.set_pause(ALICE, 1_000, "owner")
+    store.forget_user(ALICE)
+    assert store.get_pause(ALICE) is None
+
+
+def test_a_new_user_waits_for_a_decision_until_an_owner_makes_one(storage: Storage):
+    user, _ = storage.store.create_user(ALICE, NOW)
+    assert user.pending and storage.store.get_user(ALICE).pending
+    storage.store.set_limit(ALICE, 3, NOW)
+    assert not storage.store.get_user(ALICE).pending
+    storage.store.create_user(BOB, NOW)
+    storage.store.set_status(BOB, "default", NOW)
+    assert not storage.store.get_user(BOB).pending

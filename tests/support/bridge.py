@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from handler import app, schema, signature
+from handler import app, metrics, schema, signature
 from handler.logs import JsonFormatter
 from local.harness import FUNCTION_NAME, Harness, HarnessOptions
 from local.model import FakeOpenAI
@@ -32,6 +32,9 @@ VERIFY_TOKEN = "verify-token-3c6e9a1d4f"
 OPENAI_KEY = "sk-test-key-8b1d4e7a2c"
 SECRET_VALUES = (APP_SECRET, PAGE_TOKEN, VERIFY_TOKEN, OPENAI_KEY)
 ADMIN = "1000000000009999"
+# A photo and a voice message as Messenger's CDN serves them (their first bytes are real).
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x42" * 3000
+VOICE = b"\x00\x00\x00\x18ftypmp42" + b"\x17" * 40_000
 
 
 class LogLines(logging.Handler):
@@ -54,6 +57,41 @@ class LogLines(logging.Handler):
 
     def named(self, message: str) -> list[dict[str, Any]]:
         return [e for e in self.events() if e["message"] == message]
+
+
+class MetricLines(logging.Handler):
+    """Every metric line the handler writes (``handler.metrics``), parsed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: list[dict[str, Any]] = []
+        self._lock_lines = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock_lines:
+            self.documents.append(json.loads(record.getMessage()))
+
+    def total(self, name: str, kind: str | None = None) -> float:
+        """The sum of ``name`` over every line (of that failure kind, if given)."""
+        with self._lock_lines:
+            documents = list(self.documents)
+        total = 0.0
+        for document in documents:
+            if name in document and document.get("Kind") == kind:
+                value = document[name]
+                total += sum(value) if isinstance(value, list) else value
+        return total
+
+    def values(self, name: str) -> list[float]:
+        """Every value of ``name`` (latencies), in the order written."""
+        with self._lock_lines:
+            documents = list(self.documents)
+        found: list[float] = []
+        for document in documents:
+            if name in document and "Kind" not in document:
+                value = document[name]
+                found += value if isinstance(value, list) else [value]
+        return found
 
 
 @dataclass
@@ -112,6 +150,38 @@ def messaging_postback(psid: str, payload: str, title: str = "") -> dict[str, An
     }
 
 
+def messaging_attachment(psid: str, kind: str, url: str, **message: Any) -> dict[str, Any]:
+    """A photo, voice message or file from ``psid``, hosted at ``url`` (Messenger's CDN)."""
+    return {
+        "sender": {"id": psid},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": int(time.time() * 1000),
+        "message": {
+            "mid": f"m_{uuid.uuid4().hex}",
+            "attachments": [{"type": kind, "payload": {"url": url}}],
+            **message,
+        },
+    }
+
+
+def messaging_echo(
+    psid: str, text: str, app_id: int | None = 263902037430900, metadata: str | None = None
+) -> dict[str, Any]:
+    """The echo of a message the page sent to ``psid``: by default one typed by hand in the
+    Page Inbox (its app id, no metadata)."""
+    message: dict[str, Any] = {"is_echo": True, "mid": f"m_{uuid.uuid4().hex}", "text": text}
+    if app_id is not None:
+        message["app_id"] = app_id
+    if metadata is not None:
+        message["metadata"] = metadata
+    return {
+        "sender": {"id": PAGE_ID},
+        "recipient": {"id": psid},
+        "timestamp": int(time.time() * 1000),
+        "message": message,
+    }
+
+
 def webhook_body(*messaging: dict[str, Any], entries: int = 1) -> bytes:
     """A page webhook delivery; ``entries`` spreads the items over that many entries."""
     items = list(messaging)
@@ -134,7 +204,9 @@ SECRETS = {
     "openai_api_key": OPENAI_KEY,
 }
 # Settings every test bridge has unless it says otherwise: quick model failures and retries.
+METRICS_STACK = "messenger-bridge-test-0a1b2c"
 TEST_SETTINGS = {
+    "METRICS_STACK": METRICS_STACK,  # metric lines written, as in a deployed stack
     "OPENAI_MAX_RETRIES": "0",
     "OPENAI_TIMEOUT_SECONDS": "5",
     "DAILY_LIMIT": "3",
@@ -169,11 +241,14 @@ class Bridge:
             )
         )
         self.logs = LogLines()
+        self.metric_lines = MetricLines()
         logging.getLogger("bridge").addHandler(self.logs)
+        logging.getLogger(metrics.LOGGER).addHandler(self.metric_lines)
         try:
             self.harness.start()
         except BaseException:
             logging.getLogger("bridge").removeHandler(self.logs)
+            logging.getLogger(metrics.LOGGER).removeHandler(self.metric_lines)
             raise
         assert self.harness.graph is not None and self.harness.model is not None
         assert self.harness.poller is not None
@@ -186,6 +261,7 @@ class Bridge:
 
     def close(self) -> None:
         logging.getLogger("bridge").removeHandler(self.logs)
+        logging.getLogger(metrics.LOGGER).removeHandler(self.metric_lines)
         model = self.model
         self.harness.stop()
         model.stop()
@@ -212,6 +288,23 @@ class Bridge:
     def settle(self, timeout: float = 30.0) -> None:
         """Until the queue is empty: every message answered or on the dead-letter queue."""
         self.poller.wait_idle(timeout)
+
+    def subscribe_echoes(self) -> None:
+        """The page subscribed to ``message_echoes``: from now on the simulator delivers the
+        echo of every message the page sends to the webhook, as Meta does."""
+        self.graph.deliver_echoes(lambda body: self.deliver(body))
+
+    def reply_as_page(self, psid: str, text: str) -> None:
+        """Someone of the page answers ``psid`` by hand in the Page Inbox; its echo reaches the
+        webhook and the queue has taken it all in."""
+        self.subscribe_echoes()
+        self.graph.reply_as_page(psid, text)
+        self.graph.wait_echoes()
+        self.settle()
+
+    def emails(self) -> list[dict[str, str]]:
+        """What the owner's SNS topic published since the last look: ``subject``, ``body``."""
+        return self.harness.owner_mail()
 
     # -- what we look at ------------------------------------------------------------------
 

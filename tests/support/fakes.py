@@ -21,13 +21,15 @@ from handler.messenger import SendError
 from handler.quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
 from handler.store import (
     FAILURE_KINDS,
-    Alert,
+    MAX_OUTBOX,
+    Notice,
     PageDay,
     Snapshot,
     Turn,
     User,
     UserDay,
 )
+from handler.takeover import Pause
 
 
 def _iso(moment: datetime) -> str:
@@ -44,7 +46,8 @@ class MemoryStore:
     spent: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     pages: dict[str, dict[str, int]] = field(default_factory=dict)
     quiet: dict[str, int] = field(default_factory=dict)  # alert kind -> quiet until
-    outboxes: dict[str, dict[str, Alert]] = field(default_factory=dict)
+    outboxes: dict[str, dict[str, Notice]] = field(default_factory=dict)  # psid -> key -> it
+    pauses: dict[str, Pause] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def snapshot(self, psid: str, day: str, outbox: bool = False) -> Snapshot:
@@ -56,8 +59,12 @@ class MemoryStore:
                 self.spent.get((psid, day), [0, 0])[0],
                 self.summaries.get(psid, ""),
                 self.page_day(day),
-                sorted(self.outboxes.get(psid, {}).values(), key=lambda a: a.at) if outbox else [],
+                self._outbox(psid) if outbox else [],
+                self.pauses.get(psid),
             )
+
+    def _outbox(self, psid: str) -> list[Notice]:
+        return sorted(self.outboxes.get(psid, {}).values(), key=lambda n: (n.at, n.key))
 
     def page_day(self, day: str) -> PageDay:
         page = self.pages.get(day, {})
@@ -103,23 +110,60 @@ class MemoryStore:
             days = {d for p, d in [*self.counters, *self.spent] if p == psid and d[:7] == day[:7]}
             return [self.day_totals(psid, d) for d in sorted(days)]
 
-    def take_alert(self, kind: str, now: int, quiet_until: int) -> bool:
+    def take_alert(self, kind: str, now: int, quiet_until: int, psid: str | None = None) -> bool:
+        name = kind if psid is None else f"{psid}:{kind}"
         with self.lock:
-            if self.quiet.get(kind, 0) > now:
+            if self.quiet.get(name, 0) > now:
                 return False
-            self.quiet[kind] = quiet_until
+            self.quiet[name] = quiet_until
             return True
 
-    def keep_alert(self, psid: str, kind: str, text: str, now: int) -> None:
+    def keep_notice(self, psid: str, notice: Notice) -> None:
         with self.lock:
-            raw = f"{now}:{text}"
-            self.outboxes.setdefault(psid, {})[kind] = Alert(kind, text, now, raw)
+            notice = replace(notice, raw="")
+            kept = self.outboxes.setdefault(psid, {})
+            kept[notice.key] = replace(notice, raw=notice.to_json())
+            for old in self._outbox(psid)[: max(0, len(kept) - MAX_OUTBOX)]:
+                del kept[old.key]
 
-    def drop_alert(self, psid: str, alert: Alert) -> None:
+    def drop_notice(self, psid: str, notice: Notice) -> None:
         with self.lock:
             kept = self.outboxes.get(psid, {})
-            if (found := kept.get(alert.kind)) is not None and found.raw == alert.raw:
-                del kept[alert.kind]
+            if (found := kept.get(notice.key)) is not None and found.raw == notice.raw:
+                del kept[notice.key]
+
+    def mark_mailed(self, psid: str, notice: Notice) -> None:
+        with self.lock:
+            kept = self.outboxes.get(psid, {})
+            if (found := kept.get(notice.key)) is not None and found.raw == notice.raw:
+                mailed = replace(found, mailed=True, raw="")
+                kept[notice.key] = replace(mailed, raw=mailed.to_json())
+
+    def read_outboxes(self, psids: list[str]) -> dict[str, list[Notice]]:
+        with self.lock:
+            return {psid: self._outbox(psid) for psid in psids}
+
+    def extend_pause(self, psid: str, until: int, by: str, now: int) -> bool:
+        with self.lock:
+            before = self.pauses.get(psid)
+            if before is not None and before.until >= until:
+                return False
+            self.pauses[psid] = Pause(until, by)
+            return before is None or not before.active(now)
+
+    def set_pause(self, psid: str, until: int, by: str) -> Pause | None:
+        with self.lock:
+            before = self.pauses.get(psid)
+            self.pauses[psid] = Pause(until, by)
+            return before
+
+    def end_pause(self, psid: str) -> Pause | None:
+        with self.lock:
+            return self.pauses.pop(psid, None)
+
+    def get_pause(self, psid: str) -> Pause | None:
+        with self.lock:
+            return self.pauses.get(psid)
 
     def create_user(
         self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
@@ -128,7 +172,7 @@ class MemoryStore:
             return self.users[psid], False
         stamp = _iso(now)
         self.users[psid] = User(
-            psid, first_seen=stamp, active_at=stamp, ref_source=ref_source, ref=ref
+            psid, first_seen=stamp, active_at=stamp, ref_source=ref_source, ref=ref, pending=True
         )
         return self.users[psid], True
 
@@ -187,12 +231,12 @@ class MemoryStore:
     def set_status(self, psid: str, status: str, now: datetime) -> User:
         assert status in STATUSES
         user = self.users.get(psid) or User(psid, first_seen=_iso(now), active_at=_iso(now))
-        self.users[psid] = replace(user, status=status)
+        self.users[psid] = replace(user, status=status, pending=False)
         return self.users[psid]
 
     def set_limit(self, psid: str, limit: int | None, now: datetime) -> User:
         user = self.users.get(psid) or User(psid, first_seen=_iso(now), active_at=_iso(now))
-        self.users[psid] = replace(user, daily_limit=limit)
+        self.users[psid] = replace(user, daily_limit=limit, pending=False)
         return self.users[psid]
 
     def recent_users(self, limit: int = 20) -> list[User]:
@@ -203,6 +247,10 @@ class MemoryStore:
         gone += int(self.histories.pop(psid, None) is not None)
         self.summaries.pop(psid, None)
         gone += int(self.outboxes.pop(psid, None) is not None)
+        gone += int(self.pauses.pop(psid, None) is not None)
+        for name in [n for n in self.quiet if n.startswith(f"{psid}:")]:
+            del self.quiet[name]
+            gone += 1
         days = {k for k in [*self.counters, *self.spent] if k[0] == psid}
         for key in days:
             self.counters.pop(key, None)

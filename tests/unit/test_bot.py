@@ -89,6 +89,7 @@ def test_a_blocked_person_gets_nothing(world: World):
 def test_a_new_person_is_announced_to_the_owner_once_even_when_their_message_is_retried(
     world: World,
 ):
+    world.store.create_user(ADMIN, NOW)  # the owner wrote just now: inside the window
     first = message("hi", psid=BOB)
     world.model.script = [model_error("timeout", True)]
     with pytest.raises(RetryLater):
@@ -157,6 +158,7 @@ def test_the_owners_welcome_replaces_the_built_in_one(world: World):
 
 
 def test_where_a_new_person_came_from_is_kept_and_told_to_the_owner(world: World):
+    world.store.create_user(ADMIN, NOW)
     first = replace(
         postback("GET_STARTED", "Get Started", psid=BOB), ref_source="SHORTLINK", ref="spring"
     )

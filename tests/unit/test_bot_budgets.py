@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from handler import alerts, budget, replies
+from handler import alerts, budget, notices, replies
 from handler.llm import Completion, Usage
 from handler.store import User
 from tests.support.fakes import model_error
@@ -29,7 +29,8 @@ def billed(tokens_in: int, tokens_out: int, cached: int = 0, model: str = "gpt-5
 
 
 def owner_alerts(world: World) -> list[str]:
-    return [t for t in world.messenger.texts_to(ADMIN) if t.startswith(alerts.PREFIX)]
+    """The alerts the owner got, at once or (after the time they were raised) later."""
+    return [t for t in world.messenger.texts_to(ADMIN) if alerts.PREFIX in t]
 
 
 # -- tokens per person -------------------------------------------------------------------------
@@ -151,10 +152,10 @@ def test_an_owner_outside_the_window_gets_the_alert_with_their_next_message():
     world.handle(message("q"))
     assert world.messenger.texts_to(ADMIN) == []  # outside the window: kept
     [kept] = world.store.outboxes[ADMIN].values()
-    assert kept.kind == alerts.INSUFFICIENT_QUOTA
+    assert kept.key == f"alert:{alerts.INSUFFICIENT_QUOTA}"
     assert world.handle(message("/help", psid=ADMIN)) == "command:help"
     alert, help_text = world.messenger.texts_to(ADMIN)
-    assert alert.startswith(alerts.PREFIX) and "insufficient_quota" in alert
+    assert alert.startswith(f"Nov 30, 12:00 UTC: {alerts.PREFIX}") and "insufficient_quota" in alert
     assert help_text.startswith(replies.USER_HELP)
     assert world.store.outboxes[ADMIN] == {}
     world.handle(message("/help", psid=ADMIN))
@@ -167,9 +168,9 @@ def test_the_window_is_judged_from_recorded_activity_which_may_lag(world: World)
     world.model.script = [model_error("insufficient_quota", False)]
     world.handle(message("q"))
     assert world.messenger.texts_to(ADMIN) == []  # too close to the end to be sure: kept
-    assert alerts.INSUFFICIENT_QUOTA in world.store.outboxes[ADMIN]
-    assert alerts.inside_window((NOW - timedelta(hours=23)).isoformat(), NOW)
-    assert not alerts.inside_window("", NOW)
+    assert f"alert:{alerts.INSUFFICIENT_QUOTA}" in world.store.outboxes[ADMIN]
+    assert notices.inside_window((NOW - timedelta(hours=23)).isoformat(), NOW)
+    assert not notices.inside_window("", NOW)
 
 
 def test_the_outbox_keeps_one_alert_per_kind_the_newest():
@@ -183,9 +184,9 @@ def test_the_outbox_keeps_one_alert_per_kind_the_newest():
     assert sender.alert("unsupported_parameter:temperature", "second", 0)
     assert sender.alert("unsupported_parameter:top_p", "third", 0)
     kept = world.store.outboxes[ADMIN]
-    assert sorted((a.kind, a.text) for a in kept.values()) == [
-        ("unsupported_parameter:temperature", "second"),
-        ("unsupported_parameter:top_p", "third"),
+    assert sorted((n.key, n.text) for n in kept.values()) == [
+        ("alert:unsupported_parameter:temperature", alerts.PREFIX + "second"),
+        ("alert:unsupported_parameter:top_p", alerts.PREFIX + "third"),
     ]
 
 

@@ -1,3 +1,5 @@
+import pytest
+
 from handler.commands import Command, parse_payload, parse_text
 
 PSID = "1000000000000009"
@@ -11,7 +13,13 @@ def test_user_commands_are_case_insensitive_for_everyone():
 
 def test_ordinary_text_is_not_a_command():
     assert parse_text("what is /usage?", is_admin=False) is None
-    assert parse_text("/unknown thing", is_admin=True) is None
+    assert parse_text("/unknown thing", is_admin=False) is None
+    assert parse_text("/path/to/file?", is_admin=True) is None
+
+
+def test_an_owners_unknown_command_is_answered_as_such():
+    command = parse_text("/blok 1000000000000009", is_admin=True)
+    assert command is not None and command.error == "There is no command /blok. /help lists them."
 
 
 def test_admin_commands_are_plain_text_from_non_admins():
@@ -28,11 +36,39 @@ def test_admin_commands_with_their_arguments():
     assert parse_text(f"/forget {PSID}", True) == Command("forget", PSID)
 
 
-def test_bad_arguments_get_a_one_line_usage():
-    for text in ("/block", "/block alice", f"/limit {PSID}", f"/limit {PSID} -2", "/users x"):
-        command = parse_text(text, True)
-        assert command is not None and command.error.startswith("Usage: ")
-        assert "\n" not in command.error
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("/block", "/block needs a page-scoped id (PSID): 16 digits expected"),
+        ("/block alice", "'alice' is not a page-scoped id: 16 digits expected"),
+        ("/block 12", "'12' is not a page-scoped id: 16 digits expected"),
+        (f"/block {PSID} {PSID}", "/block takes one PSID, got 2 words"),
+        (f"/limit {PSID}", "/limit needs a PSID and a number of questions a day"),
+        (f"/limit {PSID} -2", "'-2' is not a number of questions: a whole number from 0 to"),
+        (f"/limit {PSID} 100001", "'100001' is not a number of questions"),
+        ("/users x", "/users takes nothing after it"),
+        (f"/pause {PSID} soon", "'soon' is not a number of minutes"),
+        (f"/pause {PSID} 0", "'0' is not a number of minutes"),
+        ("/resume", "/resume needs a page-scoped id"),
+    ],
+)
+def test_a_rejected_command_says_why_and_how_it_is_written(text: str, why: str):
+    command = parse_text(text, True)
+    assert command is not None and command.error.startswith(why)
+    name = text.split()[0]
+    assert f"Usage: {name}" in command.error and "\n" not in command.error
+
+
+def test_takeover_commands_and_buttons():
+    assert parse_text(f"/pause {PSID}", True) == Command("pause", PSID)
+    assert parse_text(f"/pause {PSID} 90", True) == Command("pause", PSID, 90)
+    assert parse_text(f"/resume {PSID}", True) == Command("resume", PSID)
+    assert parse_text(f"/pause {PSID}", False) is None
+    assert parse_text("/human", False) == Command("human")
+    assert parse_payload("HUMAN", False) == Command("human")
+    assert parse_payload(f"ADMIN:resume:{PSID}", True) == Command("resume", PSID)
+    assert parse_payload(f"ADMIN:pause:{PSID}", True) == Command("pause", PSID)
+    assert parse_payload(f"ADMIN:resume:{PSID}", False).name == "ignored"
 
 
 def test_menu_payloads_and_admin_buttons():
@@ -48,4 +84,4 @@ def test_stats_is_an_owner_command_without_arguments():
     assert parse_text("/stats", True) == Command("stats")
     assert parse_text("/STATS", True) == Command("stats")
     assert parse_text("/stats", False) is None
-    assert parse_text("/stats now", True).error == "Usage: /stats"
+    assert parse_text("/stats now", True).error == "/stats takes nothing after it. Usage: /stats"

@@ -4,12 +4,16 @@ import json
 import pytest
 
 from handler.events import (
+    BOT_METADATA,
+    ECHO_WITHOUT_TEXT,
     MAX_TEXT_CHARS,
+    PAGE_INBOX_APP_ID,
     Inbound,
     MalformedBody,
     classify,
     derived_id,
     http_request,
+    is_ours,
     is_stale,
     parse_webhook,
 )
@@ -78,6 +82,40 @@ def test_a_batch_from_several_users_yields_every_message_in_order():
         (ALICE, "m3", "again"),
     ]
     assert all(e.page_id == PAGE and e.kind == "text" for e in events)
+
+
+def echo(psid: str, mid: str, words: str, **message: object) -> dict:
+    """The echo of a message the page sent to ``psid``."""
+    return {
+        "sender": {"id": PAGE},
+        "recipient": {"id": psid},
+        "timestamp": 1764000000000,
+        "message": {"is_echo": True, "mid": mid, "text": words, **message},
+    }
+
+
+def test_a_reply_typed_by_hand_is_an_echo_event_for_its_recipient():
+    inbox = echo(ALICE, "m1", "Anna here", app_id=PAGE_INBOX_APP_ID)
+    no_app = echo(BOB, "m2", "Hi Bob")
+    photo = echo(ALICE, "m3", "", attachments=[{"type": "image", "payload": {"url": "x"}}])
+    events = parse_webhook(body(entry(inbox, no_app, photo)), app_id="42")
+    assert [(e.kind, e.psid, e.text, e.event_id) for e in events] == [
+        ("echo", ALICE, "Anna here", "m1"),
+        ("echo", BOB, "Hi Bob", "m2"),
+        ("echo", ALICE, ECHO_WITHOUT_TEXT, "m3"),
+    ]
+
+
+def test_the_bots_own_echoes_are_dropped_by_metadata_or_app_id():
+    ours = [
+        echo(ALICE, "m1", "answer", app_id=42, metadata=BOT_METADATA),
+        echo(ALICE, "m2", "answer", metadata=BOT_METADATA),  # a stack without appId
+        echo(ALICE, "m3", "answer", app_id=42),  # our app, no metadata (another sender)
+        echo(ALICE, "m4", "answer", app_id="42"),
+    ]
+    assert parse_webhook(body(entry(*ours)), app_id="42") == []
+    assert [e.event_id for e in parse_webhook(body(entry(*ours)))] == ["m3", "m4"]
+    assert is_ours(42, None, "42") and not is_ours(True, None, "1") and not is_ours(None, "x", None)
 
 
 def test_echoes_deliveries_reads_and_reactions_are_ignored():
