@@ -204,9 +204,12 @@ def _mail_overdue() -> None:
     nobody writes to, nothing else would, and the container that kept them may not be the one
     pinged. It looks (one conditional write, one read) at most every few minutes across all
     containers, and only when there are owners and a topic; it touches nothing otherwise."""
-    settings = runtime().settings
-    if settings.admin_psids and settings.owner_topic_arn:
-        runtime().mail_overdue()
+    try:
+        settings = runtime().settings
+        if settings.admin_psids and settings.owner_topic_arn:
+            runtime().mail_overdue()
+    except Exception:  # the ping must not fail (nor count as the function's error)
+        log.exception("notice.mail_failed")
 
 
 def _dispatch(kind: str, event: Any, context: Any) -> Any:

@@ -373,6 +373,9 @@ class Bot:
                 replies.spend_cap_alert(settings.daily_spend_limit_usd, now, tz),
             )
             return self._say(job, replies.resting(now, tz), "resting")
+        # From here on a download or the model takes seconds: whatever the bot then says (the
+        # answer, an apology) is not sent after someone of the page wrote meanwhile.
+        job.watch_pause = not is_admin
         try:
             self.messenger.sender_action(event.psid, "mark_seen", attempt.deadline)
             self.messenger.sender_action(event.psid, "typing_on", attempt.deadline)
@@ -470,7 +473,7 @@ class Bot:
             return self._say(job, replies.VISION_UNSUPPORTED, "vision_unsupported")
         if error.retryable and not attempt.last:
             if attempt.receive == 1:
-                self._tell(job.psid, replies.MODEL_TROUBLE, attempt)
+                self._tell(job, replies.MODEL_TROUBLE)
             raise RetryLater(f"model:{error.reason}", error.retry_after) from None
         return self._say(job, replies.APOLOGY, "model_failed")
 
@@ -665,10 +668,13 @@ class Bot:
             log.info("reply.sent", bubbles=len(reply.messages), answer_chars=len(reply.answer))
         return outcome
 
-    def _tell(self, psid: str, text: str, attempt: Attempt) -> None:
-        """A best-effort note outside the event's reply (it is not recorded)."""
+    def _tell(self, job: Job, text: str) -> None:
+        """A best-effort note outside the event's reply (it is not recorded), unless someone
+        of the page has taken the conversation over meanwhile."""
+        if job.watch_pause and self._paused_now(job):
+            return
         with contextlib.suppress(SendError):  # logged by the client
-            self.messenger.send_message(psid, {"text": text}, attempt.deadline)
+            self.messenger.send_message(job.psid, {"text": text}, job.attempt.deadline)
 
     def _announce(self, user: User, attempt: Attempt) -> None:
         """A new user: the owners' notice with its buttons, now or with their next message."""

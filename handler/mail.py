@@ -7,19 +7,21 @@ no name; people only by their page-scoped id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from .logs import log
 
-# SNS takes a subject of at most 100 ASCII characters, without line breaks.
-SUBJECT_LIMIT = 100
+# SNS takes a subject of printable ASCII, without line breaks, "less than 100 characters".
+SUBJECT_LIMIT = 99
 SUBJECT_PREFIX = "Messenger bot: "
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
 def subject_line(text: str) -> str:
-    """``text`` as SNS takes a subject: ASCII, one line, at most 100 characters."""
-    plain = " ".join(text.split()).encode("ascii", "replace").decode("ascii")
+    """``text`` as SNS takes a subject: printable ASCII, one line, under 100 characters."""
+    plain = _UNPRINTABLE.sub("?", " ".join(text.split()))
     line = SUBJECT_PREFIX + plain
     return line if len(line) <= SUBJECT_LIMIT else line[: SUBJECT_LIMIT - 3] + "..."
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -417,8 +418,21 @@ def pending(count: int, shown: int) -> str:
     return f"{count} {people} waiting for your decision{more}."
 
 
+# What an m.me link's ``ref`` may show of itself in a notice (and so in an e-mail): anyone can
+# make such a link, so it is cut to the characters and length of a campaign's tag.
+_REF_SHOWN = re.compile(r"[^A-Za-z0-9_.:=+/-]")
+REF_SHOWN_CHARS = 64
+
+
+def shown_ref(ref: str) -> str:
+    """A referral's tag as the owners see it: no one's words, only a tag's characters."""
+    tag = _REF_SHOWN.sub("", ref)
+    return tag if len(tag) <= REF_SHOWN_CHARS else tag[: REF_SHOWN_CHARS - 1] + "\u2026"
+
+
 def new_user_notice(user: User, default_limit: int, ref_source: str = "", ref: str = "") -> Notice:
     """The owners' notice about a first-time user, with a button for each decision."""
+    ref_source, ref = shown_ref(ref_source), shown_ref(ref)
     status = (
         "unlimited" if user.status == STATUS_UNLIMITED else f"{user.status}, {default_limit}/day"
     )

@@ -142,7 +142,9 @@ def take_over(
         if minutes <= 0 or event.psid in admins:
             log.info("takeover.ignored", psid=event.psid, off=minutes <= 0)
             continue
-        started = pauses.extend(event.psid, now + minutes * 60, BY_HUMAN, now)
+        # From when the page wrote, not when the webhook heard of it (a late redelivery).
+        wrote = min(now, event.timestamp // 1000) if event.timestamp > 0 else now
+        started = pauses.extend(event.psid, wrote + minutes * 60, BY_HUMAN, now)
         if started:
             metrics.add("HumanTakeovers")
             log.info("takeover.started", by=BY_HUMAN, psid=event.psid, minutes=minutes)

@@ -100,10 +100,21 @@ def test_the_email_says_what_happened_and_what_to_do_and_nothing_else():
     assert "write anything to the page in Messenger" in body
 
 
+def test_a_referral_tag_shows_only_a_tags_characters_in_notices_and_emails(world: World):
+    ref = "summer_sale-2026 my secret diagnosis is <b>bad</b> " + "y" * 300
+    notice = replies.new_user_notice(User(ALICE), 10, "SHORTLINK", ref)
+    _, body = notices.email([notice], world.bot.settings)
+    shown = replies.shown_ref(ref)
+    assert len(shown) == replies.REF_SHOWN_CHARS and shown.startswith("summer_sale-2026my")
+    assert f"(ref {shown})" in notice.text and f"(ref {shown})" in body
+    assert " my " not in body and "<" not in body and "y" * 64 not in body
+    assert replies.shown_ref("ok_tag") == "ok_tag"
+
+
 def test_an_email_subject_is_what_sns_takes():
-    line = subject_line("Caf\u00e9 \u2615\nline two " + "x" * 200)
-    assert line.startswith("Messenger bot: Caf? ? line two") and len(line) == 100
-    assert line.isascii() and "\n" not in line
+    line = subject_line("Caf\u00e9 \u2615\nline\x07 two " + "x" * 200)
+    assert line.startswith("Messenger bot: Caf? ? line? two") and len(line) == 99
+    assert all(" " <= c <= "~" for c in line)
 
 
 def test_a_mailer_without_a_topic_sends_nothing_and_a_failing_one_never_raises():

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
+import pytest
+
 from handler import replies
+from handler.bot import RetryLater
 from handler.events import Inbound
+from handler.llm import ModelError
 from handler.takeover import BY_HUMAN, STARTED, take_over
 from tests.support.fakes import MemoryStore
 from tests.support.world import ADMIN, ALICE, BOB, NOW, World, make_world, message, photo
@@ -33,8 +38,16 @@ def test_a_reply_by_hand_pauses_its_person_and_is_marked_when_it_started_the_pau
     events = [message("q", psid=BOB), echo(ALICE), echo(ALICE, "again")]
     kept = take_over(events, Pauses(store), 30, frozenset({ADMIN}), AT)  # type: ignore[arg-type]
     assert [(e.kind, e.payload) for e in kept] == [("text", ""), ("echo", STARTED), ("echo", "")]
-    assert store.get_pause(ALICE).until == AT + 1800 and store.get_pause(ALICE).by == BY_HUMAN
+    pause = store.get_pause(ALICE)  # half an hour from the echo's timestamp, a second ago
+    assert pause.until == AT - 1 + 1800 and pause.by == BY_HUMAN
     assert store.get_pause(BOB) is None
+
+
+def test_a_late_redelivery_pauses_from_when_the_page_wrote():
+    store = MemoryStore()
+    late = replace(echo(ALICE), timestamp=(AT - 600) * 1000)  # written ten minutes ago
+    take_over([late], Pauses(store), 30, frozenset(), AT)  # type: ignore[arg-type]
+    assert store.get_pause(ALICE).until == AT + 1200
 
 
 def test_with_takeover_off_or_to_an_owner_a_reply_by_hand_is_dropped():
@@ -97,6 +110,29 @@ def test_a_takeover_while_the_model_thinks_keeps_the_answer_and_the_count():
     assert world.handle(message("q")) == "paused"
     assert world.messenger.texts_to(ALICE) == [] and world.store.counters == {}
     assert world.store.histories[ALICE] == [{"role": "user", "content": "q"}]
+
+
+@pytest.mark.parametrize(
+    ("error", "receive"),
+    [
+        (ModelError("insufficient_quota"), 1),  # the quota apology
+        (ModelError("timeout", retryable=True), 3),  # the last try's apology
+        (ModelError("timeout", retryable=True), 1),  # "having trouble, trying again"
+    ],
+)
+def test_no_apology_follows_a_takeover_made_while_the_model_was_asked(
+    error: ModelError, receive: int
+):
+    world = make_world()
+
+    def failing(messages, deadline):
+        paused(world)  # someone of the page writes meanwhile
+        raise error
+
+    world.bot.ask_model = failing
+    with contextlib.suppress(RetryLater):  # a retryable failure goes back to the queue
+        world.handle(message("q"), receive=receive, last=receive == 3)
+    assert world.messenger.texts_to(ALICE) == [] and world.store.counters == {}
 
 
 def test_a_paused_person_may_still_delete_their_data():
