@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import alerts, budget, commands, metrics, notices, quota, replies
-from .claims import Claim, ClaimLost, Claims, ClaimState, Reply
+from .claims import Claim, ClaimLost, Claims, ClaimState, GuardFailed, Reply
 from .commands import Command
 from .conversation import (
     build_messages,
@@ -427,10 +427,11 @@ class Bot:
             extra = (replies.continue_button(),) if cut else ()
             reply = Reply((*bubbles(said), *extra), remembered, answer)
         job.watch_pause = not is_admin
-        if job.watch_pause and self._paused_now(job):  # someone of the page wrote meanwhile
+        try:  # recorded and counted only if no one of the page wrote meanwhile
+            self._record(job, reply, usages, question=True)
+        except GuardFailed:
             return self._held_answer(job, remembered, usages, history, summary)
         job.pause_checked = job.watch_pause
-        self._record(job, reply, usages, question=True)
         outcome = ("shortened" if cut else "answered") if answer else "empty_answer"
         return self._deliver(job, reply, outcome, history, summary)
 
@@ -444,7 +445,10 @@ class Bot:
         items = self.store.usage_items(
             job.psid, job.day, job.expiry, question, spent.tokens, spent.cost_nusd
         )
-        job.claim = self.claims.record(job.claim, reply, items, job.day)
+        guard = None
+        if job.watch_pause and question:  # a takeover stops the answer: the condition
+            guard = self.store.unpaused_item(job.psid, int(self.clock().timestamp()))
+        job.claim = self.claims.record(job.claim, reply, items, job.day, guard)
         metrics.add("TokensIn", sum(u.input_tokens for u in usages))
         metrics.add("TokensOut", sum(u.output_tokens for u in usages))
         metrics.add("EstimatedCost", spent.cost_nusd / budget.NANO)

@@ -61,6 +61,11 @@ class ClaimLost(RuntimeError):
     """Another attempt owns the event now: this one must not send or write anything more."""
 
 
+class GuardFailed(RuntimeError):
+    """The condition a write was made on no longer holds (a takeover began): nothing of the
+    transaction was written."""
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the bot says to one event: Send API messages, sent in order, and the exchange
@@ -199,9 +204,16 @@ class Claims:
             }
         }
 
-    def _write(self, event_update: TransactItem, extra: list[TransactItem]) -> None:
-        """The event's change alone, or in one transaction with ``extra``; ``ClaimLost`` when
-        the event's condition fails."""
+    def _write(
+        self,
+        event_update: TransactItem,
+        extra: list[TransactItem],
+        guard: TransactItem | None = None,
+    ) -> None:
+        """The event's change alone, or in one transaction with ``extra`` and ``guard`` (a
+        ``ConditionCheck``); ``ClaimLost`` when the event's condition fails, ``GuardFailed``
+        when the guard's does."""
+        extra = [*extra, guard] if guard is not None else extra
         if not extra:
             try:
                 self._db.update_item(**event_update["Update"])
@@ -218,6 +230,8 @@ class Claims:
                 failed = schema.cancelled_conditions(error)
                 if failed and failed[0]:
                     raise ClaimLost(event_update["Update"]["Key"]) from None
+                if failed and guard is not None and len(failed) == len(extra) + 1 and failed[-1]:
+                    raise GuardFailed() from None
                 if not schema.cancelled_by_conflict(error) or attempt == CONFLICT_TRIES - 1:
                     raise
             time.sleep(random.uniform(0.5, 1.5) * CONFLICT_WAIT_SECONDS * 2**attempt)
@@ -228,15 +242,17 @@ class Claims:
         reply: Reply,
         count: TransactItem | list[TransactItem] | None = None,
         day: str = "",
+        guard: TransactItem | None = None,
     ) -> Claim:
         """Record the reply before sending it; with ``count`` (the counter's transaction item,
         or the answer's usage items: the person's count and tokens, the page's totals) they
-        are added on ``day`` in the same transaction, once ever."""
+        are added on ``day`` in the same transaction, once ever. With ``guard`` (a
+        ``ConditionCheck``) nothing is written unless it holds: ``GuardFailed``."""
         sets = "SET reply = :reply, sent = :zero"
         values: dict[str, Any] = {":reply": {"S": reply.to_json()}, ":zero": {"N": "0"}}
         extra = [] if count is None else count if isinstance(count, list) else [count]
         if not extra or claim.counted:
-            self._write(self._owned_update(claim, sets, values), [])
+            self._write(self._owned_update(claim, sets, values), [], guard)
             return replace(claim, reply=reply, sent=0)
         update = self._owned_update(
             claim,
@@ -245,13 +261,13 @@ class Claims:
             " AND attribute_not_exists(counted)",
         )
         try:
-            self._write(update, extra)
+            self._write(update, extra, guard)
         except ClaimLost:
             # Either another owner, or counted by an attempt whose answer was lost: look.
             item = self.get(claim.event_id) or {}
             if item.get("owner", {}).get("S") != claim.owner or "counted" not in item:
                 raise
-            self._write(self._owned_update(claim, sets, values), [])
+            self._write(self._owned_update(claim, sets, values), [], guard)
         return replace(claim, reply=reply, sent=0, counted=day)
 
     def record_sent(self, claim: Claim, sent: int) -> Claim:

@@ -9,9 +9,11 @@ from __future__ import annotations
 HANDLER_ACTIONS: dict[str, tuple[str, ...]] = {
     # The bridge table: event attempts, users, daily counters, conversation history, deletion
     # requests. The worker reads a person's items in one BatchGetItem and writes in
-    # transactions, which IAM authorizes by the item actions inside them (Put, Update).
+    # transactions, which IAM authorizes by the item actions inside them (Put, Update, and
+    # ConditionCheck: an answer is recorded only while no takeover's pause runs).
     "table": (
         "dynamodb:BatchGetItem",
+        "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",

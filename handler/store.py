@@ -671,5 +671,19 @@ class Store:
         """No pause any more; the one there was."""
         return Pauses(self._db, self._table).end(psid)
 
+    def unpaused_item(self, psid: str, now: int) -> TransactItem:
+        """A transaction's condition that no pause runs for ``psid`` at ``now``: the answer is
+        recorded (and counted) only if no takeover began while the model was asked, without
+        a read of its own."""
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": schema.pause_key(psid),
+                "ConditionExpression": "attribute_not_exists(#until) OR #until <= :now",
+                "ExpressionAttributeNames": {"#until": "until"},
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            }
+        }
+
     def get_pause(self, psid: str) -> Pause | None:
         return Pauses(self._db, self._table).get(psid)

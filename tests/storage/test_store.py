@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from handler import schema
-from handler.claims import ClaimLost, Claims, ClaimState, Reply
+from handler.claims import ClaimLost, Claims, ClaimState, GuardFailed, Reply
 from handler.store import MAX_OUTBOX, Notice, Store, UserDay
 from handler.takeover import Pause
 from tests.conftest import new_table
@@ -401,6 +401,36 @@ def test_a_pause_is_extended_never_shortened_and_says_when_it_started(storage: S
     assert store.get_pause(ALICE) == Pause(1_600, "human")
     assert store.extend_pause(ALICE, 3_000, "human", 2_000)  # the last one had ended
     assert store.snapshot(ALICE, DAY).pause == Pause(3_000, "human")
+
+
+@pytest.mark.parametrize("counted", [False, True], ids=["first record", "already counted"])
+def test_an_answer_is_recorded_and_counted_only_while_no_pause_runs(
+    storage: Storage, counted: bool
+):
+    store, at = storage.store, int(NOW.timestamp())
+    if counted:  # an earlier attempt counted it: the guard alone stands with the record
+        storage.claims.release(
+            storage.claims.record(
+                claim(storage, "a"), REPLY, store.count_item(ALICE, DAY, FAR), DAY
+            ),
+            "x",
+        )
+    store.extend_pause(ALICE, at + 60, "human", at)
+    mine = claim(storage, "b", at=NOW_MS + 1)
+    other = Reply(({"text": "another"},), "q?", "another")
+    with pytest.raises(GuardFailed):
+        storage.claims.record(
+            mine, other, store.count_item(ALICE, DAY, FAR), DAY, store.unpaused_item(ALICE, at)
+        )
+    assert storage.counter(ALICE) == int(counted)  # nothing of the transaction was written
+    storage.claims.release(mine, "paused")
+    later = claim(storage, "c", at=NOW_MS + 2)
+    assert later.reply == (REPLY if counted else None)  # not ``other``
+    # The pause over (by time), the same record goes through.
+    done = storage.claims.record(
+        later, REPLY, store.count_item(ALICE, DAY, FAR), DAY, store.unpaused_item(ALICE, at + 60)
+    )
+    assert done.reply == REPLY and storage.counter(ALICE) == 1
 
 
 def test_an_owners_pause_may_be_shorter_and_ending_it_says_what_there_was(storage: Storage):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from handler.claims import DONE, WORKING, Claim, ClaimLost, ClaimState, Reply
+from handler.claims import DONE, WORKING, Claim, ClaimLost, ClaimState, GuardFailed, Reply
 from handler.llm import Completion, ModelError, Transcript
 from handler.media import Media, MediaError
 from handler.messenger import SendError
@@ -164,6 +164,17 @@ class MemoryStore:
     def get_pause(self, psid: str) -> Pause | None:
         with self.lock:
             return self.pauses.get(psid)
+
+    def unpaused_item(self, psid: str, now: int) -> tuple[str, Any]:
+        return ("unpaused", (psid, now))
+
+    def holds(self, condition: tuple[str, Any]) -> bool:
+        """A transaction's condition (``unpaused_item``), as DynamoDB would judge it."""
+        kind, (psid, now) = condition
+        assert kind == "unpaused", condition
+        with self.lock:
+            pause = self.pauses.get(psid)
+            return pause is None or not pause.active(now)
 
     def create_user(
         self, psid: str, now: datetime, ref_source: str = "", ref: str = ""
@@ -321,9 +332,13 @@ class MemoryClaims:
             raise ClaimLost(claim.event_id)
         return item
 
-    def record(self, claim: Claim, reply: Reply, count: Any = None, day: str = "") -> Claim:
+    def record(
+        self, claim: Claim, reply: Reply, count: Any = None, day: str = "", guard: Any = None
+    ) -> Claim:
         with self.lock:
             item = self._owned(claim)
+            if guard is not None and not self.store.holds(guard):
+                raise GuardFailed()
             item.update(reply=reply, sent=0)
             extra = [] if count is None else count if isinstance(count, list) else [count]
             if extra and "counted" not in item:
