@@ -13,8 +13,9 @@ shipped bytecode is complete.
 The stand-ins are ``local.harness.Harness`` on a moto child process (SSM with the secrets,
 the FIFO queue and its dead-letter queue, the table); each child gets the environment the
 deployed function has (``Harness.function_environment``: ``QUEUE_URL``, the ``*_PARAMETER``
-names, endpoints on moto, fake credentials) and a delivery with a fresh message id, so that
-SQS's deduplication keeps every hand-off and the queue's depth at the end counts them.
+names, endpoints on moto, fake credentials, and ``METRICS_STACK``, so that the handler
+writes its one metric line per delivery as in AWS) and a delivery with a fresh message id, so
+that SQS's deduplication keeps every hand-off and the queue's depth at the end counts them.
 
 Timing: the parent reads CLOCK_MONOTONIC just before spawning; the child stamps the same
 clock at its first line, after its imports, and when the handler returned its 200. The
@@ -39,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    METRICS,
     ROOT,
     child_python,
     harness,
+    is_metric_line,
     moto_server,
     now_ns,
     signed_post,
@@ -178,6 +181,7 @@ def _run_once(layout: Layout, variant: Variant, env: dict[str, str]) -> dict[str
     if marks["status"] != 200:
         raise RuntimeError(f"{variant.key} answered {marks['status']}, not 200")
     log_lines = [line for line in lines if not line.startswith("BENCH ")]
+    metric_lines = [line for line in log_lines if is_metric_line(line)]
     sample.update(
         to_200_ms=(marks["t2"] - spawn) / 1e6,
         startup_ms=(marks["t0"] - spawn) / 1e6,
@@ -185,6 +189,8 @@ def _run_once(layout: Layout, variant: Variant, env: dict[str, str]) -> dict[str
         request_ms=(marks["t2"] - marks["t1"]) / 1e6,
         cpu_to_200_ms=marks["cpu"] / 1e6,
         log_bytes=sum(len(line.encode()) + 1 for line in log_lines),
+        metric_lines=len(metric_lines),
+        metric_bytes=sum(len(line.encode()) + 1 for line in metric_lines),
     )
     return sample
 
@@ -247,7 +253,10 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
             poll=False,  # nothing consumes the queue: its depth counts the hand-offs
             use_model=False,
             use_graph=False,
-            settings={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},  # the naive init only
+            settings={
+                **METRICS,  # the webhook's metric line, written as in AWS
+                "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # the naive init only
+            },
         ) as stand_ins,
     ):
         layout = prepare(Path(scratch))
@@ -286,6 +295,8 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
                 if field in taken[0]
             },
             "log_bytes": taken[0].get("log_bytes"),
+            "metric_lines": taken[0].get("metric_lines"),
+            "metric_bytes": taken[0].get("metric_bytes"),
         }
     return {
         "samples": samples,

@@ -8,6 +8,7 @@ secrets, signed webhook events.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -15,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from infra.naming import names_for
 from local.harness import FUNCTION_NAME, PAGE_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +126,12 @@ def now_ns() -> int:
 
 # -- the stand-ins ------------------------------------------------------------------------
 
+# The metrics' Stack dimension and namespace, as a deployed stack names them (the stack's
+# prefix, ``infra.naming``): with it set, the handler writes its Embedded Metric Format lines
+# as it does in AWS, so the benchmarks time and count them; without it, it writes none.
+METRICS_STACK = names_for("messenger-bridge", "prod", "us-east-1").prefix
+METRICS = {"METRICS_STACK": METRICS_STACK}
+
 # What the bench's function is given as its four secrets (SSM SecureString in moto).
 SECRETS = {
     "app_secret": APP_SECRET,
@@ -204,8 +213,6 @@ def harness(
 
 
 def webhook_body(psid: str, text: str, mid: str | None = None) -> bytes:
-    import json
-
     now = int(time.time() * 1000)
     return json.dumps(
         {
@@ -261,16 +268,28 @@ class CountingSink:
     def __init__(self, keep: bool = True) -> None:
         self.bytes = 0
         self.lines: list[str] = []
-        self._keep = keep
+        self.keep = keep  # False: count only (a long timing loop would fill the memory)
+        # Two loggers write here (the log lines and the metric lines), from many threads.
+        self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
-        self.bytes += len(text.encode("utf-8"))
-        if self._keep:
-            self.lines.extend(line for line in text.splitlines() if line.strip())
+        with self._lock:
+            self.bytes += len(text.encode("utf-8"))
+            if self.keep:
+                self.lines.extend(line for line in text.splitlines() if line.strip())
         return len(text)
 
     def flush(self) -> None:
         pass
+
+
+def is_metric_line(line: str) -> bool:
+    """An Embedded Metric Format line (its ``_aws`` directive), not a log line."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and "_aws" in document
 
 
 def fmt_ms(value: float, digits: int = 1) -> str:

@@ -3,10 +3,10 @@
 The whole local stack, wired by ``local.harness.Harness``, every hop real HTTP on loopback:
 the webhook (``handler.app.lambda_handler``, called by one thread per person), the FIFO
 queue and its dead-letter queue in moto (a child process), ``local.event_source.QueuePoller``
-standing in for Lambda's event source mapping (batches of up to 10, at most 5 invocations
-at once: the stack's defaults), which calls ``lambda_handler`` with each batch in threads of
-this process, DynamoDB and SSM in moto too, the Send API in the Messenger simulator and the
-model in ``FakeOpenAI`` answering at once.
+standing in for Lambda's event source mapping (batches of ``batchSize``, 1, and at most
+``maxConcurrency``, 5, invocations at once: the stack's defaults), which calls
+``lambda_handler`` with each batch in threads of this process, DynamoDB and SSM in moto too,
+the Send API in the Messenger simulator and the model in ``FakeOpenAI`` answering at once.
 
 Phases:
 
@@ -23,6 +23,10 @@ Phases:
    DynamoDB request units (item sizes from the table) and the log bytes, which is what
    ``bench.cost`` prices;
 4. the keep-warm ping.
+
+``METRICS_STACK`` is set as in a deployed stack, so the handler writes its Embedded Metric
+Format lines (one per webhook delivery, one per queue batch, one more per failure kind): they
+are logs CloudWatch ingests, counted with the handler's other lines.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
+    METRICS,
     CountingSink,
     harness,
+    is_metric_line,
     moto_server,
     signed_post,
     summary,
@@ -57,6 +63,7 @@ BATCH_SIZE: int = DEFAULTS["batchSize"]
 MAX_CONCURRENCY: int = DEFAULTS["maxConcurrency"]
 FUNCTION_TIMEOUT_S = float(DEFAULTS["timeoutSeconds"])
 SETTINGS = {
+    **METRICS,  # the metric lines written, as in a deployed stack
     "OPENAI_MAX_RETRIES": "0",
     "OPENAI_TIMEOUT_SECONDS": "10",
     "DAILY_LIMIT": "1000",
@@ -254,9 +261,11 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
     log_by_kind: dict[str, int] = defaultdict(int)
     lines_by_kind: dict[str, int] = defaultdict(int)
     for line in seq_lines:
-        kind = json.loads(line).get("event_kind", "other")
+        # The metric lines carry no event kind (they are written apart from the log lines).
+        kind = "metrics" if is_metric_line(line) else json.loads(line).get("event_kind", "other")
         log_by_kind[kind] += len(line.encode()) + 1
         lines_by_kind[kind] += 1
+    metric_lines = [line for line in seq_lines if is_metric_line(line)]
     seq_calls = [c for calls in per_message for c in calls]
     seq_function = [c for c in seq_calls if c.role == "function"]
     units = request_units(seq_function, sizes)
@@ -304,9 +313,39 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
             "log_bytes_per_message": {k: v / sequential for k, v in log_by_kind.items()},
             "log_lines_per_message": {k: v / sequential for k, v in lines_by_kind.items()},
             "log_bytes_total_per_message": seq_bytes / sequential,
+            "metric_lines": _metric_figures(metric_lines, sequential),
         },
         "keep_warm": {"ms": summary(keep_warm_ms), "log_bytes": keep_warm_log_bytes},
         "dead_letters": dead_letters,
+    }
+
+
+def _metric_figures(lines: list[str], messages: int) -> dict[str, Any]:
+    """The metric lines per answered message, by who wrote them: the webhook's (the one that
+    counts ``MessagesReceived``), one per failure kind (``Kind``), the worker's (the rest)."""
+    from handler.metrics import KIND_DIMENSION
+
+    by_writer: dict[str, list[int]] = defaultdict(list)
+    names: Counter[str] = Counter()
+    for line in lines:
+        document = json.loads(line)
+        metrics = [m["Name"] for d in document["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+        names.update(metrics)
+        if KIND_DIMENSION in document:
+            writer = "failure"
+        elif "MessagesReceived" in metrics:
+            writer = "webhook"
+        else:
+            writer = "worker"
+        by_writer[writer].append(len(line.encode()) + 1)
+    return {
+        "lines_per_message": len(lines) / messages,
+        "bytes_per_message": sum(sum(b) for b in by_writer.values()) / messages,
+        "by_writer": {
+            writer: {"lines": len(b) / messages, "bytes_per_line": sum(b) / len(b)}
+            for writer, b in sorted(by_writer.items())
+        },
+        "metrics_seen": sorted(names),
     }
 
 

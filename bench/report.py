@@ -116,13 +116,21 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
             )
     if "cost" in r:
         k = r["cost"]
-        case = k["cases"]["model_2s_full_history"]
+        seconds = k["headline_model_s"]
+        case = k["cases"][f"model_{seconds:g}s_full_history"]
         lines.append(
-            f"  cost (2 s model, full history): AWS {_usd(case['per_1000_messages'])} per 1,000 "
-            f"messages vs OpenAI {_usd(k['openai_per_1000'])}; a month at 1,000/day "
+            f"  cost ({seconds:g} s model, full history): AWS {_usd(case['per_1000_messages'])} "
+            f"per 1,000 messages + {_usd(k['fixed_per_month']['total'])}/month fixed vs "
+            f"{_model(k)} {_usd(k['openai_per_1000'])}; a month at 1,000/day "
             f"{_usd(case['per_month']['1000'])} AWS + {_usd(k['openai_per_month']['1000'])} OpenAI"
         )
     return lines
+
+
+def _model(k: dict[str, Any]) -> str:
+    """The priced model as the page names it: its name and reasoning effort."""
+    o = k["openai"]
+    return f"{o['model']} at reasoning effort {o['reasoning_effort']}"
 
 
 # -- the document -------------------------------------------------------------------------
@@ -224,7 +232,7 @@ def _summary(r: dict[str, Any], add: Any) -> None:
             f"ms, p99 {_ms(w['latency_ms']['p99'], 2)} ms | |"
         )
         add(
-            f"| … CPU-only part (event, signature, parse, route, log) | "
+            f"| … CPU-only part (event, signature, parse, route, log and metric lines) | "
             f"{_ms(w['cpu_us']['lambda_handler_no_hand_off']['median'])} µs | |"
         )
     if "package" in r:
@@ -257,16 +265,29 @@ def _summary(r: dict[str, Any], add: Any) -> None:
         )
     if "cost" in r:
         k = r["cost"]
+        seconds = k["headline_model_s"]
         for key, label in (
             ("model_0s_full_history", "measured worker"),
-            ("model_2s_full_history", "model answering in 2 s"),
+            (f"model_{seconds:g}s_full_history", f"model answering in {seconds:g} s"),
         ):
             case = k["cases"][key]
             add(
                 f"| AWS cost per 1,000 messages ({label}) | {_usd(case['per_1000_messages'])} "
-                f"(+ {_usd(k['fixed_per_month']['total'])}/month fixed) | |"
+                f"(+ fixed, below) | |"
             )
-        add(f"| OpenAI cost per 1,000 messages (gpt-4.1-mini) | {_usd(k['openai_per_1000'])} | |")
+        o = k["openai"]["rows"]
+        add(
+            f"| OpenAI cost per 1,000 messages ({_model(k)}; a typical text exchange) | "
+            f"**{_usd(k['openai_per_1000'])}**; voice messages {_usd(o['voice']['per_1000'])}, "
+            f"photo questions {_usd(o['photo']['per_1000'])} | |"
+        )
+        fixed, ops = k["fixed_per_month"], k["operations"]
+        add(
+            f"| AWS fixed per month (KMS key, {ops['metrics_usual']} custom metrics, "
+            f"{ops['alarms']} alarms, the dashboard, keep-warm) | "
+            f"{_usd(fixed['total'])} ({_usd(fixed['total'] - fixed['dashboard'])} within the "
+            f"account's {k['prices']['free_dashboards']} free dashboards) | |"
+        )
     if "powertools" in r:
         pt = r["powertools"]
         if pt.get("skipped"):
@@ -296,7 +317,8 @@ def _cold(c: dict[str, Any], add: Any) -> None:
         f"written) with the deployed function's environment, as "
         f"`local.harness.Harness.function_environment` gives it (`TABLE_NAME`, `QUEUE_URL` of "
         f"the FIFO queue, the `*_PARAMETER` names of the secrets in SSM, `AWS_ENDPOINT_URL*` "
-        f"→ moto, fake credentials), that handles one signed webhook POST (a Function URL "
+        f"→ moto, fake credentials, and `METRICS_STACK`, so that the handler writes its "
+        f"metric line as in AWS), that handles one signed webhook POST (a Function URL "
         f"event) and exits. {c['samples']} samples per variant after "
         f"{c['warmup_rounds']} discarded warm-up rounds, variants interleaved in shuffled "
         f"order so that changes in load hit all alike. Each sample's delivery has a message "
@@ -310,8 +332,8 @@ def _cold(c: dict[str, Any], add: Any) -> None:
         "returned the 200, and prints the stamps. *To 200* = spawn → 200 (the headline); "
         "*startup* = spawn → first line (interpreter); *init* = the module-level imports and "
         "set-up; *request* = the first request (settings, SSM GetParameters, signature, "
-        "parse, one SQS SendMessageBatch); *exit* = spawn → process gone, which Lambda never "
-        "pays.\n"
+        "parse, one SQS SendMessageBatch, the log line and the metric line); *exit* = spawn → "
+        "process gone, which Lambda never pays.\n"
     )
     add(
         f"**Layout, as in Lambda.** The archive `{c['archive']}` built by `infra.packaging` "
@@ -339,11 +361,19 @@ def _cold(c: dict[str, Any], add: Any) -> None:
         "sender as `MessageGroupId` and a hash of its id as `MessageDeduplicationId`), and "
         "the same checks (HMAC-SHA256, JSON parse), in as little code as boto3 allows, with "
         "only the runtime folder on the path (a function with nothing in its zip but "
-        "itself). The gap between it and the handler is what our code and packaging cost."
+        "itself), and no log or metric line. The gap between it and the handler is what our "
+        "code and packaging cost."
+    )
+    handler_row = v["handler"]
+    metric_note = (
+        f": it writes its log line and, as in AWS, one metric line per delivery (Embedded "
+        f"Metric Format, {handler_row['metric_bytes']} bytes here, with `ColdStarts`)"
+        if handler_row.get("metric_lines")
+        else ""
     )
     add(
         "- **bridge handler**: [`bench/children/handler.py`](../bench/children/handler.py) "
-        "imports `handler.app` and calls `lambda_handler` once."
+        f"imports `handler.app` and calls `lambda_handler` once{metric_note}."
     )
     add(
         "- (c) **naive**: [`bench/children/naive.py`](../bench/children/naive.py): the same "
@@ -465,7 +495,9 @@ def _cold_findings(c: dict[str, Any], add: Any) -> None:
         f"first request (medians, so the parts need not add up). Our own modules take "
         f"{_ms(own)} ms to import once compiled, and the webhook imports none of the "
         f"worker's: `handler.app` loads the queue side (`batch`, `bot`, `claims`, `store`, "
-        f"openai, requests) only on the first batch from the queue."
+        f"openai, requests) only on the first batch from the queue; of the operations code it "
+        f"imports only `handler.metrics` (the standard library alone), which writes the "
+        f"delivery's one metric line to stdout: no API call."
         + (
             " The archive ships its bytecode, and the clients share one boto3 Session "
             "(`handler/clients.py`).\n"
@@ -497,7 +529,8 @@ def _warm(w: dict[str, Any], add: Any) -> None:
         f"one call over loopback: SQS `SendMessageBatch` to the FIFO queue in moto (a child "
         f"process, wired by `local.harness.Harness` with no poller: the queue only fills, and "
         f"is emptied between rounds, untimed); secrets are cached for the container's life. "
-        f"Log lines go to a counting sink.\n"
+        f"`METRICS_STACK` is set as in a deployed stack, so each delivery also writes its "
+        f"metric line. Log and metric lines go to a counting sink.\n"
     )
     add("| | p50 | p90 | p99 | max | mean |\n|---|---:|---:|---:|---:|---:|")
     add(
@@ -522,14 +555,21 @@ def _warm(w: dict[str, Any], add: Any) -> None:
         "parse_webhook": "Body → events (`events.parse_webhook`)",
         "handoff_entries": "Body → SendMessageBatch entries (`handoff.entries`, with the parse)",
         "route_no_hand_off": "`webhook.route`: all the above but the event, + log line",
-        "lambda_handler_no_hand_off": "**`lambda_handler` whole, hand-off stubbed**",
+        "metric_line": "The delivery's metric line (`metrics.write`: EMF JSON, its logger)",
+        "lambda_handler_no_hand_off": "**`lambda_handler` whole, hand-off stubbed** (with the "
+        "metric line)",
     }
     for key, label in labels.items():
         if key in cpu:
             add(f"| {label} | {_ms(cpu[key]['median'])} ({_ms(cpu[key]['best'])}) |")
+    metric = w.get("metric_bytes_per_request", 0.0)
     add(
         f"\nLog output of the webhook path: {w['log_bytes_per_request']:.0f} bytes per "
-        f"request (one `webhook.accepted` line).\n"
+        f"request: the `webhook.accepted` line ({w['log_bytes_per_request'] - metric:.0f} "
+        f"bytes) and the delivery's metric line, one per delivery "
+        f"({w.get('metric_lines_per_request', 0):.2f} per request, {metric:.0f} bytes: "
+        f"Embedded Metric Format, `MessagesReceived` and, on a container's first, "
+        f"`ColdStarts`).\n"
     )
 
 
@@ -584,16 +624,22 @@ def _package(p: dict[str, Any], add: Any) -> None:
         )
 
 
-SERVICES = {"sqs": "SQS", "dynamodb": "DynamoDB", "ssm": "SSM"}
+SERVICES = {"sqs": "SQS", "dynamodb": "DynamoDB", "ssm": "SSM", "sns": "SNS"}
 # What each request of the function is for, as the code makes them (handler/handoff.py,
 # claims.py, store.py, bot.py); the counts beside them are measured.
 PURPOSES = {
     "sqs SendMessageBatch": "webhook: the delivery's events into the FIFO queue",
     "dynamodb UpdateItem": "worker: the claim on the event's item",
-    "dynamodb BatchGetItem": "worker: profile, conversation and today's count, in one read",
+    "dynamodb BatchGetItem": "worker: profile, conversation, the person's and the page's day "
+    "(questions, tokens, spend) and any pause, in one read",
+    "dynamodb GetItem": "worker: the pause looked at again before each bubble of a long "
+    "answer after the first (a person of the page may have taken over)",
     "dynamodb PutItem": "worker: a new user's profile",
-    "dynamodb TransactWriteItems": "worker: the answer recorded with the count; then the "
-    "finish (event done + conversation + profile touch)",
+    "dynamodb TransactWriteItems": "worker: the answer recorded with the person's and the "
+    "page's day (count, tokens, cost), on the condition that no takeover's pause runs; then "
+    "the finish (event done + conversation + profile touch)",
+    "sns Publish": "worker: an e-mail to the owner through the stack's topic (a new user's "
+    "notice, when no adminPsids are there to tell in Messenger)",
     "sqs ChangeMessageVisibilityBatch": "worker: backing a failed message off",
     "ssm GetParameters": "the secrets, once per container",
     "sqs ReceiveMessage": "the mapping: a batch for the function",
@@ -732,7 +778,7 @@ def _requests(e: dict[str, Any], add: Any) -> None:
         "source mapping's (billed to the account, made by Lambda, not by the function), "
         "shown apart. *One at a time* is the sequential run (one message per batch, 1 in "
         f"{max(1, round(s['messages'] / s['users']))} from a new user); *burst* the run "
-        "above (batches of several messages, most people new).\n"
+        f"above (batches of up to {e['batch_size']} messages, most people new).\n"
     )
     add("| Request | What for | One at a time | Burst |\n|---|---|---:|---:|")
     for role, title in (("function", "the function's"), ("mapping", "the mapping's")):
@@ -800,7 +846,7 @@ def _requests(e: dict[str, Any], add: Any) -> None:
 
 
 def _cost(k: dict[str, Any], r: dict[str, Any], add: Any) -> None:
-    p, i = k["prices"], k["inputs"]
+    p, i, o, ops = k["prices"], k["inputs"], k["openai"], k["operations"]
     add("## 5. Cost\n")
     meta = k.get("meta", {})
     add(
@@ -808,38 +854,57 @@ def _cost(k: dict[str, Any], r: dict[str, Any], add: Any) -> None:
         f"{meta.get('from_e2e_of', '?')}._\n"
     )
     add(
-        f"Prices, as of {p['as_of']}: Lambda ${p['lambda_request'] * 1e6:.2f} per million requests "
-        f"and ${p['lambda_arm64_gb_second']:.10f} per GB-second on arm64; SQS FIFO "
+        f"AWS prices ({p['as_of']}): Lambda ${p['lambda_request'] * 1e6:.2f} per million "
+        f"requests and ${p['lambda_arm64_gb_second']:.10f} per GB-second on arm64; SQS FIFO "
         f"${p['sqs_fifo_request'] * 1e6:.2f} per million requests; DynamoDB on demand "
         f"${p['dynamodb_write_unit'] * 1e6:.3f} per million write request units and "
         f"${p['dynamodb_read_unit'] * 1e6:.3f} per million read request units; CloudWatch Logs "
-        f"${p['logs_ingested_gb']:.2f} per GB ingested; the KMS key ${p['kms_key_month']:.0f} "
-        f"a month; SSM standard parameters free. OpenAI gpt-4.1-mini: "
-        f"${p['openai_input_token'] * 1e6:.2f} per million input tokens and "
-        f"${p['openai_output_token'] * 1e6:.2f} per million output tokens (published prices, "
-        f"2025). No free tier is subtracted (Lambda's 1M requests and 400,000 GB-s and SQS's "
-        f"1M requests a month would cover all of the below); a month is {k['days']} days.\n"
+        f"${p['logs_ingested_gb']:.2f} per GB ingested (the metric lines too: Embedded Metric "
+        f"Format costs the ingestion and the metrics, no API request); CloudWatch custom "
+        f"metrics ${p['cloudwatch_metric_month']:.2f} per metric a month (the first 10,000; "
+        f"prorated by the hour and metered only while data comes, so a metric that gets none, "
+        f"a failure that never happens, costs nothing), standard-resolution alarms "
+        f"${p['cloudwatch_alarm_month']:.2f} per alarm metric a month, dashboards "
+        f"${p['cloudwatch_dashboard_month']:.2f} a month each beyond the "
+        f"{p['free_dashboards']} free per account; SNS e-mail notifications free up to "
+        f"{p['sns_email_free_month']:,} a month (then ${p['sns_email'] * 1e5:.2f} per 100,000); "
+        f"the KMS key ${p['kms_key_month']:.0f} a month; SSM standard parameters free. No free "
+        f"tier is subtracted (Lambda's 1M requests and 400,000 GB-s and SQS's 1M requests a "
+        f"month would cover all of the per-message costs below); a month is {k['days']} days.\n"
+    )
+    price, heard_price = o["price"], o["transcription_price"]
+    add(
+        f"OpenAI prices: the stack's default model, **{o['model']}** at reasoning effort "
+        f"`{o['reasoning_effort']}`, from the handler's own default price table "
+        f"(`modelPrices` in Pulumi.yaml, read with `handler.settings.parse_model_prices`): "
+        f"${price['input']:.3f} per million input tokens, ${price['cached']:.3f} per million "
+        f"cached input tokens and ${price['output']:.2f} per million output tokens (reasoning "
+        f"tokens are output); voice messages are transcribed by {o['transcription_model']}, "
+        f"${heard_price['input']:.2f} per million audio tokens in and "
+        f"${heard_price['output']:.2f} per million text tokens out. Every call is priced by "
+        f"`handler.budget`, as the bot prices it for the page's spend cap and the "
+        f"`EstimatedCost` metric.\n"
     )
     add("**Per message, what was measured or counted:**\n")
     per_batch = i.get("burst_records_per_invocation")
     add(
-        f"- Lambda: the webhook's invocation and the worker's, one per batch from the queue: "
-        f"{i['worker_invocations_per_message']:.2f} per message when each message is alone "
-        f"in its batch (a trickle, as measured one at a time; the burst averaged "
-        f"{per_batch or 0:.1f} messages a batch, which divides the worker's request charge, "
-        f"not its duration), {k['memory_mb']} MB (the stack's default), billed by the "
-        f"started millisecond: webhook {_ms(i['webhook_ms'], 2)} ms → "
+        f"- Lambda: the webhook's invocation and the worker's, one per batch from the queue "
+        f"(at most `batchSize` messages, the stack's default {i.get('batch_size') or 1}): "
+        f"{i['worker_invocations_per_message']:.2f} per message as measured one at a time "
+        f"(the burst averaged {per_batch or 0:.1f} messages a batch; a larger batch divides "
+        f"the worker's request charge, not its duration), {k['memory_mb']} MB (the stack's "
+        f"default), billed by the started millisecond: webhook {_ms(i['webhook_ms'], 2)} ms → "
         f"{i['billed_webhook_ms']} ms (warm p50), worker {_ms(i['worker_ms'], 1)} ms → "
         f"{i['billed_worker_ms']} ms (sequential p50, model answering at once). In production "
-        f"the worker waits for the model (typically 2{EN}5 s) and Lambda bills that wait: the "
-        f"rows with a model time add it."
+        f"the worker waits for the model, and for a summary of older turns now and then, and "
+        f"Lambda bills that wait: the rows with a model time add it."
     )
-    ops = ", ".join(
+    sqs_ops = ", ".join(
         f"{_request_name(name)} {X}{n:.2f}" for name, n in i["sqs_operations_per_message"].items()
     )
     add(
         f"- SQS FIFO: **{i['sqs_requests_per_message']:.1f} requests per message** as counted "
-        f"({ops}): the webhook's one `SendMessageBatch` per delivery and the mapping's "
+        f"({sqs_ops}): the webhook's one `SendMessageBatch` per delivery and the mapping's "
         f"`ReceiveMessage` and `DeleteMessageBatch` per batch (each request up to 64 KB, "
         f"far above one event). `ChangeMessageVisibilityBatch` only when a message fails "
         f"(one per failed batch, plus its next receive and delete). The mapping's long polls "
@@ -852,46 +917,100 @@ def _cost(k: dict[str, Any], r: dict[str, Any], add: Any) -> None:
         f"{kind} {units:.1f}"
         for kind, units in sorted(i["dynamodb_typical_by_kind"]["wru"].items())
     )
-    add(
-        f"- DynamoDB: {dm['requests']:.1f} requests per message, **{dm['wru']:.1f} write and "
-        f"{dm['rru']:.1f} read request units** as counted in the run (section 4: the claim, "
-        f"one read of profile, conversation and count, the answer recorded with the count "
-        f"and the finish in two transactions at twice the units, the profile's index entry; "
-        f"the rules are in `bench/wire.py:request_units`), where questions and answers are a "
-        f"few words. The same requests for typical 300-token questions and answers weigh "
-        f"more: the HISTORY item reaches {t['history_bytes']:,} bytes ({t['turns']} turns "
-        f"within `HISTORY_MAX_CHARS`), read once and written once in a transaction, and the "
-        f"reply recorded on the event's item {t['reply_bytes']:,} bytes (the answer twice, as "
-        f"bubbles and as the exchange to remember, and the question), which both "
-        f"transactions that write the event's item pay for: **{dh['wru']:.1f} WRU and "
-        f"{dh['rru']:.1f} RRU** (writes by item: {typical_wru}). These are the *full "
-        f"history* rows."
+    sized = (
+        f"{t['question_tokens']:.0f}-token questions and {t['answer_tokens']:.0f}-token answers"
+        if "question_tokens" in t
+        else "typical questions and answers"
     )
     add(
-        f"- Logs: {i['handler_log_bytes_per_message']:.0f} bytes of the handler's JSON lines "
-        f"per message (measured), plus Lambda's `platform.start` and `platform.report` records "
-        f"per invocation (JSON log format) and 26 bytes of CloudWatch overhead per event: "
+        f"- DynamoDB: {dm['requests']:.1f} requests per message, **{dm['wru']:.1f} write and "
+        f"{dm['rru']:.1f} read request units** as counted in the run (section 4: the claim; "
+        f"one read of the profile, the conversation, the person's and the page's day and any "
+        f"pause; the answer recorded with both days' counts, tokens and cost on the "
+        f"condition that no pause runs (a ConditionCheck, counted as a write), and the "
+        f"finish, in two transactions at "
+        f"twice the units; the profile's index entry; the rules are in "
+        f"`bench/wire.py:request_units`), where questions and answers are a few words. The "
+        f"same requests for the typical exchange below ({sized}) weigh more: the HISTORY item "
+        f"reaches {t['history_bytes']:,} bytes at its largest in a person's day "
+        f"({t['turns']} exchanges, those the history budget kept and the newest, and the "
+        f"summary of the older ones), read once and written once in a transaction, and the reply "
+        f"recorded on the event's item {t['reply_bytes']:,} bytes, which both transactions "
+        f"that write the event's item pay for: **{dh['wru']:.1f} WRU and {dh['rru']:.1f} "
+        f"RRU** (writes by item: {typical_wru}). These are the *full history* rows."
+    )
+    metric_bytes = i.get("metric_log_bytes_per_message", 0.0)
+    writers = i.get("metric_lines_by_writer", {})
+    by_writer = ", ".join(
+        f"the {writer}'s {w['lines']:.2f} of {w['bytes_per_line']:.0f} bytes"
+        for writer, w in writers.items()
+    )
+    add(
+        f"- Logs: {i['handler_log_bytes_per_message']:,.0f} bytes of the handler's lines per "
+        f"message (measured), of which {metric_bytes:.0f} bytes are its metric lines "
+        f"({i.get('metric_lines_per_message', 0):.2f} per message"
+        + (f": {by_writer}" if by_writer else "")
+        + "; at most one per webhook delivery and one per queue batch, plus one per failure "
+        "kind when one fails), plus Lambda's `platform.start` and `platform.report` records "
+        "per invocation (JSON log format) and 26 bytes of CloudWatch overhead per event: "
         f"**{i['log_bytes_per_message']:,.0f} bytes per message**."
     )
     fixed = k["fixed_per_month"]
+    seq = r.get("e2e", {}).get("sequential", {})
+    one_in = round(seq["messages"] / seq["users"]) if seq.get("users") else None
+    publishes = i.get("sns_publishes_per_message", 0.0)
+    mailed = f"{publishes:.2f} per message here" + (
+        f", where 1 in {one_in} is new" if one_in else ""
+    )
+    quiet = ", ".join(f"`{name}`" for name in ops["metrics_quiet"])
+    kinds = " and ".join(f"`{name}`" for name in ops["metrics_by_kind"])
     add(
         f"- Fixed, a month: the KMS key {_usd(fixed['kms_key'])}; the keep-warm ping every "
-        f"20 minutes ({i['keep_warm_pings_per_month']:,} invocations, "
-        f"{_ms(i['keep_warm_ms'], 3)} ms each, {i['keep_warm_log_bytes']:.0f} log bytes) "
-        f"{_usd(fixed['keep_warm'])}; the mapping's long polls of the idle queue "
-        f"{_usd(fixed.get('sqs_idle_polling', 0))} (inside SQS's free million a month): "
-        f"{_usd(fixed['total'])} together."
+        f"{k.get('keep_warm_minutes', 20)} minutes ({i['keep_warm_pings_per_month']:,} "
+        f"invocations, {_ms(i['keep_warm_ms'], 3)} ms each, {i['keep_warm_log_bytes']:.0f} log "
+        f"bytes) {_usd(fixed['keep_warm'])}; the mapping's long polls of the idle queue "
+        f"{_usd(fixed['sqs_idle_polling'])} (inside SQS's free million a month); and the "
+        f"operations:"
     )
     add(
-        f"- OpenAI, for a typical exchange of 300 input tokens (question with history) and 300 "
-        f"output tokens: **{_usd(k['openai_per_message'])} per message**."
+        f"  - custom metrics **{_usd(fixed['custom_metrics'])}**: "
+        f"[`handler/metrics.py`](../handler/metrics.py) declares {ops['metrics_declared']} "
+        f"metrics, each with the one dimension `Stack`, and {kinds} once more per failure kind "
+        f"(`Kind`, {ops['failure_kinds']} kinds): {ops['metrics_all_active']} metrics, "
+        f"{_usd(ops['metrics_all_cost'])} a month, when every one gets data every hour. A page "
+        f"without failures never sends {quiet} nor any kind: {ops['metrics_usual']} metrics, "
+        f"the figure counted here (an upper bound still: a quiet page's metrics miss the "
+        f"hours without messages, which are not billed);"
+    )
+    alarms = (
+        f"{ops['alarms']} alarms ({ops['alarms_standard']} of standard resolution, one "
+        f"metric each, counted from `infra.monitoring.alarm_specs`) "
+        f"**{_usd(fixed['alarms'])}** (`alarms: false` drops them)"
+        if ops["alarms_on_by_default"]
+        else "no alarms (`alarms` is off by default) $0"
+    )
+    add(
+        f"  - {alarms}; the dashboard **{_usd(fixed['dashboard'])}**, counted as if the "
+        f"account had its {p['free_dashboards']} free dashboards already ($0 when it has "
+        f"fewer); the owner's SNS topic (encrypted with the stack's key) $0: a topic costs "
+        f"nothing, and its e-mails (alarms, alerts the owner must act on and, while "
+        f"`adminPsids` is empty, a notice per new user: {mailed}) are free up to "
+        f"{p['sns_email_free_month']:,} a month, "
+        f"{p['sns_email_free_month'] // k['days']} new users a day; beyond them "
+        f"{_usd((p['sns_email'] + p['sns_publish']) * 1000)} per 1,000 e-mails."
+    )
+    add(
+        f"  - Together **{_usd(fixed['total'])} a month** "
+        f"({_usd(fixed['total'] - fixed['dashboard'])} within the free dashboards)."
     )
     add(
         "- Left out as next to nothing: the Function URL (no charge of its own), the "
         "EventBridge schedule (scheduled rules are free), the dead-letter queue (used only "
         "when a message's receives run out), SQS's managed encryption (free), DynamoDB "
-        "storage (small items, most with a TTL), and the KMS decrypts of the secrets' one "
-        "`GetParameters` per cold start.\n"
+        "storage (small items, most with a TTL), log storage (14 days' retention), the AWS "
+        "metrics the alarms and the dashboard read (free), the KMS requests of the secrets' "
+        "one `GetParameters` per cold start and of the topic's messages, and the worker's "
+        "downloads of photos and voice messages (their time is in the model-time rows).\n"
     )
     add("| Case | Lambda | SQS | DynamoDB | Logs | **AWS per 1,000 msgs** | OpenAI per 1,000 |")
     add("|---|---:|---:|---:|---:|---:|---:|")
@@ -906,35 +1025,148 @@ def _cost(k: dict[str, Any], r: dict[str, Any], add: Any) -> None:
             f"**{_usd(case['per_1000_messages'])}** | {_usd(k['openai_per_1000'])} |"
         )
     add("")
+    _openai(k, add)
     volumes = list(k["openai_per_month"])
-    add("A month, all in (fixed costs included):\n")
+    add("A month, all in (AWS's fixed costs included):\n")
     add("| Messages a day | " + " | ".join(f"{int(v):,}" for v in volumes) + " |")
     add("|---|" + "---:|" * len(volumes))
-    for key, label in (
-        ("model_0s_full_history", "AWS, model answering at once"),
-        ("model_2s_full_history", "AWS, model 2 s"),
-        ("model_5s_full_history", "AWS, model 5 s"),
-    ):
-        case = k["cases"][key]
+    for case in k["cases"].values():
+        if case["history"] != "full_history":
+            continue
+        seconds = case["model_latency_s"]
+        label = "AWS, model answering at once" if seconds == 0 else f"AWS, model {seconds:g} s"
         add(f"| {label} | " + " | ".join(_usd(case["per_month"][v]) for v in volumes) + " |")
     add(
-        "| OpenAI gpt-4.1-mini | "
+        f"| OpenAI {o['model']}, text questions | "
         + " | ".join(_usd(k["openai_per_month"][v]) for v in volumes)
         + " |"
     )
     add("")
-    worst = k["cases"]["model_5s_full_history"]["per_1000_messages"]
+    _cost_closing(k, r, add)
+
+
+def _openai(k: dict[str, Any], add: Any) -> None:
+    """The model's side: the assumptions, what they give per message, the spend cap."""
+    o = k["openai"]
+    a, x, rows = o["assumptions"], o["exchange"], o["rows"]
+    add(
+        f"**OpenAI, token by token.** The bench's model is a fake, so the tokens are "
+        f"assumptions, not measurements (a page's own are on its dashboard: `TokensIn`, "
+        f"`TokensOut`, `EstimatedCost`). One person's day of {o['conversation_messages']} "
+        f"questions (`dailyLimit`), one conversation, is played through the handler's own "
+        f"rules (`handler.conversation`: the default system prompt, the remembered turns "
+        f"within `historyTurns` and `historyMaxChars`, older turns folded into a summary by "
+        f"one more call when they outgrow them), about 4 characters a token:\n"
+    )
+    add(
+        f"- each question **{a['question_tokens']:.0f} tokens**, each answer the person reads "
+        f"**{a['answer_tokens']:.0f} tokens**, a summary {a['summary_tokens']:.0f} tokens (its "
+        f"prompt asks for at most 120 words), {a['message_overhead_tokens']:.0f} tokens per "
+        f"chat message for its role;"
+    )
+    add(
+        f"- **{a['reasoning_tokens']:.0f} reasoning tokens per call** at reasoning effort "
+        f"`{o['reasoning_effort']}`, billed as output (a guess: they vary with the question);"
+    )
+    add(
+        "- cached input: the prefix a request shares with the person's previous one, as "
+        "OpenAI's prompt cache serves it (from 1,024 tokens, in steps of 128), assuming each "
+        "question comes within the cache's lifetime of the last (minutes; a conversation in "
+        "progress); a new summary changes the prefix, so the request after it is not cached."
+    )
+    add(
+        f"\nThat gives, per message on average, **{x['input_tokens']:,.0f} input tokens** "
+        f"({x['cached_tokens']:,.0f} of them cached; the largest prompt "
+        f"{x['largest_prompt_tokens']:,} tokens) and **{x['output_tokens']:,.0f} output "
+        f"tokens** ({x['reasoning_tokens']:,.0f} of them reasoning), in {x['calls']:.2f} calls "
+        f"(a summary for {x['summaries'] * 100:.0f}% of the messages). Two more kinds of "
+        f"message:\n"
+    )
+    voice = o["voice_usage"]
+    add(
+        f"- **a voice message** of {a['voice_seconds']:.0f} s: {voice['input_tokens']} audio "
+        f"tokens in to {o['transcription_model']} (~{a['audio_tokens_per_minute']:,.0f} a "
+        f"minute: what OpenAI's estimate for gpt-4o-mini-transcribe, $0.003 a minute at "
+        f"$3.00 per million audio tokens, implies) and {voice['output_tokens']} "
+        f"text tokens out (~{a['speech_tokens_per_minute']:.0f} a minute of speech), then the "
+        f"transcript is answered as a text question;"
+    )
+    add(
+        f"- **a photo question**: the photo as {o['image_tokens']:,} more input tokens, never "
+        f"cached: a phone photo fills the {a['image_patches']:,.0f} patches of 32{X}32 px "
+        f"that {o['model']}'s images are cut into (1536{X}2048 and above, sent with detail "
+        f"`auto`), at {a['image_tokens_per_patch']} tokens a patch as OpenAI documents it for "
+        f"the model (developers measure ~1.2: an upper bound); the conversation keeps a mark, "
+        f"not the photo.\n"
+    )
+    volumes = list(rows["text"]["per_month"])
+    add(
+        "| OpenAI, per message | Each | Per 1,000 | "
+        + " | ".join(f"A month at {int(v):,}/day" for v in volumes)
+        + " |"
+    )
+    add("|---|---:|---:|" + "---:|" * len(volumes))
+    for kind, label in (
+        ("text", "text question (typical exchange)"),
+        ("voice", "voice message (transcription + the exchange)"),
+        ("photo", "photo question (the image + the exchange)"),
+    ):
+        row = rows[kind]
+        name = f"**{label}**" if kind == "text" else label
+        add(
+            f"| {name} | {_usd(row['per_message'])} | **{_usd(row['per_1000'])}** | "
+            + " | ".join(_usd(row["per_month"][v]) for v in volumes)
+            + " |"
+        )
+    add("")
+    cap = o["spend_cap"]
+    if cap["text_messages_per_day"]:
+        over = [int(v) for v in volumes if int(v) > cap["text_messages_per_day"]]
+        beyond = (
+            f" At {', '.join(f'{v:,}' for v in over)} a day the cap would stop the answers "
+            f"after about {cap['text_messages_per_day']:,.0f} (people are told the bot rests "
+            f"until tomorrow, and the spend-cap alarm fires): those columns are what the page "
+            f"pays with the cap raised."
+            if over
+            else ""
+        )
+        add(
+            f"**The page's daily spend cap**, `dailySpendLimitUsd` (default "
+            f"${cap['usd_per_day']:.2f}), counts this same estimate: at the typical text "
+            f"exchange it is reached at about **{cap['text_messages_per_day']:,.0f} messages a "
+            f"day** (~{cap['text_messages_per_month']:,.0f} a month, "
+            f"{_usd(cap['usd_per_day'] * k['days'])} a month at most).{beyond}\n"
+        )
+
+
+def _cost_closing(k: dict[str, Any], r: dict[str, Any], add: Any) -> None:
+    p, i = k["prices"], k["inputs"]
+    slowest = max(k["cases"].values(), key=lambda c: c["model_latency_s"])
+    seconds = k["headline_model_s"]
+    headline = k["cases"][f"model_{seconds:g}s_full_history"]
     webhook_gb_s = i["billed_webhook_ms"] / 1000 * k["memory_mb"] / 1024
     webhook_per_1000 = 1000 * (
         p["lambda_request"] + webhook_gb_s * p["lambda_arm64_gb_second"] + p["sqs_fifo_request"]
     )
-    two = k["cases"]["model_2s_full_history"]["per_message"]["total"]
-    break_even = k["fixed_per_month"]["total"] / two / k["days"]
+    fixed = k["fixed_per_month"]
+    break_even = fixed["total"] / headline["per_message"]["total"] / k["days"]
+    names = {
+        "kms_key": "the KMS key",
+        "custom_metrics": "the custom metrics",
+        "alarms": "the alarms",
+        "dashboard": "the dashboard",
+        "keep_warm": "the keep-warm ping",
+        "sqs_idle_polling": "the idle polls",
+    }
+    biggest = sorted((v, names[n]) for n, v in fixed.items() if n in names and v > 0)[::-1][:3]
     closing = (
-        f"So the model is the bill: even with a 5-second model the AWS side is "
-        f"{worst / k['openai_per_1000'] * 100:.0f}% of the OpenAI side per message, and up to "
-        f"about {break_even:,.0f} messages a day (2 s model) the fixed costs (mostly the $1 "
-        f"KMS key) are most of the AWS bill. Most of AWS's variable cost is Lambda waiting "
+        f"So the model is the bill: even with a {slowest['model_latency_s']:g}-second model "
+        f"the AWS side per message is "
+        f"{slowest['per_1000_messages'] / k['openai_per_1000'] * 100:.0f}% of the OpenAI side. "
+        f"Up to about {break_even:,.0f} messages a day ({seconds:g} s model) the fixed "
+        f"{_usd(fixed['total'])} a month (mostly "
+        + ", ".join(f"{name} {_usd(v)}" for v, name in biggest)
+        + ") is most of the AWS bill. Most of AWS's variable cost is Lambda waiting "
         f"for the model; the webhook path itself (its invocation and its SendMessageBatch) "
         f"costs {_usd(webhook_per_1000)} per 1,000 messages."
     )

@@ -17,7 +17,8 @@ PARTS = ("cold", "warm", "package", "e2e", "powertools", "cost")
 RESULTS = CACHE / "results.json"
 # Bump when a part's figures change shape: older kept figures are dropped, not misread.
 # 2: the FIFO queue design (SQS hand-off, the poller, requests on the wire, powertools).
-RESULTS_FORMAT = 2
+# 3: the metric lines written and counted (METRICS_STACK set), the token-based OpenAI cost.
+RESULTS_FORMAT = 3
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
 

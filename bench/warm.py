@@ -6,7 +6,9 @@ process), wired by ``local.harness.Harness`` with no poller, so the queue only f
 purged between rounds, untimed, so that moto's deduplication scan stays short). Every
 delivery has a message id of its own, so none is dropped as a repeat. The SendMessageBatch
 alone is timed too, and the CPU-only part (decoding the event, checking the signature,
-parsing the body, routing and logging, with the hand-off stubbed) in microseconds.
+parsing the body, routing, logging and the metric line, with the hand-off stubbed) in
+microseconds. ``METRICS_STACK`` is set, as in a deployed stack, so each delivery writes its one
+Embedded Metric Format line: its time is in the figures, its bytes are counted apart.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from typing import Any
 
 from bench.common import (
     APP_SECRET,
+    METRICS,
+    METRICS_STACK,
     CountingSink,
     harness,
+    is_metric_line,
     moto_server,
     signed_post,
     summary,
@@ -33,9 +38,19 @@ PURGE_EVERY = 250  # messages between purges of the queue
 
 @contextmanager
 def handler_logs_to(sink: CountingSink) -> Iterator[None]:
-    """Send the handler's log lines (JSON on stdout in Lambda) to ``sink`` meanwhile."""
+    """Send the handler's log lines (JSON on stdout in Lambda) and its metric lines (EMF, on
+    stdout through their own logger, ``handler.metrics.LOGGER``) to ``sink`` meanwhile: both
+    are what CloudWatch Logs ingests and bills."""
+    from handler import metrics
+
+    # The metric logger's line handler is made on the first line written; made now, so that
+    # its lines come here too instead of to the console.
+    metrics.line_logger()
     handlers = [
-        h for h in logging.getLogger("bridge").handlers if isinstance(h, logging.StreamHandler)
+        h
+        for name in ("bridge", metrics.LOGGER)
+        for h in logging.getLogger(name).handlers
+        if isinstance(h, logging.StreamHandler)
     ]
     previous = [h.setStream(sink) for h in handlers]  # type: ignore[arg-type]
     try:
@@ -63,14 +78,16 @@ class _NoHandoff:
 
 
 def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
-    from handler import app, events, handoff, signature, webhook
+    from handler import app, events, handoff, metrics, signature, webhook
     from handler.clients import aws as aws_client
 
     requests = 300 if quick else 2000
-    sink = CountingSink(keep=False)
+    sink = CountingSink(keep=True)
     with (
         moto_server() as aws_url,
-        harness(aws_url, poll=False, use_model=False, use_graph=False) as stand_ins,
+        harness(
+            aws_url, poll=False, use_model=False, use_graph=False, settings=METRICS
+        ) as stand_ins,
         handler_logs_to(sink),
     ):
         sqs, queue_url = stand_ins.sqs, stand_ins.queue_url
@@ -98,6 +115,9 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
             if response["statusCode"] != 200:
                 raise RuntimeError(f"webhook answered {response['statusCode']}")
         log_bytes = sink.bytes
+        metric_lines = [line for line in sink.lines if is_metric_line(line)]
+        sink.keep = False
+        sink.lines.clear()
         purge()
 
         # The hand-off's one call alone, straight from boto3, with the handler's entry.
@@ -125,6 +145,8 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
         secrets = runtime.secrets
         no_hand_off: Callable[[list[Any]], None] = lambda _events: None  # noqa: E731
         runtime.handoff = _NoHandoff()  # type: ignore[misc]  # over the cached property
+        delivery = metrics.Batch()  # what one delivery counts
+        delivery.add("MessagesReceived")
         try:
             cpu = {
                 "http_request": per_call_us(lambda: events.http_request(event)),
@@ -133,6 +155,9 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
                 "handoff_entries": per_call_us(lambda: handoff.entries(events.parse_webhook(body))),
                 "route_no_hand_off": per_call_us(
                     lambda: webhook.route(request, secrets, no_hand_off)
+                ),
+                "metric_line": per_call_us(
+                    lambda: metrics.write(delivery, METRICS_STACK, runtime.settings.log_level)
                 ),
                 "lambda_handler_no_hand_off": per_call_us(lambda: app.lambda_handler(event, None)),
             }
@@ -145,4 +170,7 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
         "send_only_ms": summary(send_ms),
         "cpu_us": cpu,
         "log_bytes_per_request": log_bytes / (requests + 51),
+        "metric_lines_per_request": len(metric_lines) / (requests + 51),
+        "metric_bytes_per_request": sum(len(line.encode()) + 1 for line in metric_lines)
+        / (requests + 51),
     }

@@ -248,8 +248,9 @@ def _describe(call: AwsCall, params: dict[str, Any], parsed: dict[str, Any]) -> 
     elif op == "TransactWriteItems":
         for entry in params.get("TransactItems", []):
             ((verb, request),) = entry.items()
-            if verb != "ConditionCheck":
-                call.writes.append(_write(verb, request, transactional=True))
+            # A ConditionCheck (no pause runs) is billed like a transactional write of its
+            # item: counted so, on the side of caution.
+            call.writes.append(_write(verb, request, transactional=True))
     elif op == "BatchWriteItem":
         for requests in (params.get("RequestItems") or {}).values():
             for request in requests:
