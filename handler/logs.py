@@ -46,11 +46,19 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def rfc3339(seconds: float) -> str:
+    """``2026-12-01T02:16:50.123Z``: the time format Lambda's log-level filter accepts."""
+    whole = int(seconds)
+    millis = int((seconds - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            # Lambda reads "timestamp" (RFC 3339); without it the line counts as INFO and a
+            # level filter of WARN or above would drop warnings and errors alike.
+            "timestamp": rfc3339(record.created),
             "level": LAMBDA_LEVEL_NAMES.get(record.levelname, record.levelname),
             "message": record.getMessage(),
             **(_context.get() or {}),

@@ -6,9 +6,10 @@ test holds them to it). One namespace per stack, one dimension (the stack) and, 
 failures, their kind: the metric count, and its monthly cost, stays small. No PSID and no
 text ever goes into a dimension or a property.
 
-Lambda filters JSON log lines by their ``level`` before they are stored; a line without one
-counts as INFO and would vanish under ``logLevel: WARN``. Metric lines carry the configured
-level itself, so the filter always lets them through.
+Lambda filters JSON log lines by their ``level`` before they are stored; a line without one,
+or without an RFC 3339 ``timestamp``, counts as INFO and would vanish under ``logLevel:
+WARN``. Metric lines carry both, with the configured level itself, so the filter always lets
+them through.
 
 The code counts with ``add(name)`` wherever it is; ``lambda_handler`` opens one ``Batch``
 per invocation (``collecting``) and writes it once at the end: a webhook delivery is one
@@ -27,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from .logs import rfc3339
 
 NAMESPACE_PREFIX = "MessengerBridge"
 STACK_DIMENSION = "Stack"
@@ -130,6 +133,7 @@ def _line(
                 }
             ],
         },
+        "timestamp": rfc3339(stamp / 1000),
         "level": level,
         STACK_DIMENSION: stack,
         **({KIND_DIMENSION: kind} if kind else {}),

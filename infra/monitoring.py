@@ -18,6 +18,10 @@ import pulumi_aws as aws
 from handler.metrics import FAILURE_KINDS, KIND_DIMENSION, STACK_DIMENSION, namespace
 
 PERIOD = 300  # five minutes: CloudWatch's standard resolution, and its cheapest alarms
+# The owner-must-act alarms look back an hour: they fire on the first failure but clear only
+# after an hour without one, so a problem that recurs every few minutes (one message's
+# retries, a capped day) is one e-mail, not an ALARM and OK pair every five minutes.
+OWNER_WINDOW = 12
 TRAFFIC = ("MessagesReceived", "Answered", "RefusedByLimit", "SpendCapReached", "Blocked")
 
 
@@ -40,7 +44,11 @@ class AlarmSpec:
     statistic: str = "Sum"
     comparison: str = "GreaterThanOrEqualToThreshold"
     evaluation_periods: int = 1
+    datapoints_to_alarm: int = 1
     period: int = PERIOD
+    # No data is no trouble for the function and the handler's own metrics; the dead-letter
+    # queue is the exception (below).
+    missing_data: str = "notBreaching"
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,10 @@ def alarm_specs(watched: Watched, thresholds: Thresholds) -> list[AlarmSpec]:
             0,
             statistic="Maximum",
             comparison="GreaterThanThreshold",
+            # SQS stops sending a queue's metrics after about six hours without activity,
+            # messages or not: a gap must keep the alarm where it is, never sound the all-clear
+            # while a dead letter still waits.
+            missing_data="ignore",
         ),
         AlarmSpec(
             "stuck-queue",
@@ -120,6 +132,7 @@ def alarm_specs(watched: Watched, thresholds: Thresholds) -> list[AlarmSpec]:
             "Failed",
             {**stack, KIND_DIMENSION: "token"},
             1,
+            evaluation_periods=OWNER_WINDOW,
         ),
         AlarmSpec(
             "openai-quota",
@@ -130,6 +143,7 @@ def alarm_specs(watched: Watched, thresholds: Thresholds) -> list[AlarmSpec]:
             "Failed",
             {**stack, KIND_DIMENSION: "quota"},
             1,
+            evaluation_periods=OWNER_WINDOW,
         ),
         AlarmSpec(
             "spend-cap",
@@ -139,6 +153,7 @@ def alarm_specs(watched: Watched, thresholds: Thresholds) -> list[AlarmSpec]:
             "SpendCapReached",
             stack,
             1,
+            evaluation_periods=OWNER_WINDOW,
         ),
     ]
 
@@ -190,7 +205,16 @@ def dashboard_body(watched: Watched, failure_kinds: tuple[str, ...]) -> dict[str
         _widget(
             "Failures by kind",
             [_ours(watched, "Failed", **{KIND_DIMENSION: kind}) for kind in failure_kinds]
-            + [_ours(watched, "Retries"), _ours(watched, "WebhookErrors")],
+            + [_ours(watched, "Retries"), _ours(watched, "WebhookErrors")]
+            # What the function, throttle and webhook alarms watch, beside our own kinds.
+            + [
+                ["AWS/Lambda", name, "FunctionName", watched.function, {"label": label}]
+                for name, label in (
+                    ("Errors", "function errors"),
+                    ("Throttles", "throttles"),
+                    ("Url5xxCount", "webhook 5xx"),
+                )
+            ],
             0,
             6,
             region=region,
@@ -326,9 +350,10 @@ def create_monitoring(
                 statistic=spec.statistic,
                 period=spec.period,
                 evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.datapoints_to_alarm,
                 threshold=spec.threshold,
                 comparison_operator=spec.comparison,
-                treat_missing_data="notBreaching",  # no traffic is no trouble
+                treat_missing_data=spec.missing_data,
                 alarm_actions=[topic.arn],
                 ok_actions=[topic.arn],  # the all-clear, by itself
                 opts=child,

@@ -175,8 +175,8 @@ def log_lines(
 
 
 def logged_at(line: dict[str, Any]) -> float:
-    """A log line's ``time`` (``2026-11-30T16:29:49.384Z``), in seconds since the epoch."""
-    moment = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """A log line's ``timestamp`` (``2026-11-30T16:29:49.384Z``), in seconds since the epoch."""
+    moment = datetime.strptime(line["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     return moment.timestamp()
 
 

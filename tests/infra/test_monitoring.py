@@ -39,6 +39,14 @@ def test_the_dashboard_covers_the_queue_the_dead_letters_and_lambda():
     assert "Failures by kind" in titles and len(titles) == 6
 
 
+def test_every_alarm_watches_a_metric_the_dashboard_shows():
+    """An owner who gets an alarm's e-mail finds its metric on the dashboard."""
+    body = dashboard_body(WATCHED, FAILURE_KINDS)
+    shown = {(m[0], m[1]) for w in body["widgets"] for m in w["properties"]["metrics"]}
+    for spec in alarm_specs(WATCHED, Thresholds()):
+        assert (spec.namespace, spec.metric) in shown, spec.key
+
+
 def test_every_alarm_on_our_metrics_names_one_the_handler_emits_with_a_known_kind():
     for spec in alarm_specs(WATCHED, Thresholds()):
         if spec.namespace == namespace(WATCHED.stack):

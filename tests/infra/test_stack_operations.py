@@ -8,7 +8,7 @@ import pytest
 
 from handler.metrics import METRICS, namespace
 from handler.settings import Env
-from infra.monitoring import PERIOD, metric_names_in
+from infra.monitoring import OWNER_WINDOW, PERIOD, metric_names_in
 from tests.infra.capture import ACCOUNT_ID, REGION, CapturedResource, CapturedStack
 from tests.infra.test_stack import (
     BYO_KEY,
@@ -112,9 +112,24 @@ def test_every_alarm_tells_the_topic_and_clears_by_itself(stack: CapturedStack) 
     for key, alarm in alarms(stack).items():
         assert alarm["alarmActions"] == [arn], key
         assert alarm["okActions"] == [arn], key
-        assert alarm["treatMissingData"] == "notBreaching", key  # no traffic is no trouble
-        assert alarm["period"] == PERIOD and alarm["evaluationPeriods"] == 1, key
+        assert alarm["period"] == PERIOD and alarm["datapointsToAlarm"] == 1, key
         assert len(alarm["alarmDescription"]) > 60, key
+        if key != "dead-letters":
+            assert alarm["treatMissingData"] == "notBreaching", key  # no traffic is no trouble
+
+
+def test_a_dead_letter_alarm_never_clears_on_a_gap_in_sqs_metrics(stack: CapturedStack) -> None:
+    """SQS stops publishing an idle queue's metrics after hours, dead letters or not."""
+    assert alarms(stack)["dead-letters"]["treatMissingData"] == "ignore"
+
+
+def test_owner_must_act_alarms_fire_at_once_and_clear_after_a_quiet_hour(
+    stack: CapturedStack,
+) -> None:
+    for key, alarm in alarms(stack).items():
+        expected = OWNER_WINDOW if key in ("page-token", "openai-quota", "spend-cap") else 1
+        assert alarm["evaluationPeriods"] == expected, key
+        assert alarm["evaluationPeriods"] * alarm["period"] == (3600 if expected > 1 else PERIOD)
 
 
 def test_the_queue_alarms_watch_the_stacks_queues(stack: CapturedStack) -> None:

@@ -21,6 +21,7 @@ from tests.support.bridge import (
     messaging_text,
     webhook_body,
 )
+from tests.support.lambda_logs import kept_at
 from tests.support.world import ALICE, BOB
 
 
@@ -135,6 +136,7 @@ def test_metric_lines_pass_lambdas_filter_at_any_log_level(make_bridge):
     bridge.say(ALICE, "hi")
     assert bridge.metric_lines.documents
     assert {d["level"] for d in bridge.metric_lines.documents} == {"ERROR"}
+    assert all(kept_at(json.dumps(d), "ERROR") for d in bridge.metric_lines.documents)
 
 
 def test_no_person_or_text_is_ever_in_a_metric_line(bridge: Bridge):

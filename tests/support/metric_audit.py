@@ -21,7 +21,7 @@ import pytest
 from handler.metrics import FAILURE_KINDS, KIND_DIMENSION, LOGGER, METRICS, STACK_DIMENSION
 from tests.support import emf
 
-ALLOWED_FIELDS = {"_aws", "level", STACK_DIMENSION, KIND_DIMENSION}
+ALLOWED_FIELDS = {"_aws", "timestamp", "level", STACK_DIMENSION, KIND_DIMENSION}
 
 
 def line_problems(line: str) -> list[str]:

@@ -9,6 +9,7 @@ import pytest
 
 from handler.metrics import FAILURE_KINDS, METRICS, Batch, lines, namespace, write
 from tests.support import emf
+from tests.support.lambda_logs import kept_at, level_lambda_reads
 
 
 def test_a_batch_becomes_valid_emf_lines_one_per_failure_kind():
@@ -38,7 +39,8 @@ def test_metric_lines_pass_lambdas_level_filter_whatever_the_level():
     batch.add("Answered")
     for level in ("DEBUG", "INFO", "WARN", "ERROR", "FATAL"):
         [line] = lines(batch, "s", level)
-        assert json.loads(line)["level"] == level
+        assert level_lambda_reads(line) == level
+        assert kept_at(line, level)
 
 
 def test_only_declared_metrics_and_kinds_are_accepted():
