@@ -304,7 +304,7 @@ def operations() -> dict[str, Any]:
     every = len(metrics.METRICS) + len(by_kind) * len(metrics.FAILURE_KINDS)
     quiet = [name for name in QUIET_METRICS if name in metrics.METRICS]
     usual = len(metrics.METRICS) - len(quiet)
-    watched = Watched("stack", "function", "queue.fifo", "dead.fifo", "us-east-1")
+    watched = Watched("stack", "function", "queue.fifo", "dead.fifo", "us-east-1", "dashboard")
     specs = alarm_specs(watched, Thresholds()) if DEFAULTS["alarms"] else []
     standard = sum(1 for s in specs if s.period >= 60)
     p = PRICES

@@ -8,6 +8,9 @@ it is timed and reported apart, and only the builds after it count as warm-cache
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +57,61 @@ def _build(architecture: str, out: Path) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"packaging {architecture} failed: {done.stderr[-2000:]}")
     return took
+
+
+def _older_python() -> tuple[str, str] | None:
+    """A Python 3.11 or 3.12 with pip, as a fork's or a teammate's Pulumi venv may be."""
+    check = "import sys, pip; print(sys.executable); print('%d.%d' % sys.version_info[:2])"
+    for name in ("python3.11", "python3.12"):
+        found = shutil.which(name)
+        if found:
+            done = subprocess.run([found, "-c", check], capture_output=True, text=True)
+            lines = done.stdout.split()
+            if done.returncode == 0 and len(lines) == 2:
+                return lines[0], lines[1]
+    return None
+
+
+def _fresh_copy(destination: Path) -> Path:
+    """The checkout's files as a clone would hold them: tracked and untracked, not ignored."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    for name in listed.stdout.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def identity(architecture: str, archive: Path, work: Path) -> dict[str, Any]:
+    """The same archive built again by another Python in a fresh copy (cold cache): the
+    bytes must not depend on the interpreter that runs Pulumi nor on the checkout."""
+    other = _older_python() or (sys.executable, f"{sys.version_info[0]}.{sys.version_info[1]}")
+    copy = _fresh_copy(work / "fresh-checkout")
+    out = work / f"identity-{architecture}.zip"
+    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYENV_VERSION", "BRIDGE_PYTHON313")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    done = subprocess.run(
+        [other[0], *command(architecture, out)[1:]],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"packaging under {other[0]} failed: {done.stderr[-2000:]}")
+    ours, theirs = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (archive, out))
+    return {
+        "architecture": architecture,
+        "python": other[1],
+        "this_build": {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "sha256": ours},
+        "fresh_copy": {"python": other[1], "sha256": theirs},
+        "identical": ours == theirs,
+    }
 
 
 def describe(archive: Path) -> dict[str, Any]:
@@ -132,6 +190,8 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
                 "first_build": first,
                 "rebuild_s": summary(times),
             }
+        progress("  package: arm64 again, by another Python in a fresh copy")
+        results["identity"] = identity("arm64", work / "lambda-arm64.zip", work)
         host = "x86_64" if results["architectures"].get("x86_64") else ARCHITECTURES[0]
         if not results["architectures"][host]["pyc_files"]:
             progress("  package: .pyc projection")

@@ -1,6 +1,6 @@
-"""Owner alerts: what the page's owners must hear about (billing, the spend cap, a model that
-refuses a setting, the page token, messages going to the dead-letter queue), said once per
-quiet period, never with a person's words or a secret.
+"""Owner alerts: what the page's owners must hear about (billing, the OpenAI key, the spend
+cap, a model that refuses a setting, the page token, messages going to the dead-letter queue),
+said once per quiet period, never with a person's words or a secret.
 
 ``alert(kind, text)`` is a notice (``notices``) to every owner: in Messenger inside their
 24-hour window, else kept for their next message, and e-mailed at once when the owner must
@@ -30,21 +30,25 @@ DAY = 24 * HOUR
 # The kinds, and how long each stays quiet after it went out (seconds; "day": until the
 # quota day ends, in the page's time zone).
 INSUFFICIENT_QUOTA = "insufficient_quota"
+OPENAI_KEY = "openai_key"
 SPEND_CAP = "spend_cap"
 UNSUPPORTED_PARAMETER = "unsupported_parameter"
 VISION_UNSUPPORTED = "vision_unsupported"
+MODEL_UNPRICED = "model_unpriced"  # with ":<model>": the price table lacks that model
 PAGE_TOKEN = "page_token"
 DEAD_LETTER = "dead_letter"
 QUIET: dict[str, int | str] = {
     INSUFFICIENT_QUOTA: HOUR,
+    OPENAI_KEY: HOUR,
     SPEND_CAP: "day",
     UNSUPPORTED_PARAMETER: DAY,
     VISION_UNSUPPORTED: DAY,
+    MODEL_UNPRICED: 30 * DAY,  # once: the owner need hear it again only if nothing changed
     PAGE_TOKEN: HOUR,
     DEAD_LETTER: HOUR,
 }
 # What the owner must act on for the bot to work again: e-mailed at once (ownerEmail).
-OWNER_MUST_ACT = frozenset({INSUFFICIENT_QUOTA, PAGE_TOKEN, DEAD_LETTER})
+OWNER_MUST_ACT = frozenset({INSUFFICIENT_QUOTA, OPENAI_KEY, PAGE_TOKEN, DEAD_LETTER})
 # What Messenger cannot carry: with the page token refused, the page cannot write to anyone.
 EMAIL_ONLY = frozenset({PAGE_TOKEN})
 PREFIX = "Owner alert: "
@@ -125,9 +129,11 @@ class Alerts:
 
 TITLES = {
     INSUFFICIENT_QUOTA: "OpenAI refused for lack of credit",
+    OPENAI_KEY: "OpenAI refused the API key",
     SPEND_CAP: "today's spend cap is reached",
     UNSUPPORTED_PARAMETER: "the model refused a parameter",
     VISION_UNSUPPORTED: "the model refused a photo",
+    MODEL_UNPRICED: "a model has no price",
     PAGE_TOKEN: "the page token was refused",
     DEAD_LETTER: "messages are going to the dead-letter queue",
 }

@@ -38,7 +38,7 @@ class Runtime:
     def secrets(self) -> Secrets:
         if self._secrets is None:
             self._secrets, texts = load_parameters(self.settings)
-            if texts:  # the system prompt, the privacy page: into the settings
+            if texts:  # the prompt, privacy page, welcome, ice breakers: into the settings
                 self.settings = dataclasses.replace(self.settings, **texts)
         return self._secrets
 
@@ -63,18 +63,19 @@ class Runtime:
             settings.page_id,
         )
         store = Store(dynamodb, settings.table_name)
-        return DeletionRequests(dynamodb, settings.table_name, store.forget_user, finder)
+        forget = functools.partial(store.forget_user, keep_pause=True)  # as the person's /delete
+        return DeletionRequests(dynamodb, settings.table_name, forget, finder)
 
     @functools.cached_property
     def handoff(self) -> Handoff:
-        return Handoff(clients.aws("sqs"), self.settings.queue_url)
+        return Handoff(clients.webhook_aws("sqs"), self.settings.queue_url)
 
     @functools.cached_property
     def pauses(self) -> Any:
         """The takeovers' pauses: made on the first reply by hand (an echo is rare)."""
         from .takeover import Pauses
 
-        return Pauses(clients.aws("dynamodb"), self.settings.table_name)
+        return Pauses(clients.webhook_aws("dynamodb"), self.settings.table_name)
 
     @functools.cached_property
     def mailer(self) -> Any:
@@ -121,7 +122,7 @@ class Runtime:
         from .messenger import Messenger
         from .store import Store
 
-        secrets = self.secrets()  # first: it may bring the system prompt into the settings
+        secrets = self.secrets()  # first: it may bring the prompt, the welcome into the settings
         settings = self.settings
         dynamodb = clients.aws("dynamodb")
         key = secrets.openai_api_key

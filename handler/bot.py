@@ -12,7 +12,8 @@ answer costs the person nothing, and a retry after it sends the recorded answer 
 without asking (or counting) twice.
 
 Before the model is asked: the person's questions and tokens today, and the page's spend
-today, against their budgets. A photo is downloaded and sent inline with the person's text; a
+today, against their budgets. A photo is downloaded and sent inline with the person's text
+(a photo sent alone waits, as its URL on the conversation, for the person's next message); a
 voice message is transcribed and its words are the question. An answer cut at the token cap
 is continued once if there is time, else ended on a whole sentence with a note and a
 Continue button. Older turns of a long conversation are summarised, not dropped. What the
@@ -41,11 +42,11 @@ from .conversation import (
     split_history,
     summary_request,
 )
-from .events import Inbound, is_stale
+from .events import MAX_IMAGES, PHOTO_WAIT_SECONDS, Inbound, is_stale
 from .llm import Completion, ModelError, Transcript, Usage
 from .logs import log, log_context
 from .mail import Mailer
-from .media import AUDIO_TYPES, IMAGE_TYPES, Media, MediaError
+from .media import AUDIO_TYPES, IMAGE_TYPES, MAX_VOICE_SECONDS, Media, MediaError, mp4_seconds
 from .messenger import Messenger, SendError
 from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, counter_expiry, day_key, effective_limit
 from .settings import Settings
@@ -66,6 +67,9 @@ PENDING_USERS_READ = 100
 PENDING_CARDS = 10
 # An owner's /pause without minutes, when human takeover is off (humanPauseMinutes 0).
 DEFAULT_PAUSE_MINUTES = 30
+# The model's refusals only the owner can fix with another key (``llm`` names them): 401, and
+# 403 (the key's project or role may not use the model).
+KEY_REFUSED = frozenset({"authentication", "status_403"})
 # A person's /human tells the owners at most this often.
 HUMAN_NOTICE_QUIET_SECONDS = 30 * 60
 # While paused, a person may still delete their data: nothing else they send is answered.
@@ -91,6 +95,7 @@ OUTCOME_METRICS = {
     "answered": "Answered",
     "shortened": "Answered",
     "empty_answer": "Answered",
+    "filtered": "Answered",
     "over_limit": "RefusedByLimit",
     "over_tokens": "RefusedByLimit",
     "resting": "RefusedByLimit",
@@ -131,6 +136,7 @@ class Ask:
     text: str
     images: tuple[str, ...] = ()
     audio: str | None = None
+    keep: bool = False  # photos without text: kept for the next message, not asked yet
 
 
 def utcnow() -> datetime:
@@ -173,6 +179,9 @@ class Job:
     expiry: int = 0  # when that day's counters expire
     watch_pause: bool = False  # a takeover stops the reply: look just before each bubble
     pause_checked: bool = False  # looked just now: the next bubble need not look again
+    # The conversation with photos kept for the next message, or without the ones this event
+    # used: written when the event ends, unless the conversation is written anyway.
+    photos_write: TransactItem | None = None
 
     @property
     def psid(self) -> str:
@@ -208,6 +217,8 @@ class Bot:
                 # Not before its lease ends: the attempt holding it may still be at work, and a
                 # dead one's lease lasts until its invocation's deadline.
                 held_for = max(1.0, (claim.lease_until_ms - epoch_ms(now)) / 1000)
+                if attempt.last:  # this copy goes to the dead-letter queue; say why
+                    log.warning("event.held_on_last_receive", receive=attempt.receive)
                 raise RetryLater("held by another attempt", after=held_for)
             tz = self.settings.tz
             job = Job(event, claim, attempt, now, day=day_key(now, tz))
@@ -298,14 +309,20 @@ class Bot:
         snapshot = self.store.snapshot(event.psid, job.day, outbox=is_admin)
         if event.kind == "echo":  # someone of the page wrote to the person by hand
             return self._by_hand(job, snapshot)
-        user = snapshot.user
+        user, created = snapshot.user, False
         if user is None:
             user, created = self.store.create_user(event.psid, job.now, event.ref_source, event.ref)
             if created and not is_admin:
                 self._announce(user, job.attempt)
+        # A new person's first event that is not Get Started gets the welcome first: ice
+        # breakers replace the Get Started button on a real page, and anyone may type before
+        # tapping anything. Not to an owner: they set the bot up and know what it is.
+        welcome_due = created and not is_admin
         job.active_at = user.active_at
         job.new_referral = bool(event.ref_source or event.ref) and not (user.ref_source or user.ref)
         if event.kind == "referral":  # an m.me link or ad opened the chat: noted, not answered
+            if welcome_due:  # (but a new person is welcomed, as Get Started would have)
+                self._welcome_new(job, user, snapshot)
             return self._end(job, "referral")
         if user.status == STATUS_BLOCKED and not is_admin:
             return self._end(job, "blocked")
@@ -322,6 +339,8 @@ class Bot:
         paused = not is_admin and pause is not None and pause.active(int(job.now.timestamp()))
         if paused and (command is None or command.name not in PAUSE_PROOF_COMMANDS):
             return self._held(job, snapshot, question if command is None else "")
+        if welcome_due and (command is None or command.name != "start"):
+            self._welcome_new(job, user, snapshot)
         if command is not None:
             return self._command(job, command, is_admin, user)
         if event.kind == "like":  # the thumbs-up sticker: seen, nothing to answer
@@ -329,16 +348,62 @@ class Bot:
         if event.kind == "attachments":
             return self._say(job, replies.media_unsupported(self.settings.vision), "attachments")
         urls = tuple(url for _kind, url in event.media)
+        waiting = self._waiting_photos(job, snapshot)
         if event.kind == "image":
             if not self.settings.vision:
                 return self._say(job, replies.VISION_OFF, "vision_off")
-            return self._question(job, Ask(question, images=urls), user, snapshot, is_admin)
+            if not question.strip() and all(kind == "image" for kind, _ in event.media):
+                # A photo alone: its question mostly follows, in a delivery of its own. (A
+                # sticker alone is looked at now: it says something by itself.)
+                ask = Ask("", images=(*waiting, *urls)[-MAX_IMAGES:], keep=True)
+                return self._question(job, ask, user, snapshot, is_admin)
+            if not question.strip():
+                return self._question(job, Ask("", images=urls), user, snapshot, is_admin)
+            ask = self._with_photos(job, snapshot, question, waiting, urls)
+            return self._question(job, ask, user, snapshot, is_admin)
         if event.kind == "audio" and urls:
             return self._question(job, Ask("", audio=urls[0]), user, snapshot, is_admin)
         if not question.strip():
             log.info("payload.empty", kind=event.kind)
             return self._end(job, "ignored")
-        return self._question(job, Ask(question), user, snapshot, is_admin)
+        if event.payload == replies.DESCRIBE_PAYLOAD and not waiting:
+            return self._say(job, replies.PHOTO_GONE, "photo_gone")
+        ask = self._with_photos(job, snapshot, question, waiting)
+        return self._question(job, ask, user, snapshot, is_admin)
+
+    def _waiting_photos(self, job: Job, snapshot: Snapshot) -> tuple[str, ...]:
+        """The photos the person sent without text within ``PHOTO_WAIT_SECONDS``, for this
+        message to ask about (none while photos are not read)."""
+        if not self.settings.vision or snapshot.photos_until <= int(job.now.timestamp()):
+            return ()
+        return snapshot.photos
+
+    def _with_photos(
+        self,
+        job: Job,
+        snapshot: Snapshot,
+        question: str,
+        waiting: tuple[str, ...],
+        urls: tuple[str, ...] = (),
+    ) -> Ask:
+        """The question with the photos waiting for it: one question. They are used up now,
+        whatever the answer: the conversation is written without them when the event ends."""
+        if waiting:
+            job.photos_write = self.store.history_item(
+                job.psid, snapshot.history, self._expires(job), snapshot.summary
+            )
+            log.info("photo.asked", waiting=len(waiting))
+        return Ask(question, images=(*waiting, *urls)[-MAX_IMAGES:])
+
+    def _keep_photos(self, job: Job, ask: Ask, snapshot: Snapshot) -> str:
+        """A photo without text: its URL waits on the conversation for ``PHOTO_WAIT_SECONDS``
+        (never logged), and the person is asked what they want to know; not counted."""
+        until = int(job.now.timestamp()) + PHOTO_WAIT_SECONDS
+        job.photos_write = self.store.history_item(
+            job.psid, snapshot.history, self._expires(job), snapshot.summary, ask.images, until
+        )
+        log.info("photo.kept", photos=len(ask.images))
+        return self._send(job, Reply((replies.photo_kept(),)), "photo_kept")
 
     def _question(self, job: Job, ask: Ask, user: User, snapshot: Snapshot, is_admin: bool) -> str:
         try:
@@ -373,6 +438,8 @@ class Bot:
                 replies.spend_cap_alert(settings.daily_spend_limit_usd, now, tz),
             )
             return self._say(job, replies.resting(now, tz), "resting")
+        if ask.keep:  # a photo alone: kept for the question that mostly follows it
+            return self._keep_photos(job, ask, snapshot)
         # From here on a download or the model takes seconds: whatever the bot then says (the
         # answer, an apology) is not sent after someone of the page wrote meanwhile.
         job.watch_pause = not is_admin
@@ -413,26 +480,38 @@ class Bot:
         self._dropped(job, completion.dropped)
         usages += completion.usage
         text, cut = completion.text, completion.finish_reason == "length"
+        filtered = completion.finish_reason == "content_filter"
         if cut and text.strip() and model_deadline - time.monotonic() >= CONTINUE_MIN_SECONDS:
             text, cut = self._continue(job, messages, text, model_deadline, usages)
         answer = text.strip()
-        if cut and answer:
+        if (cut or filtered) and answer:
             answer = last_whole_sentence(answer)
-            log.info("answer.shortened", answer_chars=len(answer))
-        if not answer:
-            log.warning("model.empty", finish_reason=completion.finish_reason)
-            reply = text_reply(replies.EMPTY_ANSWER, remembered, "")
-        else:
+            log.info("answer.shortened", answer_chars=len(answer), filtered=filtered)
+        if answer:
             said = f"{heard}\n\n{answer}" if heard else answer
-            extra = (replies.continue_button(),) if cut else ()
+            extra: tuple[Message, ...] = ()
+            if filtered:  # stopped by the provider: never passed off as a whole answer
+                extra = ({"text": replies.FILTERED_NOTE},)
+            elif cut:
+                extra = (replies.continue_button(),)
             reply = Reply((*bubbles(said), *extra), remembered, answer)
+            outcome = "filtered" if filtered else "shortened" if cut else "answered"
+        elif cut:  # the whole budget went on thinking: Continue asks again after the question
+            log.warning("model.empty", finish_reason=completion.finish_reason)
+            note = replies.continue_button(replies.CUT_BEFORE_ANSWER)
+            reply = Reply((note,), remembered, replies.CUT_MARK)
+            outcome = "shortened"
+        else:
+            log.warning("model.empty", finish_reason=completion.finish_reason)
+            said = replies.FILTERED if filtered else replies.EMPTY_ANSWER
+            reply = text_reply(said, remembered, "")
+            outcome = "filtered" if filtered else "empty_answer"
         job.watch_pause = not is_admin
         try:  # recorded and counted only if no one of the page wrote meanwhile
             self._record(job, reply, usages, question=True)
         except GuardFailed:
             return self._held_answer(job, remembered, usages, history, summary)
         job.pause_checked = job.watch_pause
-        outcome = ("shortened" if cut else "answered") if answer else "empty_answer"
         return self._deliver(job, reply, outcome, history, summary)
 
     # -- the model's parts ------------------------------------------------------------------
@@ -441,7 +520,7 @@ class Bot:
         """Record the reply with what it cost: the question's count (when it counts), its
         tokens and estimated cost, the person's and the page's, once, in one transaction."""
         settings = self.settings
-        spent = budget.spend(usages, settings.model_prices, settings.model)
+        spent = budget.spend(usages, settings.model_prices)
         items = self.store.usage_items(
             job.psid, job.day, job.expiry, question, spent.tokens, spent.cost_nusd
         )
@@ -453,6 +532,10 @@ class Bot:
         metrics.add("TokensOut", sum(u.output_tokens for u in usages))
         metrics.add("EstimatedCost", spent.cost_nusd / budget.NANO)
         log.info("answer.usage", tokens=spent.tokens, cost_nusd=spent.cost_nusd, counted=question)
+        for model in budget.unpriced(usages, settings.model_prices):  # priced high: say so
+            priced_as, price = budget.dearest(settings.model_prices)
+            text = replies.unpriced_alert(model, priced_as, price)
+            self._alert(job, f"{alerts.MODEL_UNPRICED}:{model}", text)
 
     def _ask(self, messages: list[Message], deadline: float) -> Completion:
         """One model call, timed for the metrics (a failed call too)."""
@@ -471,7 +554,12 @@ class Bot:
             self._failure(job, "insufficient_quota")
             self._alert(job, alerts.INSUFFICIENT_QUOTA, replies.quota_alert())
             return self._say(job, replies.QUOTA_APOLOGY, "insufficient_quota")
+        if error.reason == "image_invalid":  # the photo's fault, not the model's: no alert
+            return self._say(job, replies.PHOTO_UNREADABLE, "photo_unreadable")
         self._failure(job, "model")
+        if error.reason in KEY_REFUSED:  # a bad or powerless key: only the owner can fix it
+            text = replies.openai_key_alert(error.reason, self.settings.model)
+            self._alert(job, alerts.OPENAI_KEY, text, replies.OPENAI_KEY_HINT)
         if error.reason == "image_unsupported":
             self._alert(job, alerts.VISION_UNSUPPORTED, replies.vision_alert(self.settings.model))
             return self._say(job, replies.VISION_UNSUPPORTED, "vision_unsupported")
@@ -515,8 +603,16 @@ class Bot:
         log.info("history.summarised", turns=len(older), summary_chars=len(folded))
         return folded
 
-    def _download(self, job: Job, url: str, accepted: tuple[str, ...], failed: str) -> Media:
-        """A photo or voice message, or a reply (``Said``) saying why not."""
+    def _download(
+        self,
+        job: Job,
+        url: str,
+        accepted: tuple[str, ...],
+        failed: str,
+        wrong_type: str | None = None,
+    ) -> Media:
+        """A photo or voice message, or a reply (``Said``) saying why not (``wrong_type``: for
+        a type the bot does not take, if not ``failed``)."""
         if self.fetch is None:
             raise RuntimeError("no media fetcher")
         attempt = job.attempt
@@ -527,6 +623,8 @@ class Bot:
             if error.retryable and not attempt.last:
                 raise RetryLater(f"media:{error.reason}") from None
             text = replies.MEDIA_TOO_LARGE if error.reason == "too_large" else failed
+            if error.reason == "wrong_type" and wrong_type:
+                text = wrong_type
             raise Said(self._say(job, text, f"media_{error.reason.split(':')[0]}")) from None
 
     def _look(self, job: Job, ask: Ask) -> list[Message]:
@@ -534,7 +632,9 @@ class Bot:
         question = ask.text or replies.DEFAULT_PHOTO_QUESTION
         parts: list[Message] = [{"type": "text", "text": question}]
         for url in ask.images:
-            image = self._download(job, url, IMAGE_TYPES, replies.PHOTO_FAILED)
+            image = self._download(
+                job, url, IMAGE_TYPES, replies.PHOTO_FAILED, replies.PHOTO_UNREADABLE
+            )
             parts.append({"type": "image_url", "image_url": {"url": image.data_url()}})
         metrics.add("Images", len(ask.images))
         return parts
@@ -545,6 +645,11 @@ class Bot:
         if self.transcribe is None:
             raise RuntimeError("no transcriber")
         voice = self._download(job, url, AUDIO_TYPES, replies.VOICE_FAILED)
+        seconds = mp4_seconds(voice.data)  # None: not said (another format): the size cap
+        if seconds is not None and seconds > MAX_VOICE_SECONDS:
+            log.info("voice.too_long", seconds=round(seconds))
+            text = replies.voice_too_long(MAX_VOICE_SECONDS)
+            raise Said(self._say(job, text, "voice_too_long"))
         try:
             transcript = self.transcribe(voice.data, voice.filename, voice.content_type, deadline)
         except ModelError as error:
@@ -659,6 +764,8 @@ class Bot:
             ]
             expires = int((job.now + timedelta(hours=settings.history_ttl_hours)).timestamp())
             writes.append(self.store.history_item(psid, turns, expires, summary or ""))
+        elif job.photos_write is not None:  # photos kept, or used: the conversation says so
+            writes.append(job.photos_write)
         try:
             self.claims.finish(job.claim, outcome, writes)
         except ClaimLost:
@@ -699,7 +806,7 @@ class Bot:
     def _remember(self, job: Job, turns: list[Turn], summary: str) -> list[TransactItem]:
         """The conversation with what was said while the bot kept quiet (none when stateless)."""
         if self.settings.history_turns <= 0 or not turns:
-            return []
+            return [job.photos_write] if job.photos_write is not None else []
         return [self.store.history_item(job.psid, keep_latest(turns), self._expires(job), summary)]
 
     def _by_hand(self, job: Job, snapshot: Snapshot) -> str:
@@ -742,7 +849,7 @@ class Bot:
         """The model answered, but someone of the page wrote to the person meanwhile: the
         answer is not sent and the question not counted; what the model cost is."""
         settings = self.settings
-        spent = budget.spend(usages, settings.model_prices, settings.model)
+        spent = budget.spend(usages, settings.model_prices)
         writes = self._activity(job)
         if spent.tokens or spent.cost_nusd:
             writes += self.store.usage_items(
@@ -777,19 +884,12 @@ class Bot:
         if command.error:
             return self._say(job, command.error, f"command_error:{command.name}")
         if command.name == "start":
-            limit = (
-                None
-                if is_admin
-                else effective_limit(user.status, user.daily_limit, self.settings.daily_limit)
-            )
-            welcome = replies.welcome(
-                self.settings.welcome_message, limit, self.settings.ice_breakers
-            )
-            return self._send(job, Reply((welcome,)), outcome)
+            return self._send(job, Reply((self._welcome(user, is_admin),)), outcome)
         if command.name == "delete":
             return self._send(job, Reply((replies.delete_question(),)), outcome)
         if command.name == "delete_confirmed":
-            deleted = self.store.forget_user(job.psid)
+            # A running pause stays: someone of the page is talking to them (it ends itself).
+            deleted = self.store.forget_user(job.psid, keep_pause=True, now=job.now.timestamp())
             job.forgotten = True  # finishing must not write the record back
             log.info("user.deleted_own_data", items=deleted)
             return self._say(job, replies.deleted(deleted), outcome)
@@ -806,24 +906,59 @@ class Bot:
         text = self._command_reply(job.psid, command, is_admin, job.now)
         return self._say(job, text, outcome)
 
+    def _welcome(self, user: User, is_admin: bool) -> Message:
+        """What Get Started answers: the welcome, with the ice breakers as quick replies."""
+        settings = self.settings
+        limit = (
+            None
+            if is_admin
+            else effective_limit(user.status, user.daily_limit, settings.daily_limit)
+        )
+        return replies.welcome(
+            settings.welcome_message,
+            limit,
+            settings.ice_breakers,
+            photos=settings.vision,
+            voice=self.transcribe is not None,  # voice messages are always transcribed
+        )
+
+    def _welcome_new(self, job: Job, user: User, snapshot: Snapshot) -> None:
+        """A new person's first event was not Get Started: the same welcome, sent before the
+        answer, never counted. Once at most: only the attempt that created their record sends
+        it (a retry of the event finds the record), and a failed send is not repeated (the
+        answer still goes). Not while someone of the page is answering them."""
+        pause = snapshot.pause
+        if pause is not None and pause.active(int(job.now.timestamp())):
+            return
+        with contextlib.suppress(SendError):  # logged by the client
+            self.messenger.send_message(job.psid, self._welcome(user, False), job.attempt.deadline)
+            log.info("user.welcomed", kind=job.event.kind)
+
     def _human(self, job: Job, is_admin: bool) -> str:
-        """A person asks for a person: the bot keeps quiet for them (if takeover is on) and
-        the owners are told, with buttons to take over or to let the bot answer."""
+        """A person asks for a person: the owners are told, with buttons to take over or to
+        let the bot answer (by e-mail at once if none can get it in Messenger now), and the
+        bot keeps quiet for them (if takeover is on). With nobody to tell, it says so and
+        goes on answering."""
         if is_admin:
             return replies.HUMAN_FROM_OWNER
-        minutes, moment = self.settings.human_pause_minutes, int(job.now.timestamp())
-        until = None
-        if minutes > 0:
-            until = moment + minutes * 60
-            if self.store.extend_pause(job.psid, until, BY_PERSON, moment):
-                metrics.add("HumanTakeovers")
-                log.info("takeover.started", by=BY_PERSON, minutes=minutes)
+        settings = self.settings
+        if not settings.admin_psids and not (self.mailer is not None and self.mailer.enabled):
+            log.warning("human.nobody_to_tell")
+            return replies.HUMAN_NOBODY
+        minutes, moment = settings.human_pause_minutes, int(job.now.timestamp())
+        until = moment + minutes * 60 if minutes > 0 else None
         quiet_until = moment + HUMAN_NOTICE_QUIET_SECONDS
         if self.store.take_alert("human", moment, quiet_until, psid=job.psid):
-            notice = replies.human_notice(job.psid, until, self.settings.tz)
-            self._notices().tell(notice, job.attempt.deadline)
+            notice = replies.human_notice(job.psid, until, settings.tz)
+            told = self._notices().tell(notice, job.attempt.deadline, pressing=True)
+            if not (told.delivered or told.queued or told.emailed):
+                log.warning("human.nobody_told")
+                return replies.HUMAN_NOBODY
         else:
             log.info("human.told_already")
+        if until is not None and self.store.extend_pause(job.psid, until, BY_PERSON, moment):
+            metrics.add("HumanTakeovers")
+            log.info("takeover.started", by=BY_PERSON, minutes=minutes)
         return replies.human_asked(minutes)
 
     def _pause(self, job: Job, command: Command) -> str:

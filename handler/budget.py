@@ -3,7 +3,8 @@
 Tokens are the provider's own usage numbers (input + output, reasoning, photos and
 transcription included); dollars are those numbers times the owner's price table
 (``modelPrices``), kept as whole nano-dollars so that DynamoDB adds them exactly. A model the
-table does not list is priced as the default model, with one warning per container.
+table does not list is priced at the dearest listed row, so that the spend cap errs on the
+safe side, with one warning per container (and the bot tells the owner: ``unpriced``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from .llm import Usage
 from .logs import log
-from .settings import DEFAULT_MODEL, Price
+from .settings import Price
 
 NANO = 1_000_000_000  # nano-dollars in a dollar
 PER_TOKENS = 1_000_000  # prices are per million tokens
@@ -42,30 +43,48 @@ class Spend:
         return Spend(self.tokens + other.tokens, self.cost_nusd + other.cost_nusd)
 
 
-def price_of(model: str, prices: Mapping[str, Price], default_model: str = DEFAULT_MODEL) -> Price:
-    """The model's price: by name, else by the longest listed name it extends (a dated
-    snapshot, ``gpt-5-mini-2025-08-07``), else the default model's, with a warning once."""
+def listed(model: str, prices: Mapping[str, Price]) -> str | None:
+    """The table's name for the model: its own, else the longest listed name it extends (a
+    dated snapshot, ``gpt-5-mini-2025-08-07``); None when the table lacks it."""
     if model in prices:
-        return prices[model]
+        return model
     stems = [name for name in prices if model.startswith(name + "-")]
-    if stems:
-        return prices[max(stems, key=len)]
+    return max(stems, key=len) if stems else None
+
+
+def dearest(prices: Mapping[str, Price]) -> tuple[str, Price]:
+    """The listed row that costs the most (output first, then input, then cached)."""
+    if not prices:
+        return "", Price(0.0, 0.0, 0.0)
+    return max(prices.items(), key=lambda row: (row[1].output, row[1].input, row[1].cached))
+
+
+def price_of(model: str, prices: Mapping[str, Price]) -> Price:
+    """The model's price (``listed``), else the dearest listed row's, with a warning once: an
+    unknown model is never under-priced."""
+    name = listed(model, prices)
+    if name is not None:
+        return prices[name]
+    priced_as, price = dearest(prices)
     with _unpriced_lock:
         first = model not in _unpriced
         _unpriced.add(model)
     if first:
-        log.warning("budget.model_unpriced", model=model, priced_as=default_model)
-    fallback = prices.get(default_model)
-    if fallback is None:
-        fallback = next(iter(prices.values()), Price(0.0, 0.0, 0.0))
-    return fallback
+        log.warning("budget.model_unpriced", model=model, priced_as=priced_as)
+    return price
 
 
-def cost_nusd(usage: Usage, prices: Mapping[str, Price], default_model: str = DEFAULT_MODEL) -> int:
+def unpriced(usages: Iterable[Usage], prices: Mapping[str, Price]) -> list[str]:
+    """The models of ``usages`` the table does not list (whisper-1's minutes aside)."""
+    models = {u.model for u in usages if u.tokens or not u.audio_seconds}
+    return sorted(m for m in models if listed(m, prices) is None)
+
+
+def cost_nusd(usage: Usage, prices: Mapping[str, Price]) -> int:
     """What one call cost, in nano-dollars."""
     if usage.audio_seconds and not usage.tokens:
         return round(usage.audio_seconds / 60 * DURATION_DOLLARS_PER_MINUTE * NANO)
-    price = price_of(usage.model, prices, default_model)
+    price = price_of(usage.model, prices)
     cached = min(usage.cached_tokens, usage.input_tokens)
     dollars = (
         (usage.input_tokens - cached) * price.input
@@ -75,12 +94,10 @@ def cost_nusd(usage: Usage, prices: Mapping[str, Price], default_model: str = DE
     return round(dollars * NANO)
 
 
-def spend(
-    usages: Iterable[Usage], prices: Mapping[str, Price], default_model: str = DEFAULT_MODEL
-) -> Spend:
+def spend(usages: Iterable[Usage], prices: Mapping[str, Price]) -> Spend:
     total = Spend()
     for usage in usages:
-        total += Spend(usage.tokens, cost_nusd(usage, prices, default_model))
+        total += Spend(usage.tokens, cost_nusd(usage, prices))
     return total
 
 

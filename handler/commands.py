@@ -39,7 +39,7 @@ USAGE = {
     "limit": "/limit <psid> <n>",
     "pause": "/pause <psid> [minutes]",
 }
-PSID_EXPECTED = "16 digits expected (the number in a new-user notice, or in /users)"
+PSID_EXPECTED = "5 to 32 digits expected (the number in a new-user notice, or in /users)"
 
 
 @dataclass(frozen=True)

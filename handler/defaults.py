@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "modelPrices": [
         "gpt-5-mini=0.25/0.025/2.00",
         "gpt-5-nano=0.05/0.005/0.40",
+        "gpt-5.4-mini=0.75/0.075/4.50",
+        "gpt-5.4-nano=0.20/0.02/1.25",
         "gpt-4.1-mini=0.40/0.10/1.60",
         "gpt-4o-mini=0.15/0.075/0.60",
         "gpt-4o-mini-transcribe=3.00/3.00/5.00",

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any, Literal
 
 EventKind = Literal["http", "keep_warm", "queue", "unknown"]
-# "image": photos or stickers (with the person's text, if any); "audio": a voice message;
+# "image": photos or stickers (with the person's text, if any; a sticker's media is
+# ("sticker", url), a photo's ("image", url)); "audio": a voice message;
 # "like": the thumbs-up sticker; "attachments": what the bot cannot take (video, files...);
 # "echo": someone of the page wrote to the person by hand (Page Inbox, Business Suite).
 InboundKind = Literal[
@@ -28,12 +29,19 @@ MESSAGING_WINDOW = timedelta(hours=24)
 MAX_TEXT_CHARS = 20_000
 # Messenger's thumbs-up "like" sticker, in its three sizes: acknowledged, never answered.
 LIKE_STICKERS = frozenset({369239263222822, 369239343222814, 369239383222810})
+# The attachment types looked at as an image: photos, and stickers (Meta sends a sticker as a
+# ``sticker`` attachment with ``payload.url`` and ``payload.sticker_id``; older deliveries
+# sent an ``image`` attachment and a top-level ``sticker_id``).
+IMAGE_ATTACHMENTS = ("image", "sticker")
 MAX_IMAGES = 4  # photos of one message sent to the model
 MAX_URL_CHARS = 2048
 # Messenger sends a photo and the text typed with it as two messages, the photo first: a
 # text this soon after a photo-only message of the same person, in the same delivery, is
 # its question.
 CAPTION_WINDOW_MS = 60_000
+# More often the text comes in a delivery of its own: a photo sent without text is kept (its
+# URL, on the person's conversation) this long for the person's next message to ask about.
+PHOTO_WAIT_SECONDS = 10 * 60
 # What a reply by hand without text (a photo, a sticker) is remembered as.
 ECHO_WITHOUT_TEXT = "[an attachment sent by hand]"
 # What the bot puts in the ``metadata`` of every message it sends (the Send API takes up to
@@ -244,9 +252,9 @@ def _one(item: dict[str, Any], page_id: str, app_id: str | None = None) -> Inbou
         media: tuple[tuple[str, str], ...] = ()
         if isinstance(quick, dict) and isinstance(quick.get("payload"), str):
             found = ("quick_reply", text or "", _text(quick["payload"]) or "")
-        elif _sticker(message.get("sticker_id")) in LIKE_STICKERS:
+        elif _stickers(message) & LIKE_STICKERS:
             found = ("like", "", "")
-        elif media := _attachments(message.get("attachments"), "image")[:MAX_IMAGES]:
+        elif media := _images(message)[:MAX_IMAGES]:
             found = ("image", text if text and text.strip() else "", "")
         elif media := _attachments(message.get("attachments"), "audio")[:1]:
             found = ("audio", "", "")
@@ -280,9 +288,33 @@ def _sticker(value: Any) -> int | None:
     """A sticker id, whatever the delivery holds (ids are numbers, maybe given as text)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
+
+
+def _stickers(message: dict[str, Any]) -> set[int]:
+    """The sticker ids of a message: the top-level ``sticker_id`` (older deliveries, with an
+    ``image`` attachment) and each attachment's ``payload.sticker_id`` (the ``sticker``
+    attachment Meta sends now)."""
+    ids = {_sticker(message.get("sticker_id"))}
+    attachments = message.get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else []:
+        payload = attachment.get("payload") if isinstance(attachment, dict) else None
+        if isinstance(payload, dict):
+            ids.add(_sticker(payload.get("sticker_id")))
+    return {i for i in ids if i is not None}
+
+
+def _images(message: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Photos ("image", url) and stickers ("sticker", url), both looked at as images, each URL
+    once (a sticker may come both as a ``sticker`` and as an ``image`` attachment)."""
+    sticker = bool(_stickers(message))
+    found: dict[str, str] = {}
+    for kind in IMAGE_ATTACHMENTS:
+        for _, url in _attachments(message.get("attachments"), kind):
+            found.setdefault(url, "sticker" if sticker or kind == "sticker" else "image")
+    return tuple((kind, url) for url, kind in found.items())
 
 
 def _attachments(attachments: Any, kind: str) -> tuple[tuple[str, str], ...]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .logs import log
-from .settings import Settings
+from .settings import RESPONSES_MIN_OUTPUT_TOKENS, Settings
 
 T = TypeVar("T")
 Message = dict[str, Any]
@@ -41,6 +41,20 @@ _REFUSAL_WORDS = (
     "extra inputs",
     "does not support",
     "not permitted",
+)
+# What OpenAI answers (400, no parameter named) for a photo it cannot open: the photo's fault,
+# not the model's; and how providers word it without a code.
+BAD_IMAGE_CODES = frozenset(
+    {"invalid_image_format", "image_parse_error", "invalid_image", "image_too_large"}
+)
+_BAD_IMAGE_WORDS = (
+    "unsupported image",
+    "invalid image",
+    "could not process image",
+    "image could not be",
+    "image is too large",
+    "image exceeds",
+    "failed to decode",
 )
 # The answer's length cap, by preference: GPT-5 and o-series take only the first, older
 # compatible servers only the second.
@@ -176,9 +190,26 @@ def refused_parameter(error: Exception, sent: tuple[str, ...]) -> str | None:
     return min(found)[1] if found else None
 
 
+def _bad_image(error: Exception) -> bool:
+    """A 400 about the photo itself (a format the provider cannot open, a corrupt or too large
+    file): OpenAI's ``invalid_image_format``, ``image_parse_error``, ``invalid_image``,
+    ``image_too_large`` and the like, with no parameter named. Not a model without vision."""
+    if _status(error) != 400:
+        return False
+    code = str(getattr(error, "code", None) or "").lower()
+    if code in BAD_IMAGE_CODES:
+        return True
+    if getattr(error, "param", None):
+        return False
+    if "image" in code:
+        return True
+    message = _message(error).lower()
+    return not code and any(words in message for words in _BAD_IMAGE_WORDS)
+
+
 def _refuses_images(error: Exception) -> bool:
     """A 400 about the request's image parts: the model (or provider) has no vision."""
-    if _status(error) != 400:
+    if _status(error) != 400 or _bad_image(error):
         return False
     param = str(getattr(error, "param", None) or "").lower()
     return "image" in _message(error).lower() or ("content" in param and "type" in param)
@@ -199,6 +230,8 @@ def _reason(error: Exception, images: bool = False) -> tuple[str, bool]:
         return "rate_limited", True
     if isinstance(error, openai.AuthenticationError):
         return "authentication", False
+    if images and _bad_image(error):
+        return "image_invalid", False
     if images and _refuses_images(error):
         return "image_unsupported", False
     if isinstance(error, openai.APIStatusError):
@@ -269,7 +302,9 @@ def _optional(settings: Settings, caps: tuple[str, ...]) -> dict[str, Any]:
     }
     chosen = {k: v for k, v in wanted.items() if v is not None and k not in dropped}
     cap = next((name for name in caps if name not in dropped), None)
-    if cap is not None:
+    if cap == "max_output_tokens":  # the Responses API refuses less (integer_below_min_value)
+        chosen[cap] = max(settings.max_tokens, RESPONSES_MIN_OUTPUT_TOKENS)
+    elif cap is not None:
         chosen[cap] = settings.max_tokens
     return chosen
 

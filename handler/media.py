@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,17 @@ from .logs import log
 CHUNK_BYTES = 64 * 1024
 MAX_TRY_SECONDS = 10.0
 MIN_TRY_SECONDS = 1.0
-# Voice messages come from Messenger as MP4 (often labelled video/mp4), or as audio/*.
-AUDIO_TYPES = ("audio/", "video/mp4", "video/webm", "video/quicktime")
-IMAGE_TYPES = ("image/",)
+# Voice messages come from Messenger as MP4 (often labelled video/mp4), or as audio/*; a CDN
+# may also answer application/octet-stream (the attachment's own type says it is audio: the
+# bytes tell which format).
+OCTET_STREAM = "application/octet-stream"
+AUDIO_TYPES = ("audio/", "video/mp4", "video/webm", "video/quicktime", OCTET_STREAM)
+# The formats OpenAI's models open: anything else (HEIC, BMP, TIFF...) is refused before
+# the model is asked. Exact types (an entry ending in "/" is a prefix).
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+# A voice message longer than this is not transcribed (it would cost tokens a minute and
+# hold the answer up): Messenger's voice clips are MP4, whose header says how long they are.
+MAX_VOICE_SECONDS = 5 * 60
 # The file name the transcription endpoint is given: it reads the format from it.
 AUDIO_EXTENSIONS = {
     "audio/mpeg": "mp3",
@@ -72,6 +81,78 @@ def _content_type(response: Any) -> str:
     return raw.split(";", 1)[0].strip().lower()
 
 
+def accepts(content_type: str, accepted: tuple[str, ...]) -> bool:
+    """``content_type`` is one of ``accepted``: exact types, or prefixes ending in "/"."""
+    return any(
+        content_type.startswith(kind) if kind.endswith("/") else content_type == kind
+        for kind in accepted
+    )
+
+
+# The first bytes of the audio formats the transcription endpoint takes.
+_AUDIO_MAGIC = (
+    (b"ID3", "audio/mpeg"),
+    (b"\xff\xfb", "audio/mpeg"),
+    (b"\xff\xf3", "audio/mpeg"),
+    (b"\xff\xf2", "audio/mpeg"),
+    (b"OggS", "audio/ogg"),
+    (b"fLaC", "audio/flac"),
+    (b"\x1a\x45\xdf\xa3", "audio/webm"),
+)
+
+
+def sniff_audio(data: bytes) -> str | None:
+    """The audio type the bytes show (for a file the CDN labels application/octet-stream)."""
+    if data[4:8] == b"ftyp":
+        return "audio/mp4"
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "audio/wav"
+    return next((kind for magic, kind in _AUDIO_MAGIC if data.startswith(magic)), None)
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, body end) of each ISO-BMFF box between ``start`` and ``end``."""
+    at = start
+    while at + 8 <= end:
+        size = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if at + 16 > end:
+                return
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif size == 0:  # to the end of the file
+            size = end - at
+        if size < header or at + size > end:
+            return
+        yield kind, at + header, at + size
+        at += size
+
+
+def mp4_seconds(data: bytes) -> float | None:
+    """How long an MP4/M4A file says it is (``moov``/``mvhd``: duration over timescale), or
+    None when it says nothing usable (another format, a damaged or cut file)."""
+    for kind, start, end in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for inner, body, stop in _boxes(data, start, end):
+            if inner != b"mvhd" or stop - body < 20:
+                continue
+            version = data[body]
+            if version == 1 and stop - body >= 32:
+                scale = int.from_bytes(data[body + 20 : body + 24], "big")
+                length = int.from_bytes(data[body + 24 : body + 32], "big")
+                unknown = length == 2**64 - 1
+            elif version == 0:
+                scale = int.from_bytes(data[body + 12 : body + 16], "big")
+                length = int.from_bytes(data[body + 16 : body + 20], "big")
+                unknown = length == 2**32 - 1
+            else:
+                return None
+            return None if unknown or not scale else length / scale
+    return None
+
+
 def download(
     session: Any, url: str, max_bytes: int, accepted: tuple[str, ...], deadline: float
 ) -> Media:
@@ -92,7 +173,7 @@ def download(
         if response.status_code != 200:  # expired or removed: asking again will not help
             raise MediaError(f"status_{response.status_code}")
         content_type = _content_type(response)
-        if not content_type.startswith(accepted):
+        if not accepts(content_type, accepted):
             log.info("media.refused", content_type=content_type[:60])
             raise MediaError("wrong_type")
         declared = response.headers.get("Content-Length")
@@ -112,5 +193,8 @@ def download(
             raise MediaError(f"broken:{type(error).__name__}", retryable=True) from None
     if not size:
         raise MediaError("empty")
+    data = b"".join(chunks)
+    if content_type == OCTET_STREAM:  # only ever accepted for audio: the bytes say which
+        content_type = sniff_audio(data) or content_type
     log.info("media.downloaded", content_type=content_type, bytes=size)
-    return Media(b"".join(chunks), content_type)
+    return Media(data, content_type)

@@ -74,6 +74,9 @@ def network_error(error: Exception) -> SendError:
     if isinstance(error, requests.ConnectTimeout) or isinstance(cause, ConnectTimeoutError):
         # urllib3's NewConnectionError (refused, unresolvable) is a ConnectTimeoutError too.
         return SendError(f"connection:{type(error).__name__}", False)
+    if isinstance(error, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
+        # The TLS handshake or the proxy failed: no request reached Graph.
+        return SendError(f"connection:{type(error).__name__}", False)
     return SendError(f"no_answer:{type(error).__name__}", False, maybe_delivered=True)
 
 

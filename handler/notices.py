@@ -10,9 +10,10 @@ most 20) and goes out with their next message to the page, oldest first and merg
 in one message, the notices with buttons in one carousel.
 
 E-mail (``ownerEmail``, through the stack's SNS topic) takes what Messenger cannot: a notice
-the owner must act on (the page token refused, no OpenAI credit, messages going to the
-dead-letter queue) at once, and any notice still waiting in an outbox an hour after it was
-raised. Nothing schedules that hour: ``mail_overdue`` looks, at most every few minutes across
+the owner must act on (the page token refused, no OpenAI credit or a refused key, messages
+going to the dead-letter queue) at once, a person asking for a person (/human) at once when no
+owner could get it in Messenger, and any notice still waiting in an outbox an hour after it
+was raised. Nothing schedules that hour: ``mail_overdue`` looks, at most every few minutes across
 all containers, when the worker has answered an event and on the keep-warm ping (EventBridge's
 schedule, which the stack has anyway).
 """
@@ -230,30 +231,40 @@ class Notices:
         deadline: float,
         *,
         urgent: bool = False,
+        pressing: bool = False,
         messenger: bool = True,
         to: Iterable[str] | None = None,
     ) -> Told:
         """Tell the owners (``to``: only these): in Messenger now if inside their window,
         else kept for their next message; by e-mail at once when ``urgent`` (they must act),
-        or when there is no owner to tell in Messenger (unless routine). Never raises."""
+        when ``pressing`` (someone waits) and no owner got it in Messenger now, or when there
+        is no owner to tell in Messenger (unless routine). Never raises."""
         now = self.clock()
         notice = replace(notice, at=int(now.timestamp()))
         owners = sorted(self.settings.admin_psids if to is None else to)
         alone = messenger and not self.settings.admin_psids
-        emailed = 0
-        if self.mailer is not None and (
-            urgent or (alone and kind_of(notice.key) not in ROUTINE_KINDS)
-        ):
-            emailed = int(self.mailer.send(*email([notice], self.settings)))
-        notice = replace(notice, mailed=bool(emailed))
-        delivered = queued = 0
+        delivered, waiting = 0, []
         for owner in owners if messenger else []:
             try:
                 if self._now(owner, notice, now, deadline):
                     delivered += 1
                 else:
-                    self.store.keep_notice(owner, notice)
-                    queued += 1
+                    waiting.append(owner)
+            except Exception:
+                log.exception("notice.failed", kind=kind_of(notice.key))
+        emailed = 0
+        if self.mailer is not None and (
+            urgent
+            or (pressing and not delivered)
+            or (alone and kind_of(notice.key) not in ROUTINE_KINDS)
+        ):
+            emailed = int(self.mailer.send(*email([notice], self.settings)))
+        notice = replace(notice, mailed=bool(emailed))
+        queued = 0
+        for owner in waiting:
+            try:
+                self.store.keep_notice(owner, notice)
+                queued += 1
             except Exception:
                 log.exception("notice.failed", kind=kind_of(notice.key))
         told = Told(delivered, queued, emailed)

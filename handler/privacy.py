@@ -11,8 +11,10 @@ from datetime import datetime
 from urllib.parse import urlparse
 
 from .claims import EVENT_RETENTION
+from .events import PHOTO_WAIT_SECONDS
 from .quota import COUNTER_RETENTION
 from .settings import Settings
+from .store import ALERT_RETENTION_SECONDS
 
 DEAD_LETTER_RETENTION_DAYS = 14  # the stack's dead-letter queue keeps a message this long
 
@@ -46,6 +48,27 @@ def model_provider(settings: Settings) -> str:
     return f"the model provider at {host}"
 
 
+def _logs_kept(settings: Settings) -> str:
+    days = settings.log_retention_days
+    return f"kept {days} days" if days else "kept until the owner deletes them"
+
+
+def _expiring(settings: Settings) -> list[str]:
+    """What a person's /delete leaves behind, each with when it goes: only the person's own
+    records are deleted at once (``Store.forget_user``)."""
+    notice_days = ALERT_RETENTION_SECONDS // 86400
+    return [
+        "the record of each message of yours being answered (with the answer until it is "
+        f"sent): {int(EVENT_RETENTION.total_seconds() // 3600)} hours after the message;",
+        "a message that could not be answered, with its text, waiting for the page owner to "
+        f"retry it: at most {DEAD_LETTER_RETENTION_DAYS} days;",
+        "notices naming your page-scoped id (you are new, or you asked for a person) that "
+        "wait for one of the page's owners to write to the page: delivered then, or after "
+        f"{notice_days} days;",
+        f"the technical logs, which name your page-scoped id: {_logs_kept(settings)}.",
+    ]
+
+
 def privacy_page(settings: Settings, region: str | None) -> str:
     """The bot's privacy policy: the owner's text if configured, else one written from the
     settings this function actually runs with."""
@@ -63,11 +86,20 @@ def privacy_page(settings: Settings, region: str | None) -> str:
             f"The conversation: your last {history} questions and their answers, and a short "
             "summary of earlier ones, so that follow-up questions make sense. Deleted after "
             f"{settings.history_ttl_hours} hours without a message, or at once when you send "
-            "/reset. Photos and voice messages are not kept: only the words of a voice message, "
-            "as a question. When someone of the page answers you themselves, what they write is "
-            "part of the conversation too."
+            "/reset. When someone of the page answers you themselves, what they write is part "
+            "of the conversation too."
             if history
             else "No conversation: each question is answered on its own and not kept."
+        ),
+        (
+            "Photos and voice messages are not kept: a photo is a mark in the conversation, a "
+            "voice message the words it says. Only a photo you send without text waits: its "
+            f"Messenger link (not the picture) is kept up to {PHOTO_WAIT_SECONDS // 60} minutes, "
+            "so that your next message can ask about it, and deleted as soon as that message "
+            "is answered, when the time is up, or when you send /reset or /delete."
+            if settings.vision
+            else "Photos and voice messages are not kept: only the words of a voice message, "
+            "as a question."
         ),
         "When someone of the page answers you themselves, or you ask for a person (/human): "
         "until when the assistant keeps quiet for you, kept a day after that.",
@@ -75,13 +107,15 @@ def privacy_page(settings: Settings, region: str | None) -> str:
         f"kept {int(EVENT_RETENTION.total_seconds() // 3600)} hours to answer each message "
         "only once. A message that could not be answered waits up to "
         f"{DEAD_LETTER_RETENTION_DAYS} days for the page owner to retry it.",
-        "Technical logs without the text of your messages, kept "
-        + (
-            f"{settings.log_retention_days} days."
-            if settings.log_retention_days
-            else "until the owner deletes them."
-        ),
+        f"Technical logs without the text of your messages, {_logs_kept(settings)}.",
     ]
+    minutes = settings.human_pause_minutes
+    lasts = (
+        f"{minutes} minutes after the page's last reply or your /human, unless an owner set "
+        "a longer one"
+        if minutes > 0
+        else "as long as an owner set"
+    )
     where = f" in the {html.escape(region)} region" if region else ""
     processors = [
         f"Amazon Web Services{where}: runs the bot and stores what is listed above, encrypted.",
@@ -101,8 +135,15 @@ def privacy_page(settings: Settings, region: str | None) -> str:
         "<h2>Who processes it</h2><ul>"
         + "".join(f"<li>{item}</li>" for item in processors)
         + "</ul>"
-        "<h2>Deleting your data</h2><p>Send <b>/delete</b> to the page in Messenger and confirm: "
-        "everything listed above about you is deleted at once. You can also remove the app in "
+        "<h2>Deleting your data</h2><p>Send <b>/delete</b> to the page in Messenger and confirm. "
+        "Deleted at once: your record, your daily counts, the conversation and any pause, "
+        "except, if someone of the page is answering you right then, until when the "
+        "assistant keeps quiet for you: it holds only your page-scoped id, that time and what "
+        f"started the pause, and stays until the pause ends ({lasts}), then goes as above.</p>"
+        "<p>Not deleted at once, each kept only as long as said here:</p><ul>"
+        + "".join(f"<li>{item}</li>" for item in _expiring(settings))
+        + "</ul><p>Notices about you that the page's owners have already received (in Messenger "
+        "or by e-mail) are theirs: the bot cannot delete them. You can also remove the app in "
         "your Facebook settings and ask for your data to be deleted there.</p>" + contact
     )
     return _page("Privacy policy", body)

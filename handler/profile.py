@@ -19,9 +19,10 @@ ICE_BREAKERS_LIMIT = 4
 MENU_ITEMS_LIMIT = 20
 MENU_TITLE_LIMIT = 30
 DEFAULT_LOCALE = "default"
+# Shown above Get Started or, when ice breakers are set, above them instead (Meta shows API ice
+# breakers in place of the button): it names neither.
 DEFAULT_GREETING = (
-    "Hi {{user_first_name}}! This page answers with an AI assistant, not a person. "
-    "Tap Get Started and ask me anything."
+    "Hi {{user_first_name}}! This page answers with an AI assistant, not a person. Ask me anything."
 )
 # (title, payload): the menu's own entries, each a command the bot runs (commands.py).
 MENU_COMMANDS: tuple[tuple[str, str], ...] = (

@@ -8,7 +8,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .budget import NANO, dollars
+from .events import PHOTO_WAIT_SECONDS
 from .quota import STATUS_BLOCKED, STATUS_UNLIMITED, Usage, describe_reset
+from .settings import Price
 from .store import FAILURE_KINDS, Notice, PageDay, User, UserDay
 
 ADMIN_ACTION_PREFIX = "ADMIN:"
@@ -22,13 +24,26 @@ MODEL_TROUBLE = (
     "I'm having trouble reaching the model. I'll keep trying for a few minutes and answer "
     "here; the question counts only if I do."
 )
-# The model answered (and was paid for) but said nothing: it spent its room thinking.
+# The model answered (and was paid for) but said nothing, for no reason it gave.
 EMPTY_ANSWER = (
-    "My answer was cut short before I could write any of it: the question needed more room "
-    "than I have. Please ask again, perhaps in smaller parts."
+    "The model gave me an empty answer to that. Please ask again, perhaps in other words."
 )
 # A cut answer ends at its last whole sentence, then this, with a quick reply for the rest.
 SHORTENED_NOTE = "(My answer was shortened to fit. Tap Continue for the rest.)"
+# The model spent the whole token budget before writing anything (a reasoning model thinking):
+# the same Continue quick reply; the conversation keeps CUT_MARK as the answer, so that
+# "Please continue." is asked with the question before it.
+CUT_BEFORE_ANSWER = (
+    "(My answer was cut short before I could write any of it: the question needed more room "
+    "than I have. Tap Continue to let me go on, or ask in smaller parts.)"
+)
+CUT_MARK = "[answer cut off before any of it was written]"
+# The provider's content filter stopped the answer: said as such, never as a whole answer.
+FILTERED = (
+    "The AI provider's content filter stopped my answer to that, so I can't give it. "
+    "Please ask in another way."
+)
+FILTERED_NOTE = "(The AI provider's content filter stopped my answer here.)"
 CONTINUE_TITLE = "Continue"
 CONTINUE_QUESTION = "Please continue."
 # OpenAI refused for billing (insufficient_quota): nothing the person can do, nor a retry.
@@ -52,10 +67,35 @@ VISION_UNSUPPORTED = (
 )
 MEDIA_TOO_LARGE = "That file is too large for me. Please send a smaller one; this was not counted."
 PHOTO_FAILED = "I couldn't open that photo. Please send it again; this was not counted."
+# A photo of a format the model cannot open (HEIC, BMP, TIFF...), by its type or the
+# provider's word: not the model's lack of vision.
+PHOTO_UNREADABLE = (
+    "I couldn't open that photo: its format isn't one I can read. Please send it as a JPEG or "
+    "PNG (a screenshot works too); this was not counted."
+)
+# A photo without text: kept a few minutes for the question that usually follows it.
+PHOTO_KEPT = "Got your photo \u2014 what would you like to know about it?"
+DESCRIBE_TITLE = "Describe it"
+DESCRIBE_QUESTION = "Describe this photo."
+DESCRIBE_PAYLOAD = f"ASK:{DESCRIBE_QUESTION}"
+PHOTO_GONE = (
+    f"I no longer have that photo: I keep one only {PHOTO_WAIT_SECONDS // 60} minutes for your "
+    "question. Please send it again."
+)
 VOICE_FAILED = (
     "I couldn't listen to that voice message. Please send it again or type your question; "
     "this was not counted."
 )
+
+
+def voice_too_long(seconds: int) -> str:
+    """A voice message over the length the bot transcribes (``media.MAX_VOICE_SECONDS``)."""
+    return (
+        f"That voice message is too long for me: I can listen to up to {seconds // 60} minutes. "
+        "Please send a shorter one or type your question; this was not counted."
+    )
+
+
 VOICE_EMPTY = (
     "I couldn't make out any words in that voice message. Please try again, or type your "
     "question; this was not counted."
@@ -89,19 +129,31 @@ ADMIN_HELP = (
 )
 
 
-def welcome(custom: str | None, limit: int | None, questions: tuple[str, ...]) -> dict[str, Any]:
-    """The answer to Get Started: says plainly that an automated assistant answers (Meta asks
-    for it; several jurisdictions require it), what it does, the limit and /help; the ice
-    breakers as quick replies that carry their whole question."""
+WELCOME_OPENING = "Hi! I'm this page's automated assistant"
+
+
+def welcome(
+    custom: str | None,
+    limit: int | None,
+    questions: tuple[str, ...],
+    photos: bool = False,
+    voice: bool = False,
+) -> dict[str, Any]:
+    """The answer to Get Started (and a new person's first message when they did not tap it):
+    says plainly that an automated assistant answers (Meta asks for it; several jurisdictions
+    require it), what it does (photos and voice messages when they are read), the limit and
+    /help; the ice breakers as quick replies that carry their whole question."""
     if custom:
         text = custom
     else:
         limit_line = (
             "" if limit is None else f" You can ask {limit} question{'s' * (limit != 1)} a day."
         )
+        media = [kind for kind, on in (("a photo", photos), ("a voice message", voice)) if on]
+        media_line = f" You can also send me {' or '.join(media)}." if media else ""
         text = (
-            "Hi! I'm this page's automated assistant: an AI model answers your messages here, "
-            f"not a person. Ask me anything, in any language.{limit_line} "
+            f"{WELCOME_OPENING}: an AI model answers your messages here, "
+            f"not a person. Ask me anything, in any language.{media_line}{limit_line} "
             "Type /help to see what else I can do."
         )
     message: dict[str, Any] = {"text": text}
@@ -200,10 +252,10 @@ def heard(transcript: str) -> str:
     return f"\U0001f3a4 \u201c{words}\u201d"
 
 
-def continue_button() -> dict[str, Any]:
+def continue_button(text: str = SHORTENED_NOTE) -> dict[str, Any]:
     """The note under a shortened answer, with the quick reply that asks for the rest."""
     return {
-        "text": SHORTENED_NOTE,
+        "text": text,
         "quick_replies": [
             {
                 "content_type": "text",
@@ -241,10 +293,52 @@ def quota_alert() -> str:
     )
 
 
+def openai_key_alert(refused: str, model: str) -> str:
+    """OpenAI refused the key (``authentication``: 401) or what it may do (``status_403``)."""
+    if refused == "authentication":
+        what = "the API key (401: invalid, revoked or expired)"
+    else:
+        what = f"the API key's access (403: its project or role may not use {model})"
+    return (
+        f"OpenAI refused {what}. People get an apology (not counted) until you set a working "
+        "key: `pulumi config set --secret openaiApiKey`, then `pulumi up`."
+    )
+
+
+OPENAI_KEY_HINT = (
+    "create a key at platform.openai.com (API keys) in a project that may use the model, "
+    "then run `pulumi config set --secret openaiApiKey` (paste the key when asked) and "
+    "`pulumi up`."
+)
+
+
 def spend_cap_alert(cap_usd: float, now: datetime, tz: ZoneInfo) -> str:
     return (
         f"today's estimated spend reached the cap of ${cap_usd:,.2f} (dailySpendLimitUsd). "
         f"Everyone but the owners is asked to come back {describe_reset(now, tz)}."
+    )
+
+
+def photo_kept() -> dict[str, Any]:
+    """The answer to a photo sent without text: asks what to do with it, with a quick reply
+    that asks for a description (the person's next message is asked with the photo)."""
+    return {
+        "text": PHOTO_KEPT,
+        "quick_replies": [
+            {"content_type": "text", "title": DESCRIBE_TITLE, "payload": DESCRIBE_PAYLOAD}
+        ],
+    }
+
+
+def unpriced_alert(model: str, priced_as: str, price: Price) -> str:
+    """A model the price table lacks: priced at the dearest listed row, so the cap errs high."""
+    return (
+        f"modelPrices has no price for the model {model}, so the spend cap and /stats price it "
+        f"as the dearest listed ({priced_as}: ${price.input:g}/${price.cached:g}/"
+        f"${price.output:g} per million tokens in/cached/out): the estimate is likely high and "
+        f"the cap may stop answers early. Add `{model}=input/cached/output` (dollars per million "
+        "tokens, from the provider's price page) to modelPrices (a stack's list replaces the "
+        "default one: list every model you use), then pulumi up."
     )
 
 
@@ -302,6 +396,12 @@ def human_asked(minutes: int) -> str:
         "I've let the page's team know that you'd like to talk to a person: someone will "
         f"answer you here. Until then I'll keep quiet (for up to {minutes} minutes)."
     )
+
+
+HUMAN_NOBODY = (
+    "Sorry, I can't reach anyone of the page's team from here right now, so nobody was told "
+    "that you'd like to talk to a person. I'll keep answering your questions meanwhile."
+)
 
 
 HUMAN_FROM_OWNER = (

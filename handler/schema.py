@@ -9,12 +9,13 @@ pk                     sk                what
 ``USER#<psid>``        ``DAY#<date>``    questions counted that day, tokens and estimated
                                          cost: numbers (expires)
 ``USER#<psid>``        ``HISTORY``       recent conversation turns and the summary of the
-                                         older ones (expires)
+                                         older ones; the links of photos sent without text,
+                                         waiting 10 minutes for their question (expires)
 ``USER#<psid>``        ``OUTBOX``        an owner's notices waiting for their next message:
                                          one per key, the newest, at most 20 (expires)
 ``USER#<psid>``        ``PAUSE``         until when the bot is quiet for this person, and
-                                         who paused it (a human's reply, /human, /pause)
-                                         (expires)
+                                         who paused it (a human's reply, /human, /pause);
+                                         a person's /delete leaves a running one (expires)
 ``USER#<psid>``        ``ALERT#<kind>``  until when a notice about this person is quiet
                                          (their /human): deleted with them (expires)
 ``PAGE``               ``DAY#<date>``    the whole page that day: questions, tokens,

@@ -41,6 +41,8 @@ REASONING_OMIT = "omit"
 # The wire formats, both through the openai SDK: Chat Completions (what compatible providers
 # speak) or OpenAI's Responses API.
 OPENAI_APIS = ("chat", "responses")
+# The Responses API refuses a max_output_tokens below this (400 integer_below_min_value).
+RESPONSES_MIN_OUTPUT_TOKENS = 16
 MB = 1024 * 1024
 # The longest pause of the bot for one person a human takes over (a week): longer is surely a
 # typo, and a forgotten pause should end on its own.
@@ -91,6 +93,11 @@ class Env:
     # First contact and going Live.
     WELCOME_MESSAGE = "WELCOME_MESSAGE"  # said on Get Started; built in when unset
     ICE_BREAKERS = "ICE_BREAKERS"  # JSON list of the profile's questions (quick replies too)
+    # The deployed function's welcome and ice breakers, in SSM: free text in any script, which
+    # the environment's 4 KB (counted JSON-escaped) would cut to a fifth. WELCOME_MESSAGE and
+    # ICE_BREAKERS are for local runs, as SYSTEM_PROMPT is.
+    WELCOME_MESSAGE_PARAMETER = "WELCOME_MESSAGE_PARAMETER"
+    ICE_BREAKERS_PARAMETER = "ICE_BREAKERS_PARAMETER"  # the same JSON list
     APP_ID = "APP_ID"  # the Meta app: its token ({app-id}|{app-secret}) asks Graph for PSIDs
     PAGE_ID = "PAGE_ID"
     PRIVACY_CONTACT = "PRIVACY_CONTACT"  # where people write about their data (e-mail, URL)
@@ -153,7 +160,9 @@ class Settings:
     secret_parameters: Mapping[str, str] = field(default_factory=dict)
     system_prompt_parameter: str | None = None
     welcome_message: str | None = None  # None: replies.welcome's built-in text
+    welcome_message_parameter: str | None = None  # fetched with the secrets into the above
     ice_breakers: tuple[str, ...] = ()
+    ice_breakers_parameter: str | None = None  # fetched with the secrets into the above
     app_id: str | None = None
     page_id: str | None = None
     privacy_contact: str | None = None
@@ -355,7 +364,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_parameters=secret_parameters,
         system_prompt_parameter=env.get(Env.SYSTEM_PROMPT_PARAMETER, "").strip() or None,
         welcome_message=env.get(Env.WELCOME_MESSAGE, "").strip() or None,
+        welcome_message_parameter=env.get(Env.WELCOME_MESSAGE_PARAMETER, "").strip() or None,
         ice_breakers=parse_ice_breakers(env.get(Env.ICE_BREAKERS, "")),
+        ice_breakers_parameter=env.get(Env.ICE_BREAKERS_PARAMETER, "").strip() or None,
         app_id=env.get(Env.APP_ID, "").strip() or None,
         page_id=env.get(Env.PAGE_ID, "").strip() or None,
         privacy_contact=env.get(Env.PRIVACY_CONTACT, "").strip() or None,

@@ -80,6 +80,21 @@ def history_from_item(item: dict[str, Any] | None, now: float) -> list[Turn]:
     return conversation_from_item(item, now)[0]
 
 
+def photos_from_item(item: dict[str, Any] | None) -> tuple[tuple[str, ...], int]:
+    """The photo URLs waiting on the conversation for the person's next message, and until
+    when (epoch seconds; the caller compares it with its clock)."""
+    if not item or "photos" not in item:
+        return (), 0
+    try:
+        urls = json.loads(item["photos"]["S"])
+        until = int(item.get("photos_until", {}).get("N", "0"))
+    except (KeyError, TypeError, ValueError):
+        return (), 0
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        return (), 0
+    return tuple(urls), until
+
+
 @dataclass(frozen=True)
 class UserDay:
     """One person's day: questions counted, tokens used, estimated cost (nano-dollars)."""
@@ -205,6 +220,9 @@ class Snapshot:
     page_today: PageDay = field(default_factory=PageDay)  # for the page's spend cap
     outbox: list[Notice] = field(default_factory=list)  # an owner's notices not yet delivered
     pause: Pause | None = None  # the bot keeps quiet for this person until then
+    # Photos sent without text, waiting for the person's next message (URLs), and until when.
+    photos: tuple[str, ...] = ()
+    photos_until: int = 0
 
 
 class Store:
@@ -251,7 +269,9 @@ class Store:
 
         profile = get(schema.profile_key(psid))
         counter = user_day_from_item(day, get(schema.counter_key(psid, day)))
-        turns, summary = conversation_from_item(get(schema.history_key(psid)), time.time())
+        conversation = get(schema.history_key(psid))
+        turns, summary = conversation_from_item(conversation, time.time())
+        photos, photos_until = photos_from_item(conversation)
         return Snapshot(
             user=user_from_item(psid, profile) if profile else None,
             history=turns,
@@ -261,6 +281,8 @@ class Store:
             page_today=page_day_from_item(day, get(schema.page_day_key(day))),
             outbox=notices_from_item(get(schema.outbox_key(psid))) if outbox else [],
             pause=pause_from_item(get(schema.pause_key(psid))),
+            photos=photos,
+            photos_until=photos_until,
         )
 
     # -- users ----------------------------------------------------------------------------
@@ -415,22 +437,34 @@ class Store:
             for item in response.get("Items", [])
         ]
 
-    def forget_user(self, psid: str) -> int:
-        """Delete everything stored about one user; returns how many items went."""
+    def forget_user(self, psid: str, keep_pause: bool = False, now: float | None = None) -> int:
+        """Delete everything stored about one user; returns how many items went. With
+        ``keep_pause`` (the person's own /delete) a pause still running at ``now`` stays: a
+        person of the page is talking to them, and it holds only the PSID and its end."""
+        moment = time.time() if now is None else now
         deleted = 0
         start: dict[str, Any] | None = None
         while True:
             page = self._db.query(
                 TableName=self._table,
                 KeyConditionExpression="#pk = :pk",
-                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#sk": schema.SORT_KEY},
+                ExpressionAttributeNames={
+                    "#pk": schema.PARTITION_KEY,
+                    "#sk": schema.SORT_KEY,
+                    "#until": "until",
+                },
                 ExpressionAttributeValues={":pk": {"S": schema.user_pk(psid)}},
-                ProjectionExpression="#pk, #sk",
+                ProjectionExpression="#pk, #sk, #until",
                 ConsistentRead=True,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
             for item in page.get("Items", []):
-                self._db.delete_item(TableName=self._table, Key=item)
+                if keep_pause and item[schema.SORT_KEY]["S"] == schema.PAUSE:
+                    pause = pause_from_item(item)
+                    if pause is not None and pause.active(int(moment)):
+                        continue  # it ends by itself
+                key = {name: item[name] for name in (schema.PARTITION_KEY, schema.SORT_KEY)}
+                self._db.delete_item(TableName=self._table, Key=key)
                 deleted += 1
             start = page.get("LastEvaluatedKey")
             if not start:
@@ -551,16 +585,27 @@ class Store:
         return conversation_from_item(item, time.time())
 
     def history_item(
-        self, psid: str, turns: list[Turn], expires_at: int, summary: str = ""
+        self,
+        psid: str,
+        turns: list[Turn],
+        expires_at: int,
+        summary: str = "",
+        photos: tuple[str, ...] = (),
+        photos_until: int = 0,
     ) -> TransactItem:
-        """A transaction item that stores the conversation as it now stands."""
+        """A transaction item that stores the conversation as it now stands, with the photos
+        waiting for the person's next message, if any (a conversation written without them
+        lets them go)."""
         item = {
             **schema.history_key(psid),
             "turns": {"S": json.dumps(turns, ensure_ascii=False)},
-            schema.TTL_ATTRIBUTE: {"N": str(expires_at)},
+            schema.TTL_ATTRIBUTE: {"N": str(max(expires_at, photos_until))},
         }
         if summary:
             item["summary"] = {"S": summary}
+        if photos:
+            item["photos"] = {"S": json.dumps(list(photos))}
+            item["photos_until"] = {"N": str(photos_until)}
         return {"Put": {"TableName": self._table, "Item": item}}
 
     def clear_history(self, psid: str) -> None:

@@ -132,7 +132,8 @@ def take_over(
     now: int,
 ) -> list[Inbound]:
     """The events to hand off. A reply by hand (an ``echo``) pauses the bot for its person
-    and goes on to the queue for the conversation, marked when it started the pause. With
+    and goes on to the queue for the conversation, marked when it started the pause; one
+    whose pause would already be over (a redelivery ``minutes`` late) pauses nothing. With
     takeover off (``minutes`` 0), or to an owner, it is dropped, as echoes were before."""
     kept: list[Inbound] = []
     for event in events:
@@ -144,7 +145,12 @@ def take_over(
             continue
         # From when the page wrote, not when the webhook heard of it (a late redelivery).
         wrote = min(now, event.timestamp // 1000) if event.timestamp > 0 else now
-        started = pauses.extend(event.psid, wrote + minutes * 60, BY_HUMAN, now)
+        until = wrote + minutes * 60
+        if until <= now:  # so late that its pause is over: the conversation keeps it, that's all
+            log.info("takeover.too_late", psid=event.psid, minutes=minutes)
+            kept.append(replace(event, payload=""))
+            continue
+        started = pauses.extend(event.psid, until, BY_HUMAN, now)
         if started:
             metrics.add("HumanTakeovers")
             log.info("takeover.started", by=BY_HUMAN, psid=event.psid, minutes=minutes)

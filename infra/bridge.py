@@ -14,7 +14,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from .config import BridgeSecrets, BridgeSettings
-from .environment import function_environment, with_resources
+from .environment import compact_list, function_environment, with_resources
 from .keep_warm import create_keep_warm
 from .messenger_setup import MessengerProfile, PageSubscription, WebhookSubscription
 from .monitoring import Thresholds, Watched, create_monitoring, create_topic, dashboard_url
@@ -111,6 +111,12 @@ class MessengerBridge(pulumi.ComponentResource):
             for text_name, text in (
                 ("system_prompt", settings.system_prompt),
                 ("privacy_text", settings.privacy_text),
+                ("welcome_message", settings.welcome_message),
+                # The same compact JSON list ICE_BREAKERS holds in a local run.
+                (
+                    "ice_breakers",
+                    compact_list(settings.ice_breakers) if settings.ice_breakers else None,
+                ),
             )
             if text
         }
@@ -169,6 +175,12 @@ class MessengerBridge(pulumi.ComponentResource):
             names.parameter("system_prompt") if "system_prompt" in texts else None,
             names.parameter("privacy_text") if "privacy_text" in texts else None,
             metrics_stack=names.prefix,
+            welcome_message_parameter=(
+                names.parameter("welcome_message") if "welcome_message" in texts else None
+            ),
+            ice_breakers_parameter=(
+                names.parameter("ice_breakers") if "ice_breakers" in texts else None
+            ),
         )
         function = aws.lambda_.Function(
             f"{name}-function",
@@ -222,6 +234,7 @@ class MessengerBridge(pulumi.ComponentResource):
                 queue=names.queue,
                 dead_letter_queue=names.dead_letter_queue,
                 region=region,
+                dashboard=names.dashboard,
             ),
             Thresholds(settings.alarm_queue_age_seconds, settings.alarm_errors),
             topic,

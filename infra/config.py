@@ -30,6 +30,7 @@ from handler.settings import (
     OPENAI_APIS,
     REASONING_EFFORTS,
     REASONING_OMIT,
+    RESPONSES_MIN_OUTPUT_TOKENS,
     SECRET_SOURCES,
     Settings,
     SettingsError,
@@ -607,6 +608,13 @@ def parse_settings(
         )
     if not _GRAPH_VERSION.match(settings.graph_api_version):
         r.fail("graphApiVersion", f"must look like v26.0, got {settings.graph_api_version!r}")
+    if settings.openai_api == "responses" and settings.max_tokens < RESPONSES_MIN_OUTPUT_TOKENS:
+        r.fail(
+            "maxTokens",
+            f"must be at least {RESPONSES_MIN_OUTPUT_TOKENS} with openaiApi responses (OpenAI "
+            f"refuses a smaller max_output_tokens with integer_below_min_value), got "
+            f"{settings.max_tokens}",
+        )
     if r.problems:
         raise ConfigError(r.problems)
     return settings
@@ -659,8 +667,9 @@ def load_settings(config: pulumi.Config | None = None) -> BridgeSettings:
     )
     for model in unpriced_models(settings):
         pulumi.log.warn(
-            f"modelPrices has no price for {model!r}: the spend cap and /stats price it as "
-            f"{DEFAULTS['model']}; add `{model}=input/cached/output` to modelPrices"
+            f"modelPrices has no price for {model!r}: the spend cap and /stats price it at the "
+            f"dearest listed row (an estimate on the high side); add "
+            f"`{model}=input/cached/output` to modelPrices"
         )
     if settings.batch_size > 1:
         pulumi.log.warn(
@@ -668,7 +677,17 @@ def load_settings(config: pulumi.Config | None = None) -> BridgeSettings:
             "so a message that keeps failing uses up the retries of the person's next "
             "messages; 1 (the default) avoids it"
         )
+    if settings.max_receive_count < ADVISED_MIN_RECEIVES:
+        pulumi.log.warn(
+            f"maxReceiveCount {settings.max_receive_count}: AWS advises at least "
+            f"{ADVISED_MIN_RECEIVES} for a queue that feeds Lambda (a throttled invocation "
+            "counts a receive too), or a brief outage sends messages to the dead-letter queue"
+        )
     return settings
+
+
+# AWS's advice for the redrive policy of a queue that feeds Lambda.
+ADVISED_MIN_RECEIVES = 5
 
 
 def load_secrets(config: pulumi.Config | None = None) -> BridgeSecrets:

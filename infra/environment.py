@@ -1,6 +1,8 @@
 """The Lambda's environment: every variable ``handler.settings`` reads, and no secret value.
 
 Secrets travel as the *names* of their SSM parameters; the handler fetches the values itself.
+So do the owner's free texts (system prompt, privacy page, welcome, ice breakers): Lambda's
+4 KB, counted JSON-escaped, would hold a fifth of a 2,000-character welcome in Cyrillic.
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ def environment_size(variables: Mapping[str, str]) -> int:
 # The settings whose length is the owner's to choose, by the variable that carries them: what
 # to shorten when the environment is too large.
 LONG_SETTINGS = {
-    Env.WELCOME_MESSAGE: "welcomeMessage",
-    Env.ICE_BREAKERS: "iceBreakers",
     Env.ADMIN_PSIDS: "adminPsids",
     Env.OPENAI_BASE_URL: "openaiBaseUrl",
     Env.PRIVACY_CONTACT: "privacyContact",
@@ -55,8 +55,8 @@ LONG_SETTING_BYTES = 100  # smaller ones are not worth naming
 
 
 def compact_list(items: Sequence[str]) -> str:
-    """A list variable (``ICE_BREAKERS``, ``MODEL_PRICES``): a compact JSON array of strings,
-    in their order."""
+    """A list variable (``MODEL_PRICES``) or the ice breakers' parameter: a compact JSON array
+    of strings, in their order."""
     return json.dumps(list(items), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -71,16 +71,23 @@ def function_environment(
     system_prompt_parameter: str | None = None,
     privacy_text_parameter: str | None = None,
     metrics_stack: str | None = None,
+    welcome_message_parameter: str | None = None,
+    ice_breakers_parameter: str | None = None,
 ) -> dict[str, str]:
     """Variables for the function; ``secret_parameters`` maps secret name -> parameter name.
-    A system prompt or privacy text never rides in the environment: its parameter's name does.
-    ``metrics_stack`` names the metrics' namespace and dimension (none: no metric lines)."""
+    A system prompt, privacy text, welcome or ice breakers never ride in the environment:
+    their parameter's name does. ``metrics_stack`` names the metrics' namespace and dimension
+    (none: no metric lines)."""
     if set(secret_parameters) != set(SECRET_SOURCES):
         raise ValueError(f"need a parameter for each of {sorted(SECRET_SOURCES)}")
     if bool(settings.system_prompt) != bool(system_prompt_parameter):
         raise ValueError("a system prompt needs its parameter, and a parameter its prompt")
     if bool(settings.privacy_text) != bool(privacy_text_parameter):
         raise ValueError("a privacy text needs its parameter, and a parameter its text")
+    if bool(settings.welcome_message) != bool(welcome_message_parameter):
+        raise ValueError("a welcome needs its parameter, and a parameter its welcome")
+    if bool(settings.ice_breakers) != bool(ice_breakers_parameter):
+        raise ValueError("ice breakers need their parameter, and a parameter its questions")
     variables = {
         Env.TABLE_NAME: table_name,
         Env.OPENAI_MODEL: settings.model,
@@ -120,8 +127,8 @@ def function_environment(
         Env.OPENAI_TOP_P: _optional_number(settings.top_p),
         Env.OPENAI_BASE_URL: settings.openai_base_url,
         Env.SYSTEM_PROMPT_PARAMETER: system_prompt_parameter,
-        Env.WELCOME_MESSAGE: settings.welcome_message,
-        Env.ICE_BREAKERS: compact_list(settings.ice_breakers) if settings.ice_breakers else None,
+        Env.WELCOME_MESSAGE_PARAMETER: welcome_message_parameter,
+        Env.ICE_BREAKERS_PARAMETER: ice_breakers_parameter,
         Env.APP_ID: settings.app_id,
         Env.PAGE_ID: settings.page_id,
         Env.PRIVACY_CONTACT: settings.privacy_contact,

@@ -44,7 +44,16 @@ PROVIDER_KEY = "__provider"
 HIDDEN = "[secret]"
 # Graph's rate-limit codes: application, user, page, and the API's own (613).
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
-_PERMISSION = re.compile(r"\bRequires (?:the )?([a-z][a-z_]+) permission")
+# The permission(s) Graph names as missing, in its several wordings: "(#200) Requires
+# pages_messaging permission to manage the object", "requires the 'pages_messaging'
+# permission", "(#200) ... one of these permissions is needed: pages_messaging" and "requires
+# one of the permissions: pages_manage_metadata, pages_messaging".
+_NAME = r"[a-z]+(?:_[a-z]+)+"  # pages_messaging, pages_manage_metadata
+_PERMISSION = re.compile(
+    rf"\brequires (?:the )?'?(?P<one>{_NAME})'? permission\b"
+    rf"|\bpermissions?\b[^:.]*:\s*(?P<some>{_NAME}(?:\s*(?:,|\bor\b|\band\b)\s*{_NAME})*)",
+    re.IGNORECASE,
+)
 
 
 class MessengerSetupError(Exception):
@@ -117,8 +126,10 @@ class GraphClient:
         said = f"(Graph error {code}{f'/{subcode}' if subcode else ''}) {message.rstrip('.')}"
         permission = _PERMISSION.search(message)
         if permission:
+            names = re.findall(_NAME, permission["one"] or permission["some"], re.IGNORECASE)
+            lacks = names[0] if len(names) == 1 else f"one of {', '.join(names)}"
             return (
-                f"{self.token_label} lacks {permission[1]}: {said}. Give the token that "
+                f"{self.token_label} lacks {lacks}: {said}. Give the token that "
                 f"permission (docs/DEPLOY.md) and run `{self.fix}`"
             )
         if code == 190:
@@ -173,6 +184,13 @@ def _changed(old: Mapping[str, Any], new: Mapping[str, Any], keys: Sequence[str]
     return any(old.get(key) != new.get(key) for key in keys)
 
 
+# DO NOT MOVE OR RENAME this module or the three provider classes below. Pulumi stores each
+# resource's provider in the stack's state (the `__provider` input: dill's pickle of it, which
+# names the class by reference, `infra.messenger_setup.<Class>`), and every later `pulumi up`,
+# refresh or `pulumi destroy` loads it from there in its dynamic-provider process, started in
+# the project's root directory: a moved or renamed class fails them all with
+# ModuleNotFoundError or AttributeError on existing stacks. tests/infra/test_messenger_setup.py
+# loads the pickle in a fresh process started from the root, as Pulumi does.
 class _GraphProvider(ResourceProvider):
     """The diff all three share: any input that differs is a change (secrets compared as
     values, never shown); one naming another Graph object replaces the resource."""

@@ -60,6 +60,7 @@ class Watched:
     queue: str
     dead_letter_queue: str
     region: str
+    dashboard: str  # account-wide, so unique across regions (names.dashboard)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -360,7 +361,7 @@ def create_monitoring(
             )
     return aws.cloudwatch.Dashboard(
         f"{resource_name}-dashboard",
-        dashboard_name=watched.stack,
+        dashboard_name=watched.dashboard,
         dashboard_body=dashboard_json(watched, FAILURE_KINDS),
         opts=child,
     )

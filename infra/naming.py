@@ -6,7 +6,8 @@ in ``/aws/lambda/<function>`` and in the SSM parameter paths the handler is poin
 Project and stack names may hold hyphens, so joining them with one is ambiguous (``x`` +
 ``a-b`` and ``x-a`` + ``b`` both give ``x-a-b``): every name ends in a short tag hashed
 from the parts themselves. IAM role names are account-wide, not regional: the role's name
-carries the region too, so one stack deployed to two regions does not collide.
+carries the region too, so one stack deployed to two regions does not collide; so does the
+CloudWatch dashboard's, as dashboards are global to the account as well.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ QUEUE_NAME_LIMIT = 80
 _LIMITS = {
     "function": 64,
     "role": 64,
+    "dashboard": 255,
     "keep_warm_rule": 64,
     "queue": QUEUE_NAME_LIMIT,
     "dead_letter_queue": QUEUE_NAME_LIMIT,
@@ -90,7 +92,8 @@ class Names:
 
     @property
     def dashboard(self) -> str:
-        return self.prefix
+        """CloudWatch dashboards are global to the account, like IAM: the region is in it."""
+        return f"{self.prefix}-{self.region}"
 
     @property
     def key_alias(self) -> str:

@@ -24,7 +24,8 @@ from .naming import Names
 VISIBILITY_TIMEOUT_FACTOR = 6
 # SQS's default. Messages leave the queue long before (answered, or dead-lettered after the
 # receives); only an outage of the function itself (a bad deploy, the mapping off) keeps
-# them, and for four days they still reach the dead-letter queue instead of expiring unseen.
+# them, and then for four days: a message moves to the dead-letter queue only when it is
+# received, so one nobody receives in that time expires unseen.
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 # SQS's longest, and longer than the queue's: time for the owner to look and redrive.
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600

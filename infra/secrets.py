@@ -1,5 +1,6 @@
 """The four secrets as SSM SecureString parameters, encrypted with the stack's KMS key, and
-the long texts of the settings (system prompt, privacy page) as String parameters beside them.
+the free texts of the settings (system prompt, privacy page, welcome, ice breakers) as String
+parameters beside them.
 
 The function gets only the parameter names; it reads the values with one
 ``ssm:GetParameters`` call at cold start (see ``handler/secrets.py``).
@@ -105,11 +106,12 @@ def create_secret_store(
 def create_text_parameter(
     resource_name: str, names: Names, text_name: str, text: str, parent: pulumi.Resource
 ) -> aws.ssm.Parameter:
-    """A long text of the settings (the system prompt, the owner's privacy page), kept beside
-    the secrets rather than in the environment (Lambda's 4 KB): a plain String the handler
-    reads in the same call as the secrets. ``text_name`` is its handler name
-    (``system_prompt`` -> ``/<project>/<stack>/system-prompt``). Intelligent tiering makes a
-    text over 4 KB an advanced parameter (up to 8 KB, $0.05 a month)."""
+    """A free text of the settings (the system prompt, the owner's privacy page, the welcome,
+    the ice breakers as a JSON list), kept beside the secrets rather than in the environment
+    (Lambda's 4 KB, which counts a non-Latin character as up to 12 JSON-escaped bytes): a
+    plain String the handler reads in the same call as the secrets. ``text_name`` is its
+    handler name (``system_prompt`` -> ``/<project>/<stack>/system-prompt``). Intelligent
+    tiering makes a text over 4 KB an advanced parameter (up to 8 KB, $0.05 a month)."""
     return aws.ssm.Parameter(
         resource_name,
         name=names.parameter(text_name),

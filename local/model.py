@@ -18,11 +18,15 @@ local`` uses when no API key is configured.
 
 ``reasoning_tokens`` makes it think: those tokens count against the answer's cap (and show
 in ``usage``), so a small cap leaves an empty answer cut for ``length``. ``vision=False``
-refuses image parts as a model without vision does.
+refuses image parts as a model without vision does. As OpenAI does, it refuses an inline
+image that is no PNG, JPEG, GIF or WebP (400 ``invalid_image_format``, no param), and a
+Responses API ``max_output_tokens`` below 16 (400 ``integer_below_min_value``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.policy
 import time
@@ -62,6 +66,35 @@ def _content_text(content: Any) -> str:
 
 
 IMAGE_PART_TYPES = ("image_url", "input_image")
+# The Responses API's smallest max_output_tokens (400 integer_below_min_value below it).
+RESPONSES_MIN_OUTPUT_TOKENS = 16
+# The image formats OpenAI opens, by their first bytes (a data URL's, as the handler sends
+# them): PNG, JPEG, GIF and WebP ("RIFF....WEBP").
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8", b"GIF8", b"RIFF")
+
+
+def _unreadable_image(body: dict[str, Any]) -> Response | None:
+    """A ``data:`` image that is none of the formats OpenAI opens (HEIC, BMP, TIFF, junk):
+    400 ``invalid_image_format`` with no parameter named, as OpenAI answers it."""
+    for part in image_parts(body):
+        url = image_url_of(part)
+        if not url.startswith("data:") or ";base64," not in url:
+            continue
+        encoded = url.split(";base64,", 1)[1][:64]
+        try:
+            head = base64.b64decode(encoded[: len(encoded) - len(encoded) % 4])
+        except (ValueError, binascii.Error):
+            head = b"?"
+        # (a sample cut shorter than the magic is given the benefit of the doubt)
+        if not any(head.startswith(magic) or magic.startswith(head) for magic in IMAGE_MAGIC):
+            return openai_error(
+                400,
+                "You uploaded an unsupported image. Please make sure your image has of one the "
+                "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+                "invalid_request_error",
+                "invalid_image_format",
+            )
+    return None
 
 
 def image_parts(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -434,6 +467,19 @@ class FakeOpenAI(LocalServer):
         refused = self._profile_refusal(body, chat) or self._wire_refusal(body, chat)
         if refused is not None:
             return refused
+        cap = body.get("max_output_tokens")
+        if not chat and isinstance(cap, int) and cap < RESPONSES_MIN_OUTPUT_TOKENS:
+            return openai_error(
+                400,
+                f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
+                f"{RESPONSES_MIN_OUTPUT_TOKENS}, but got {cap} instead.",
+                "invalid_request_error",
+                "integer_below_min_value",
+                "max_output_tokens",
+            )
+        unreadable = _unreadable_image(body)
+        if unreadable is not None:
+            return unreadable
         temperature = body.get("temperature")
         if temperature is not None and not (
             isinstance(temperature, int | float) and 0 <= temperature <= 2

@@ -10,6 +10,7 @@ part binds 127.0.0.1; ``stop()`` ends them all and restores the environment it c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any, Literal, Self
 
 from handler import app
 from handler.defaults import DEFAULTS
-from handler.profile import messenger_profile, problems
+from handler.profile import DEFAULT_LOCALE, messenger_profile, problems
 from handler.quota import STATUS_UNLIMITED, day_key
 from handler.settings import (
     DEFAULT_GRAPH_API_URL,
@@ -67,6 +68,13 @@ LONG_ANSWER_WORDS = "long answer"
 FACEBOOK_SECRETS = ("APP_SECRET", "PAGE_ACCESS_TOKEN", "VERIFY_TOKEN")
 # A FIFO queue name is letters, digits, - and _, at most 80 characters with "-dead.fifo".
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{3,70}")
+# The page's profile settings the stack keeps to itself (the function never reads them):
+# here from the environment, in the shapes of the stack's config keys greeting, greetings and
+# menuLinks, as ICE_BREAKERS is (a JSON list, like the function's).
+GREETING = "GREETING"  # the default locale's greeting, plain text
+GREETINGS = "GREETINGS"  # JSON list of "locale=text", like '["fr_FR=Bonjour !"]'
+MENU_LINKS = "MENU_LINKS"  # JSON list of "Title=https://url"
+LOCALE = re.compile(r"[a-z]{2,3}_[A-Z]{2}")  # Messenger's, as the stack checks them
 
 GraphMode = Literal["simulator", "real"]
 ModelKind = Literal["echo", "openai", "compatible"]
@@ -389,13 +397,29 @@ class LocalStack:
             settings = load_settings({**self.env, Env.TABLE_NAME: table})
         except SettingsError as error:
             raise StackError(str(error)) from None
-        # The page's Messenger profile, from what the stack's settings give the function: the
-        # ice breakers (ICE_BREAKERS). Greetings and menu links are stack config the function
-        # never reads: the defaults here, as on a stack that sets none.
-        if found := problems({}, settings.ice_breakers, ()):
-            raise StackError(f"{Env.ICE_BREAKERS}: " + "; ".join(found))
+        # The page's Messenger profile, from the same settings as the stack's: the ice breakers
+        # the function gets (ICE_BREAKERS), the greetings and menu links it never reads.
+        greetings = dict(_pairs(self._get(GREETINGS), GREETINGS, "locale=text"))
+        for locale in greetings:
+            if locale == DEFAULT_LOCALE or not LOCALE.fullmatch(locale):
+                raise StackError(
+                    f"{GREETINGS}: {locale!r} is not a Messenger locale like fr_FR "
+                    f"(the default locale's greeting is {GREETING})"
+                )
+        greeting = self._get(GREETING)
+        links = _pairs(self._get(MENU_LINKS), MENU_LINKS, "Title=https://url")
+        for name, found in (
+            (GREETING, problems({DEFAULT_LOCALE: greeting}, (), ())),
+            (GREETINGS, problems(greetings, (), ())),
+            (Env.ICE_BREAKERS, problems({}, settings.ice_breakers, ())),
+            (MENU_LINKS, problems({}, (), links)),
+        ):
+            if found:
+                raise StackError(f"{name}: " + "; ".join(found))
+        if greeting:
+            greetings[DEFAULT_LOCALE] = greeting
         if self.graph_mode == "simulator":  # a real page's profile is `pulumi up`'s to set
-            self.profile = messenger_profile({}, settings.ice_breakers, ())
+            self.profile = messenger_profile(greetings, settings.ice_breakers, links)
 
         key, base = self._get("OPENAI_API_KEY"), self._get(Env.OPENAI_BASE_URL)
         model = self._get(Env.OPENAI_MODEL) or DEFAULT_MODEL
@@ -586,9 +610,13 @@ class LocalStack:
         questions = sum(
             len(locale.get("call_to_actions", [])) for locale in profile.get("ice_breakers", [])
         )
-        parts = ["Get Started" if "get_started" in profile else "", "greeting"]
+        locales = len(profile.get("greeting", []))
+        greeting = f"greeting ({locales} locales)" if locales > 1 else "greeting"
+        parts = ["Get Started" if "get_started" in profile else "", greeting]
         if questions:
-            parts.append(f"{questions} ice breaker{'s' if questions > 1 else ''}")
+            # Meta shows ice breakers set by the API instead of the Get Started button.
+            shown = " (shown instead of Get Started)" if "get_started" in profile else ""
+            parts.append(f"{questions} ice breaker{'s' if questions > 1 else ''}{shown}")
         parts.append(f"menu ({', '.join(menu)})")
         return ", ".join(p for p in parts if p) + ": the stack's, set on the simulator"
 
@@ -614,6 +642,26 @@ class _NoDirectory:
 
     def recent(self) -> list[str]:
         return []
+
+
+def _pairs(raw: str, name: str, shape: str) -> tuple[tuple[str, str], ...]:
+    """A JSON list of ``name=value`` items (split at the first ``=``: a URL may hold more),
+    as the stack's config takes them; empty when unset."""
+    if not raw:
+        return ()
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise StackError(f"{name} must be a JSON list of {shape} items")
+    pairs = []
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise StackError(f"{name}: each item is {shape}; got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def _queue_name(url: str) -> str:

@@ -1,6 +1,6 @@
 // The chat page of `make local`: talks to the local server's /api, never to the handler.
 // Sending goes through a signed webhook delivery; replies come from the simulator's outbox.
-// What a person sees before writing (Get Started, greeting, ice breakers) and the persistent
+// What a person sees before writing (greeting, ice breakers or Get Started) and the persistent
 // menu come from the page's Messenger profile, read from the simulator (/api/profile).
 "use strict";
 
@@ -100,7 +100,8 @@ function iceBreakers() {
   return forLocale(breakers)?.call_to_actions || [];
 }
 
-// The Get Started screen: what Messenger shows a person who has not written to the page yet.
+// The welcome screen: what Messenger shows a person who has not written to the page yet, with
+// the ice breakers to tap or, when there are none, the Get Started button.
 function renderWelcome() {
   const empty = $("messages").children.length === 0;
   $("welcome").hidden = !empty;
@@ -122,7 +123,9 @@ function renderWelcome() {
     list.append(li);
   }
   list.hidden = list.children.length === 0;
-  $("get-started").hidden = !state.profile.get_started;
+  // Ice breakers set by the API take precedence over the Get Started button (Meta's "Page
+  // Profile Priority"): a real page shows one or the other, never both.
+  $("get-started").hidden = !state.profile.get_started || !list.hidden;
   applyComposer();
 }
 

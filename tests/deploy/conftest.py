@@ -34,6 +34,9 @@ CONFIG = {
     "adminPsids": [ADMIN],
     "model": "deploy-sim-model",
     "systemPrompt": "You answer for the deploy simulation.",
+    # Messenger's 2,000 characters, in a script the environment's 4 KB would refuse: from SSM.
+    "welcomeMessage": ("Здравствуйте! Я автоматический помощник этой страницы. " * 40)[:2000],
+    "iceBreakers": ["Когда открывается магазин?"],
     "temperature": "0.3",
     "maxTokens": 321,
     "dailyLimit": 4,

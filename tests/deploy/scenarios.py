@@ -33,6 +33,7 @@ from tests.deploy.stack import TABLE, TARGET, Declaration
 
 USER = "2000000000000001"
 UNREACHABLE = "2000000000000002"  # every Send API call for this person is refused
+NEWCOMER = "2000000000000003"  # taps Get Started
 ANSWER = "Deployed and answering: 42."
 # Python's level names and Lambda's (WARN, FATAL), which the handler writes.
 LOG_LEVELS = {
@@ -77,8 +78,14 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def delivery(psid: str, text: str, page_id: str, mid: str | None = None) -> bytes:
+def delivery(
+    psid: str, text: str, page_id: str, mid: str | None = None, payload: str | None = None
+) -> bytes:
+    """A message, or with ``payload`` a postback (a button tap, titled ``text``)."""
     now = int(time.time() * 1000)
+    event: dict[str, Any] = {"mid": mid or f"m_{uuid.uuid4().hex}", "text": text}
+    if payload is not None:
+        event = {"mid": event["mid"], "payload": payload, "title": text}
     return json.dumps(
         {
             "object": "page",
@@ -91,7 +98,7 @@ def delivery(psid: str, text: str, page_id: str, mid: str | None = None) -> byte
                             "sender": {"id": psid},
                             "recipient": {"id": page_id},
                             "timestamp": now,
-                            "message": {"mid": mid or f"m_{uuid.uuid4().hex}", "text": text},
+                            ("message" if payload is None else "postback"): event,
                         }
                     ],
                 }
@@ -272,7 +279,11 @@ def new_user_message(sim: Simulation) -> None:
     assert group == USER, f"queued in message group {group!r}, not the person's"
     sim.settle()
     texts = sim.graph.texts_to(USER)
-    assert texts == [ANSWER], f"the user got {texts}; {sim.diagnosis()}"
+    # Someone new is welcomed before their first answer, as Get Started would have: with the
+    # configured welcome, from its parameter.
+    assert texts == [config["welcomeMessage"], ANSWER], (
+        f"the user got {[t[:80] for t in texts]}; {sim.diagnosis()}"
+    )
     actions = sim.graph.actions_to(USER)
     assert {"mark_seen", "typing_on"} <= set(actions), f"sender actions: {actions}"
 
@@ -338,6 +349,27 @@ def admin_lists_users(sim: Simulation) -> None:
         f"the admin got {texts}; {sim.diagnosis()}"
     )
     assert USER in texts[-1], f"{USER} is not among {texts[-1]!r}"
+
+
+def get_started_welcome(sim: Simulation) -> None:
+    """Someone new taps Get Started: the configured welcome (2,000 Cyrillic characters, which
+    the environment's 4 KB could not hold) and ice breakers, read from their SSM parameters in
+    the one GetParameters call the policy allows, are what they get."""
+    config = sim.operator.config
+    mid = f"m_{uuid.uuid4().hex}"
+    body = delivery(NEWCOMER, "Get Started", sim.graph.page_id, mid, payload="GET_STARTED")
+    status, text = deliver(sim, body, sim.operator.app_secret)
+    assert (status, text) == (200, "EVENT_RECEIVED"), f"{status} {text!r}; {sim.diagnosis()}"
+    receives(sim, mid)
+    sim.settle()
+    messages = sim.graph.messages_to(NEWCOMER)
+    texts = [m.get("text") for m in messages]
+    assert texts == [config["welcomeMessage"]], (
+        f"the newcomer got {[t and t[:80] for t in texts]}; {sim.diagnosis()}"
+    )
+    offered = [q.get("payload") for q in messages[0].get("quick_replies", [])]
+    asked = [f"ASK:{q}" for q in config["iceBreakers"]]
+    assert offered == asked, f"the welcome offered {offered}, not the ice breakers {asked}"
 
 
 def keep_warm(sim: Simulation) -> None:
@@ -548,6 +580,7 @@ STEPS: tuple[Step, ...] = (
     forged_signature_refused,
     new_user_message,
     admin_lists_users,
+    get_started_welcome,
     keep_warm,
     send_api_outage_backed_off,
     dead_lettered,

@@ -54,6 +54,8 @@ RENAMES = [
     ("QUEUE_URL", "new_user_message", "503"),  # nowhere to hand off: Facebook must retry
     ("OPENAI_MODEL", "new_user_message", "couldn't get an answer"),  # the default model
     ("ADMIN_PSIDS", "new_user_message", "was not told"),  # nobody to notify
+    ("WELCOME_MESSAGE_PARAMETER", "new_user_message", "the user got"),  # the built-in welcome
+    ("ICE_BREAKERS_PARAMETER", "get_started_welcome", "not the ice breakers"),  # none offered
     ("QUOTA_TIMEZONE", "new_user_message", "quota counter"),  # counted on UTC's day
     ("RETRY_DELAY_SECONDS", "send_api_outage_backed_off", "not the configured"),  # 10 s
     ("MAX_RECEIVES", "dead_lettered", "not the queue's"),  # the handler's default of 5

@@ -347,6 +347,11 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
     assert parse(reservedConcurrency="-1").reserved_concurrency is None
 
 
+def test_a_small_max_tokens_is_refused_only_with_the_responses_api() -> None:
+    assert parse(maxTokens="8").max_tokens == 8  # Chat Completions takes it
+    assert parse(maxTokens="16", openaiApi="responses").max_tokens == 16
+
+
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
@@ -365,6 +370,10 @@ def test_reserved_concurrency_minus_one_means_none() -> None:
         ({"modelPrices": "gpt-5-mini=1/2/3"}, "modelPrices: must be a list of texts"),
         ({"maxTokens": "0"}, "maxTokens: must be at least 1"),
         ({"maxTokens": "many"}, "maxTokens: must be a whole number"),
+        (
+            {"maxTokens": "15", "openaiApi": "responses"},
+            "maxTokens: must be at least 16 with openaiApi responses",
+        ),
         ({"dailyLimit": "-1"}, "dailyLimit"),
         ({"keepWarmMinutes": "1441"}, "keepWarmMinutes: must be between 0 and 1440"),
         ({"memoryMb": "64"}, "memoryMb: must be between 128 and 10240"),

@@ -9,8 +9,12 @@ a diff (all a preview does) sends nothing.
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dill
@@ -41,6 +45,7 @@ PAGE_TOKEN = SECRETS["pageAccessToken"]
 APP_TOKEN = f"{APP_ID}|{APP_SECRET}"
 ALL_SECRETS = (APP_SECRET, PAGE_TOKEN, VERIFY_TOKEN)
 FIELDS = ",".join(WEBHOOK_FIELDS)
+ROOT = Path(__file__).resolve().parents[2]  # where Pulumi.yaml is: Pulumi runs from there
 PROFILE = profile.messenger_profile(
     {"default": "Hello!", "fr_FR": "Bonjour !"},
     ["What can you do?", "Who made you?"],
@@ -445,6 +450,50 @@ def test_a_missing_permission_is_named_without_a_secret(graph: MessengerSimulato
     assert_no_secret(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("message", "lacks"),
+    [
+        ("(#200) Requires pages_messaging permission to manage the object", "pages_messaging"),
+        (
+            "(#200) To subscribe to the messages field, one of these permissions is needed: "
+            "pages_messaging",
+            "pages_messaging",
+        ),
+        (
+            "(#200) This endpoint requires one of the permissions: pages_manage_metadata",
+            "pages_manage_metadata",
+        ),
+        (
+            "(#10) This endpoint requires the 'pages_messaging' permission or the "
+            "'Page Public Content Access' feature",
+            "pages_messaging",
+        ),
+        (
+            "(#200) One of these permissions is needed: pages_messaging, pages_manage_metadata",
+            "one of pages_messaging, pages_manage_metadata",
+        ),
+    ],
+)
+def test_every_wording_of_a_missing_permission_names_it_with_the_fix(
+    message: str, lacks: str
+) -> None:
+    client = GraphClient("http://g", PAGE_TOKEN, "the page token", "pulumi config set x")
+    said = client.explain({"code": 200, "message": message, "type": "OAuthException"}, 403)
+    assert said.startswith(f"the page token lacks {lacks}: (Graph error 200) {message}")
+    assert said.endswith(
+        "Give the token that permission (docs/DEPLOY.md) and run `pulumi config set x`"
+    )
+
+
+def test_an_error_that_names_no_permission_is_not_taken_for_one() -> None:
+    client = GraphClient("http://g", PAGE_TOKEN, "the page token", "fix")
+    for message in (
+        "(#10) Application does not have permission for this action",
+        "(#100) Param fields[0] must be one of {messages, messaging_postbacks}",
+    ):
+        assert "lacks" not in client.explain({"code": 10, "message": message}, 400)
+
+
 def test_the_rate_limit_says_to_wait_ten_minutes(graph: MessengerSimulator, clock: Clock) -> None:
     provider = MessengerProfileProvider()
     for _ in range(10):
@@ -510,3 +559,45 @@ def test_the_provider_survives_the_engines_serialization(provider: type) -> None
     """Pulumi pickles the provider into the state and its own process loads it back."""
     loaded = dill.loads(base64.b64decode(serialize_provider(provider())))
     assert type(loaded) is provider
+
+
+LOAD_PROVIDER = """
+import base64, sys
+import dill  # what pulumi.dynamic.__main__.get_provider does with the state's __provider
+provider = dill.loads(base64.b64decode(sys.argv[1]))
+print(type(provider).__module__ + "." + type(provider).__qualname__)
+"""
+
+
+def load_in_a_fresh_process(serialized: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A new interpreter, as Pulumi's dynamic-provider process is: nothing of this one's
+    imports or sys.path, only its working directory on the path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-c", LOAD_PROVIDER, serialized],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "provider", [WebhookSubscriptionProvider, PageSubscriptionProvider, MessengerProfileProvider]
+)
+def test_the_stored_provider_loads_in_a_fresh_process_started_from_the_project_root(
+    provider: type, tmp_path: Path
+) -> None:
+    """The state keeps the provider as a reference to ``infra.messenger_setup.<class>``:
+    Pulumi's own process, started from the project root, must find it there, for every later
+    ``pulumi up`` and ``destroy`` of an existing stack. Hence: never move or rename them."""
+    serialized = serialize_provider(provider())
+    loaded = load_in_a_fresh_process(serialized, ROOT)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == f"infra.messenger_setup.{provider.__name__}"
+    # A reference, not a copy of the code: from elsewhere the module is not found.
+    elsewhere = load_in_a_fresh_process(serialized, tmp_path)
+    assert elsewhere.returncode != 0
+    assert "No module named 'infra'" in elsewhere.stderr

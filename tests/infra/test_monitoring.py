@@ -20,6 +20,7 @@ WATCHED = Watched(
     queue="messenger-bridge-dev-1cfdc2.fifo",
     dead_letter_queue="messenger-bridge-dev-1cfdc2-dead.fifo",
     region="us-east-1",
+    dashboard="messenger-bridge-dev-1cfdc2-us-east-1",
 )
 
 

@@ -11,6 +11,7 @@ from infra.environment import (
     LONGEST_QUEUE_URL,
     LONGEST_TOPIC_ARN,
     MAX_ENVIRONMENT_BYTES,
+    compact_list,
     environment_size,
     function_environment,
     with_resources,
@@ -126,9 +127,8 @@ def test_names_derive_from_project_and_stack() -> None:
 
 def _all_names(names: Names) -> set[str]:
     attributes = ("function", "table", "role", "log_group", "queue", "dead_letter_queue")
-    return {getattr(names, a) for a in (*attributes, "keep_warm_rule", "key_alias")} | {
-        names.parameter("app_secret")
-    }
+    more = ("keep_warm_rule", "key_alias", "topic", "dashboard")
+    return {getattr(names, a) for a in (*attributes, *more)} | {names.parameter("app_secret")}
 
 
 def test_projects_and_stacks_that_join_alike_share_no_name() -> None:
@@ -136,9 +136,11 @@ def test_projects_and_stacks_that_join_alike_share_no_name() -> None:
     assert not _all_names(one) & _all_names(other)
 
 
-def test_one_stack_in_two_regions_has_two_roles() -> None:
+def test_one_stack_in_two_regions_has_two_roles_and_two_dashboards() -> None:
     east, west = names_for("p", "prod", "us-east-1"), names_for("p", "prod", "eu-west-1")
-    assert east.role != west.role  # IAM is account-wide; the rest is regional
+    # IAM roles and CloudWatch dashboards are account-wide; the rest is regional.
+    assert east.role != west.role
+    assert east.dashboard != west.dashboard
     assert east.function == west.function
 
 
@@ -314,11 +316,20 @@ def test_environment_over_lambdas_limit_is_a_config_error() -> None:
         function_environment(too_long, "t", parameters())
 
 
+# Where the welcome and the ice breakers are kept (bridge.py: beside the secrets).
+FIRST_CONTACT_PARAMETERS = {
+    "welcome_message_parameter": "/p/welcome-message",
+    "ice_breakers_parameter": "/p/ice-breakers",
+}
+
+
 def test_first_contact_variables_are_set_only_when_configured() -> None:
     plain = function_environment(BridgeSettings(), "t", parameters())
     optional = {
         Env.WELCOME_MESSAGE,
+        Env.WELCOME_MESSAGE_PARAMETER,
         Env.ICE_BREAKERS,
+        Env.ICE_BREAKERS_PARAMETER,
         Env.APP_ID,
         Env.PAGE_ID,
         Env.PRIVACY_CONTACT,
@@ -335,15 +346,22 @@ def test_first_contact_variables_are_set_only_when_configured() -> None:
         privacy_text="Ours.",
         log_retention_days=0,
     )
-    env = function_environment(settings, "t", parameters(), None, "/p/privacy-text")
-    assert env[Env.WELCOME_MESSAGE] == settings.welcome_message
-    # A compact JSON array, non-ASCII kept as is: json.loads reads it back.
-    assert env[Env.ICE_BREAKERS] == '["Qu\'est-ce que tu sais faire ?","Say \\"hi\\""]'
+    env = function_environment(
+        settings, "t", parameters(), None, "/p/privacy-text", **FIRST_CONTACT_PARAMETERS
+    )
+    assert env[Env.WELCOME_MESSAGE_PARAMETER] == "/p/welcome-message"
+    assert env[Env.ICE_BREAKERS_PARAMETER] == "/p/ice-breakers"
+    assert Env.WELCOME_MESSAGE not in env and Env.ICE_BREAKERS not in env
+    # The ice breakers' parameter: a compact JSON array, non-ASCII kept as is.
+    assert (
+        compact_list(settings.ice_breakers) == '["Qu\'est-ce que tu sais faire ?","Say \\"hi\\""]'
+    )
     assert (env[Env.APP_ID], env[Env.PAGE_ID]) == ("123", "456")
     assert env[Env.PRIVACY_CONTACT] == "https://example.com/contact"
     assert env[Env.PRIVACY_TEXT_PARAMETER] == "/p/privacy-text"
     assert env[Env.LOG_RETENTION_DAYS] == "0"
     assert "Ours." not in env.values()
+    assert settings.welcome_message not in env.values()
 
 
 def test_a_privacy_text_needs_its_parameter_and_a_parameter_its_text() -> None:
@@ -353,27 +371,67 @@ def test_a_privacy_text_needs_its_parameter_and_a_parameter_its_text() -> None:
         function_environment(BridgeSettings(), "t", parameters(), None, "/p/privacy-text")
 
 
+@pytest.mark.parametrize(
+    ("settings", "parameter"),
+    [
+        (BridgeSettings(welcome_message="Hi"), {}),
+        (BridgeSettings(ice_breakers=("Why?",)), {}),
+        (BridgeSettings(), {"welcome_message_parameter": "/p/welcome-message"}),
+        (BridgeSettings(), {"ice_breakers_parameter": "/p/ice-breakers"}),
+    ],
+)
+def test_a_welcome_or_ice_breakers_need_their_parameter_and_the_reverse(
+    settings: BridgeSettings, parameter: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError):
+        function_environment(settings, "t", parameters(), **parameter)
+
+
 def test_an_environment_too_large_names_the_settings_taking_the_room() -> None:
-    settings = BridgeSettings(welcome_message="é" * 700, ice_breakers=("q" * 80,) * 4)
+    settings = BridgeSettings(
+        openai_base_url="https://x/" + "p" * 2000,
+        privacy_contact=("https://пример.рф/" + "контакты" * 30)[:200],
+    )
     with pytest.raises(ConfigError) as error:
         function_environment(settings, "t", parameters())
     [problem] = error.value.problems
-    assert "shorten the longest settings: welcomeMessage (4222 bytes), iceBreakers" in problem
+    assert "shorten the longest settings: openaiBaseUrl (2032 bytes), privacyContact" in problem
 
 
-def test_the_longest_allowed_first_contact_fits_the_environment() -> None:
-    """What the settings allow (a 2,000-character welcome, four ice breakers, the ids, a
-    contact) leaves the rest of the environment its room, for a plain-text welcome."""
-    settings = BridgeSettings(
-        welcome_message="w" * 2000,
-        ice_breakers=("q" * 80,) * 4,
-        app_id="1" * 17,
-        page_id="1" * 17,
-        privacy_contact="https://example.com/" + "c" * 100,
+# The free texts at their most, in the scripts JSON escapes the most (12 bytes an emoji, 6 a
+# Cyrillic or Japanese character).
+LONGEST_FIRST_CONTACT = BridgeSettings(
+    welcome_message="👋🤖" * 1000,  # Messenger's 2,000 characters
+    ice_breakers=("営業時間と定休日、それから駐車場があるかどうかを教えてください。" * 4,) * 4,
+    app_id="1" * 17,
+    page_id="1" * 17,
+    privacy_contact=("https://пример.рф/" + "контакты" * 30)[:200],  # MAX_PRIVACY_CONTACT_CHARS
+    admin_psids=("1" * 17,) * 5,
+    system_prompt="Be brief.",
+    privacy_text="Ours.",
+)
+
+
+def test_the_longest_allowed_first_contact_fits_the_environment_in_any_script() -> None:
+    """What the settings allow (a 2,000-character welcome, four long ice breakers, the ids, a
+    200-character contact, five admins) leaves the rest of the environment its room, in any
+    script: the free texts ride in parameters, only their names in the environment."""
+    names = names_for("p" * 23, "s" * 23, "us-east-1")  # as long as the role's 64 allow
+    texts = ("system_prompt", "privacy_text", "welcome_message", "ice_breakers")
+    text_parameter = {text: names.parameter(text) for text in texts}
+    environment = function_environment(
+        LONGEST_FIRST_CONTACT,
+        names.table,
+        {secret: names.parameter(secret) for secret in SECRET_SOURCES},
+        text_parameter["system_prompt"],
+        text_parameter["privacy_text"],
+        metrics_stack=names.prefix,
+        welcome_message_parameter=text_parameter["welcome_message"],
+        ice_breakers_parameter=text_parameter["ice_breakers"],
     )
-    environment = function_environment(settings, "t" * 40, parameters(), metrics_stack="m" * 75)
     env = with_resources(environment, LONGEST_QUEUE_URL, LONGEST_TOPIC_ARN)
     assert environment_size(env) <= MAX_ENVIRONMENT_BYTES
+    assert LONGEST_FIRST_CONTACT.welcome_message not in env.values()
 
 
 def test_the_handler_reads_back_the_first_contact_the_environment_says() -> None:
@@ -386,10 +444,13 @@ def test_the_handler_reads_back_the_first_contact_the_environment_says() -> None
         privacy_text="Ours.",
         log_retention_days=30,
     )
-    env = function_environment(settings, "t", parameters(), None, "/p/privacy-text")
+    env = function_environment(
+        settings, "t", parameters(), None, "/p/privacy-text", **FIRST_CONTACT_PARAMETERS
+    )
     loaded = load_settings(env)
-    assert loaded.welcome_message == "Bienvenue !"
-    assert loaded.ice_breakers == settings.ice_breakers
+    assert loaded.welcome_message_parameter == "/p/welcome-message"  # its text comes from it
+    assert loaded.ice_breakers_parameter == "/p/ice-breakers"
+    assert loaded.welcome_message is None and loaded.ice_breakers == ()  # until fetched
     assert (loaded.app_id, loaded.page_id) == ("123", "456")
     assert loaded.privacy_contact == "privacy@example.com"
     assert loaded.privacy_text_parameter == "/p/privacy-text"

@@ -49,20 +49,22 @@ MESSENGER_PROFILE = "pulumi-python:dynamic/messenger:MessengerProfile"
 MESSENGER_SETUP = (WEBHOOK_SUBSCRIPTION, PAGE_SUBSCRIPTION, MESSENGER_PROFILE)
 
 ALL_ENV_NAMES = {value for key, value in vars(Env).items() if not key.startswith("_")}
-# Set only when configured: an OpenAI-compatible server, a system prompt and a privacy text
-# (each in its parameter), the welcome, the ice breakers, the Meta ids, the privacy contact.
+# Set only when configured: an OpenAI-compatible server, a system prompt, a privacy text, the
+# welcome and the ice breakers (each in its parameter), the Meta ids, the privacy contact.
 OPTIONAL_ENV_NAMES = {
     Env.OPENAI_TEMPERATURE,
     Env.OPENAI_TOP_P,
     Env.OPENAI_BASE_URL,
     Env.SYSTEM_PROMPT_PARAMETER,
-    Env.WELCOME_MESSAGE,
-    Env.ICE_BREAKERS,
+    Env.WELCOME_MESSAGE_PARAMETER,
+    Env.ICE_BREAKERS_PARAMETER,
     Env.APP_ID,
     Env.PAGE_ID,
     Env.PRIVACY_CONTACT,
     Env.PRIVACY_TEXT_PARAMETER,
 }
+# The free texts themselves, as local runs give them: a deployed function reads their parameters.
+LOCAL_ONLY_ENV_NAMES = {Env.SYSTEM_PROMPT, Env.WELCOME_MESSAGE, Env.ICE_BREAKERS}
 # appId and pageId: `pulumi up` sets Messenger up; the rest is what a person sees first.
 APP_ID = "1234567890123"
 PAGE_ID = "100000000000001"
@@ -188,7 +190,7 @@ def test_lambda_filters_logs_by_the_configured_level_in_its_own_names(
 
 
 def test_environment_sets_every_variable_the_handler_reads(stack: CapturedStack) -> None:
-    assert set(env_of(stack)) == ALL_ENV_NAMES - OPTIONAL_ENV_NAMES - {Env.SYSTEM_PROMPT}
+    assert set(env_of(stack)) == ALL_ENV_NAMES - OPTIONAL_ENV_NAMES - LOCAL_ONLY_ENV_NAMES
 
 
 def test_a_system_prompt_lives_in_a_parameter_not_in_the_environment(capture: Capture) -> None:
@@ -240,7 +242,7 @@ def test_environment_follows_config(capture: Capture) -> None:
         "retryDelaySeconds": 30,
     }
     env = env_of(capture(config))
-    assert set(env) == ALL_ENV_NAMES - {Env.SYSTEM_PROMPT} - (
+    assert set(env) == ALL_ENV_NAMES - LOCAL_ONLY_ENV_NAMES - (
         OPTIONAL_ENV_NAMES - {Env.OPENAI_BASE_URL, Env.OPENAI_TEMPERATURE}
     )
     assert env[Env.OPENAI_BASE_URL] == "https://llm.example.com/v1"
@@ -710,16 +712,68 @@ def test_two_stacks_have_no_name_in_common(stack: CapturedStack, capture: Captur
 # --- first contact and going Live: environment and parameters ---------------------------------
 
 
+def text_parameters(stack: CapturedStack) -> dict[str, CapturedResource]:
+    """The settings' texts, by parameter name (the secrets are SecureStrings)."""
+    return {p.inputs["name"]: p for p in stack.of_type(PARAMETER) if p.inputs["type"] == "String"}
+
+
 def test_first_contact_settings_reach_the_handler(capture: Capture) -> None:
     welcome = "Hello! I am the page's automated assistant. Ask me anything; /help lists more."
     config = {**SETUP, "welcomeMessage": welcome, "privacyContact": "privacy@example.com"}
-    env = env_of(capture(config))
-    assert env[Env.WELCOME_MESSAGE] == welcome
-    assert json.loads(env[Env.ICE_BREAKERS]) == FIRST_CONTACT["iceBreakers"]
-    assert env[Env.ICE_BREAKERS] == '["What can you do?","Who made you?"]'  # compact
+    stack = capture(config)
+    env, texts = env_of(stack), text_parameters(stack)
+    assert texts[env[Env.WELCOME_MESSAGE_PARAMETER]].inputs["value"] == welcome
+    ice_breakers = texts[env[Env.ICE_BREAKERS_PARAMETER]].inputs["value"]
+    assert json.loads(ice_breakers) == FIRST_CONTACT["iceBreakers"]
+    assert ice_breakers == '["What can you do?","Who made you?"]'  # compact, as ICE_BREAKERS
+    assert not LOCAL_ONLY_ENV_NAMES & set(env)
     assert (env[Env.APP_ID], env[Env.PAGE_ID]) == (APP_ID, PAGE_ID)
     assert env[Env.PRIVACY_CONTACT] == "privacy@example.com"
     assert Env.PRIVACY_TEXT_PARAMETER not in env
+
+
+# Messenger's 2,000 characters, in scripts whose characters JSON escapes to 6 or 12 bytes.
+LONG_WELCOMES = {
+    "cyrillic": ("Здравствуйте! Я автоматический помощник этой страницы. " * 40)[:2000],
+    "japanese": ("こんにちは。このページの自動アシスタントです。" * 100)[:2000],
+    "emoji": "👋🤖" * 1000,
+}
+
+
+@pytest.mark.parametrize("script", sorted(LONG_WELCOMES))
+def test_a_long_welcome_in_any_script_lives_in_a_parameter(capture: Capture, script: str) -> None:
+    welcome = LONG_WELCOMES[script]
+    assert len(welcome) == 2000  # the documented most (MAX_WELCOME_CHARS)
+    stack = capture({"welcomeMessage": welcome})
+    env = env_of(stack)
+    parameter = text_parameters(stack)["/messenger-bridge/test/welcome-message"]
+    assert parameter.inputs["value"] == welcome
+    assert len(welcome.encode()) <= 8192  # 4 bytes a character at most: SSM's 8 KB holds it
+    assert parameter.inputs["tier"] == "Intelligent-Tiering"  # advanced only over 4 KB
+    assert env[Env.WELCOME_MESSAGE_PARAMETER] == parameter.inputs["name"]
+    assert Env.WELCOME_MESSAGE not in env and welcome[:20] not in json.dumps(env)
+    assert welcome[:20] not in json.dumps(env, ensure_ascii=False)
+    grant = statements_by_sid(stack)["SecretParameters"]["Resource"]
+    assert parameter.state["arn"] in grant  # read with the secrets, by the same statement
+    assert parameter.urn in stack.one(FUNCTION).dependencies
+
+
+def test_long_non_latin_ice_breakers_and_contact_fit_beside_the_rest(capture: Capture) -> None:
+    """Four long questions in Japanese went over the environment's 4 KB with the rest; in
+    their parameter they take none of it. A 200-character contact URL in Cyrillic still fits."""
+    questions = ["営業時間と定休日、それから駐車場があるかどうかを教えてください。" * 4] * 4
+    contact = ("https://пример.рф/" + "контакты" * 30)[:200]
+    config = {**SETUP, "iceBreakers": questions, "privacyContact": contact}
+    config["welcomeMessage"] = LONG_WELCOMES["emoji"]
+    stack = capture(config, stack="production-customer-support")
+    env = env_of(stack)
+    name = "/messenger-bridge/production-customer-support/ice-breakers"
+    assert env[Env.ICE_BREAKERS_PARAMETER] == name
+    assert json.loads(text_parameters(stack)[name].inputs["value"]) == questions
+    assert Env.ICE_BREAKERS not in env and questions[0][:10] not in json.dumps(env)
+    assert env[Env.PRIVACY_CONTACT] == contact
+    grant = statements_by_sid(stack)["SecretParameters"]["Resource"]
+    assert {p.state["arn"] for p in text_parameters(stack).values()} <= set(grant)
 
 
 def test_the_log_retention_is_told_to_the_handler_for_its_privacy_page(capture: Capture) -> None:
@@ -791,6 +845,16 @@ def test_one_id_without_the_other_is_a_warning_naming_the_missing_one(
     assert not [r for r in stack.resources if r.typ in MESSENGER_SETUP]
     [line] = [m for m in said if "Messenger" in m]
     assert f"{missing} not set" in line
+
+
+@pytest.mark.parametrize(("receives", "warned"), [(2, True), (5, False)])
+def test_fewer_receives_than_aws_advises_is_a_warning(
+    capture: Capture, monkeypatch: pytest.MonkeyPatch, receives: int, warned: bool
+) -> None:
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda msg, *a, **k: said.append(msg))
+    capture({"maxReceiveCount": receives})
+    assert any("maxReceiveCount" in m and "at least 5" in m for m in said) is warned
 
 
 def test_with_the_ids_three_setup_resources_are_declared(set_up: CapturedStack) -> None:

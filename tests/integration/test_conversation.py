@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -75,7 +76,8 @@ def test_seen_and_typing_come_before_the_model_is_asked(bridge: Bridge):
 
     bridge.model.responder = answer
     bridge.say(ALICE, "hi")
-    calls = [c for c in bridge.graph.calls if c.psid == ALICE]
+    welcome, *calls = [c for c in bridge.graph.calls if c.psid == ALICE]  # a new person
+    assert welcome.body["message"]["text"].startswith(replies.WELCOME_OPENING)
     assert [c.body.get("sender_action") for c in calls[:2]] == ["mark_seen", "typing_on"]
     assert calls[1].at <= asked_at[0] <= calls[2].at
 
@@ -224,7 +226,7 @@ def test_permanent_send_failures_are_not_retried_and_logged_once(
     bridge.graph.fail_next(400, code=code, subcode=subcode, times=10, only="message")
     bridge.say(ALICE, "hi again")
     attempts = [c for c in bridge.graph.calls if c.psid == ALICE and c.kind == "message"]
-    assert len(attempts) == 2  # one answered, one refused and not retried
+    assert len(attempts) == 3  # the welcome, one answered, one refused and not retried
     [failure] = bridge.logs.named("send.failed")
     assert failure["level"] == level and failure["code"] == code
     assert bridge.used_today(ALICE) == 2  # the model answered both: both were paid for
@@ -248,7 +250,8 @@ def test_a_lost_send_connection_is_not_sent_again(bridge: Bridge):
     bridge.say(ALICE, "again")
     # Graph may have taken it before the connection broke: never risk a second copy.
     assert bridge.logs.named("reply.maybe_delivered")
-    assert len([c for c in bridge.graph.calls if c.psid == ALICE and c.kind == "message"]) == 2
+    calls = [c for c in bridge.graph.calls if c.psid == ALICE and c.kind == "message"]
+    assert len(calls) == 3  # the welcome (a new person), "hi"'s answer, "again"'s once
 
 
 def test_a_send_api_down_for_good_parks_the_message_after_its_receives(bridge: Bridge):
@@ -342,6 +345,74 @@ def test_get_started_gets_the_welcome_and_costs_nothing(bridge: Bridge):
     bridge.tap(ALICE, "GET_STARTED")
     [welcome] = bridge.texts_to(ALICE)
     assert "automated assistant" in welcome and "/help" in welcome
+    assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
+    assert not bridge.welcomed(ALICE)  # Get Started's own answer: no second welcome
+
+
+def test_a_new_person_who_taps_an_ice_breaker_or_types_first_is_welcomed_once(make_bridge):
+    """With ice breakers, a real page shows no Get Started button: the first tap (or typed
+    message) gets Get Started's welcome first, then its answer; never again, never counted."""
+    bridge = make_bridge(ICE_BREAKERS='["What can you do?"]')
+    bridge.deliver(webhook_body(messaging_postback(ALICE, "ICE_BREAKER", "What can you do?")))
+    bridge.settle()
+    welcome, answer = bridge.graph.messages_to(ALICE)
+    assert welcome["text"].startswith(replies.WELCOME_OPENING) and "/help" in welcome["text"]
+    assert "3 questions a day" in welcome["text"] and "photo or a voice message" in welcome["text"]
+    assert welcome["quick_replies"] == [
+        {"content_type": "text", "title": "What can you do?", "payload": "ASK:What can you do?"}
+    ]
+    assert answer == {"text": "The answer is 42."}
+    assert bridge.used_today(ALICE) == 1  # the question only
+    bridge.say(ALICE, "And on Sundays?")
+    bridge.say(BOB, "Hello?")  # typed first, no tap at all
+    assert bridge.texts_to(ALICE, welcome=True) == [welcome["text"], *["The answer is 42."] * 2]
+    assert bridge.texts_to(BOB, welcome=True) == [welcome["text"], "The answer is 42."]
+
+
+# A welcome at Messenger's 2,000 characters, in scripts the environment's 4 KB could not hold.
+LONG_WELCOMES = {
+    "cyrillic": ("Здравствуйте! Я автоматический помощник этой страницы. " * 40)[:2000],
+    "japanese": ("こんにちは。このページの自動アシスタントです。" * 100)[:2000],
+    "emoji": "👋🤖" * 1000,
+}
+
+
+@pytest.mark.parametrize("script", sorted(LONG_WELCOMES))
+def test_get_started_says_a_long_welcome_in_any_script_from_its_parameter(
+    bridge: Bridge, script: str
+):
+    """As deployed: the welcome and the ice breakers come from their SSM parameters, in the
+    one GetParameters call that brings the secrets and the other texts."""
+    welcome = LONG_WELCOMES[script]
+    questions = ["営業時間を教えてください。" * 6, "Как оформить заказ?"]
+    texts = {
+        "system-prompt": ("Be brief.", "SYSTEM_PROMPT_PARAMETER"),
+        "privacy-text": ("Our privacy page.", "PRIVACY_TEXT_PARAMETER"),
+        "welcome-message": (welcome, "WELCOME_MESSAGE_PARAMETER"),
+        "ice-breakers": (json.dumps(questions, ensure_ascii=False), "ICE_BREAKERS_PARAMETER"),
+    }
+    names = []
+    for text_name, (value, variable) in texts.items():
+        name = f"/{bridge.table}/{text_name}"
+        bridge.harness.ssm.put_parameter(Name=name, Value=value, Type="String", Tier="Advanced")
+        bridge.harness.set(variable, name)
+        names.append(name)
+    bridge.harness.set("WELCOME_MESSAGE", None)  # nothing but the parameter says it
+    bridge.harness.set("ICE_BREAKERS", None)
+    app.reset()
+    ssm_calls: list[dict] = []
+    app.runtime()  # a new container: count its SSM calls from the first one
+    from handler import clients
+
+    clients.aws("ssm").meta.events.register(
+        "before-parameter-build.ssm.GetParameters", lambda params, **_: ssm_calls.append(params)
+    )
+    bridge.tap(ALICE, "GET_STARTED")
+    [message] = bridge.graph.messages_to(ALICE)
+    assert message["text"] == welcome and len(welcome) == 2000
+    assert [q["payload"] for q in message["quick_replies"]] == [f"ASK:{q}" for q in questions]
+    [call] = ssm_calls  # one call for the secrets and every text
+    assert set(names) <= set(call["Names"]) and len(call["Names"]) <= 10  # GetParameters' most
     assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
 
 

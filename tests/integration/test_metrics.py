@@ -105,7 +105,7 @@ def test_insufficient_quota_is_a_quota_failure(bridge: Bridge):
 def test_photos_and_voice_messages_are_counted(bridge: Bridge):
     photo = bridge.graph.host_attachment(JPEG, "image/jpeg")
     voice = bridge.graph.host_attachment(VOICE, "audio/mp4")
-    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", photo)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", photo, text="What?")))
     bridge.deliver(webhook_body(messaging_attachment(BOB, "audio", voice)))
     bridge.settle()
     got = bridge.metric_lines
@@ -171,7 +171,7 @@ def test_what_an_answer_writes_is_what_the_stacks_dashboard_reads(bridge: Bridge
     bridge.model.fail_next(503, times=1)
     bridge.say(BOB, "hi")
     written = {name for d in bridge.metric_lines.documents for name in d if name in metrics.METRICS}
-    watched = Watched(METRICS_STACK, "f", "q.fifo", "d.fifo", "us-east-1")
+    watched = Watched(METRICS_STACK, "f", "q.fifo", "d.fifo", "us-east-1", "dash")
     read = metric_names_in(
         dashboard_body(watched, metrics.FAILURE_KINDS), metrics.namespace(METRICS_STACK)
     )

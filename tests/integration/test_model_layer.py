@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from handler import alerts, replies, schema
+from handler.media import MAX_VOICE_SECONDS
 from local.model import image_parts, image_url_of, last_user_text
 from tests.support.bridge import (
     ADMIN,
@@ -140,7 +141,8 @@ def test_an_answer_still_cut_ends_on_a_sentence_with_a_continue_button(make_brid
 
     bridge.model.responder = answer
     bridge.say(ALICE, "long please")
-    answer, note = bridge.graph.messages_to(ALICE)
+    welcome, answer, note = bridge.graph.messages_to(ALICE)
+    assert welcome["text"].startswith(replies.WELCOME_OPENING)  # a new person's first answer
     assert answer == {"text": "One short sentence."}
     assert note["text"] == replies.SHORTENED_NOTE
     [button] = note["quick_replies"]
@@ -148,13 +150,23 @@ def test_an_answer_still_cut_ends_on_a_sentence_with_a_continue_button(make_brid
     assert bridge.used_today(ALICE) == 1
 
 
-def test_a_reasoning_model_that_thinks_away_its_budget_is_counted_and_explained(make_bridge):
-    bridge = make_bridge(OPENAI_MAX_TOKENS="100")
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_reasoning_model_that_thinks_away_its_budget_is_counted_and_can_go_on(
+    make_bridge, api: str
+):
+    bridge = make_bridge(OPENAI_MAX_TOKENS="100", OPENAI_API=api)
     bridge.model.reasoning_tokens = 500
     bridge.say(ALICE, "a hard one")
-    assert bridge.texts_to(ALICE) == [replies.EMPTY_ANSWER]
+    note = bridge.graph.messages_to(ALICE)[-1]
+    assert note["text"] == replies.CUT_BEFORE_ANSWER
+    [button] = note["quick_replies"]
+    assert (button["title"], button["payload"]) == ("Continue", "ASK:Please continue.")
     assert bridge.used_today(ALICE) == 1
     assert page_today(bridge)["tokens"] >= 100
+    bridge.model.reasoning_tokens = 0
+    bridge.tap(ALICE, button["payload"])
+    assert bridge.texts_to(ALICE)[-1] == "The answer is 42."
+    assert "a hard one" in json.dumps(bridge.model.requests[-1])  # asked after the question
 
 
 # -- photos and voice messages -------------------------------------------------------------------
@@ -181,29 +193,67 @@ def test_a_photo_and_the_text_sent_after_it_are_one_question_with_the_image_inli
         assert "/cdn/" not in kept and base64.b64encode(JPEG).decode()[:40] not in kept
 
 
-def test_a_photo_alone_is_asked_what_it_shows_and_a_sticker_too(bridge: Bridge):
-    photo = bridge.graph.host_attachment(JPEG, "image/jpeg")
-    sticker = bridge.graph.host_attachment(b"\x89PNG" + b"s" * 100, "image/png")
-    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", photo)))
+def test_a_photo_and_the_text_in_the_next_delivery_are_one_question(bridge: Bridge):
+    """As Messenger mostly delivers them: two webhook calls, a second apart."""
+    url = bridge.graph.host_attachment(JPEG, "image/jpeg", "photo.jpg")
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url)))
+    bridge.settle()
+    kept = bridge.graph.messages_to(ALICE)[-1]
+    assert kept["text"] == replies.PHOTO_KEPT and kept["quick_replies"]
+    assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
+    assert "/cdn/" not in json.dumps(bridge.logs.events())
+    bridge.say(ALICE, "What breed is this?")
+    [request] = bridge.model.requests
+    assert last_user_text(request) == "What breed is this?"
+    [image] = image_parts(request)
+    assert image_url_of(image) == "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+    assert bridge.texts_to(ALICE)[-1] == "The answer is 42." and bridge.used_today(ALICE) == 1
+    stored, logged = everything_stored(bridge), json.dumps(bridge.logs.events())
+    for kept_anywhere in (stored, logged):  # the URL waited, then went with its question
+        assert "/cdn/" not in kept_anywhere
+    bridge.say(ALICE, "Thanks!")
+    assert image_parts(bridge.model.requests[-1]) == []
+
+
+def sticker(psid: str, url: str, sticker_id: int) -> dict[str, Any]:
+    """A sticker as Meta sends it since 2026: a ``sticker`` attachment with its id inside."""
+    item = messaging_attachment(psid, "sticker", url)
+    item["message"]["attachments"][0]["payload"]["sticker_id"] = sticker_id
+    return item
+
+
+def test_a_sticker_is_looked_at_in_both_of_its_shapes(bridge: Bridge):
+    png = b"\x89PNG" + b"s" * 100
+    now = bridge.graph.host_attachment(png, "image/png")
+    before = bridge.graph.host_attachment(png, "image/png")
+    bridge.deliver(webhook_body(sticker(ALICE, now, 144884852352448)))
     bridge.settle()
     bridge.deliver(
-        webhook_body(messaging_attachment(BOB, "image", sticker, sticker_id=144884852352448))
+        webhook_body(messaging_attachment(BOB, "image", before, sticker_id=144884852352448))
     )
     bridge.settle()
     for request in bridge.model.requests:
         assert last_user_text(request) == replies.DEFAULT_PHOTO_QUESTION
         assert len(image_parts(request)) == 1
     assert len(bridge.model.requests) == 2
+    assert bridge.used_today(ALICE) == bridge.used_today(BOB) == 1
 
 
 def test_the_like_sticker_is_acknowledged_silently(bridge: Bridge):
+    bridge.say(ALICE, "/help")  # someone who has written before
+    seen = len(bridge.texts_to(ALICE))
     like = bridge.graph.host_attachment(b"\x89PNG", "image/png")
     bridge.deliver(
-        webhook_body(messaging_attachment(ALICE, "image", like, sticker_id=369239263222822))
+        webhook_body(
+            messaging_attachment(ALICE, "image", like, sticker_id=369239263222822),
+            sticker(ALICE, like, 369239343222814),
+            sticker(ALICE, like, 369239383222810),
+        )
     )
     bridge.settle()
-    assert bridge.texts_to(ALICE) == [] and bridge.model.requests == []
-    assert bridge.used_today(ALICE) == 0 and bridge.graph.downloads == []
+    assert bridge.texts_to(ALICE)[seen:] == []
+    assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
+    assert bridge.graph.downloads == []
 
 
 def test_with_vision_off_photos_are_not_read(make_bridge):
@@ -220,9 +270,9 @@ def test_a_model_without_vision_gets_a_clear_reply_and_the_owner_is_told_once(br
     bridge.model.vision = False
     for psid in (ALICE, BOB):
         url = bridge.graph.host_attachment(JPEG, "image/jpeg")
-        bridge.deliver(webhook_body(messaging_attachment(psid, "image", url)))
+        bridge.deliver(webhook_body(messaging_attachment(psid, "image", url, text="What?")))
         bridge.settle()
-        assert bridge.texts_to(psid) == [replies.VISION_UNSUPPORTED]
+        assert bridge.texts_to(psid)[-1] == replies.VISION_UNSUPPORTED
     [alert] = owner_alerts(bridge)
     assert "refused a photo" in alert and "vision false" in alert
     assert bridge.used_today(ALICE) == 0
@@ -231,18 +281,41 @@ def test_a_model_without_vision_gets_a_clear_reply_and_the_owner_is_told_once(br
 def test_an_expired_photo_url_is_said_so_and_not_counted(bridge: Bridge):
     url = bridge.graph.host_attachment(JPEG, "image/jpeg")
     bridge.graph.expire_attachment(url)
-    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url, text="What?")))
     bridge.settle()
-    assert bridge.texts_to(ALICE) == [replies.PHOTO_FAILED]
+    assert bridge.texts_to(ALICE)[-1] == replies.PHOTO_FAILED
     assert bridge.model.requests == [] and bridge.used_today(ALICE) == 0
 
 
 def test_a_photo_over_the_size_cap_is_refused(make_bridge):
     bridge = make_bridge(MEDIA_MAX_MB="1")
     url = bridge.graph.host_attachment(b"\xff\xd8" + b"x" * (1024 * 1024 + 1), "image/jpeg")
-    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url)))
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", url, text="What?")))
     bridge.settle()
-    assert bridge.texts_to(ALICE) == [replies.MEDIA_TOO_LARGE]
+    assert bridge.texts_to(ALICE)[-1] == replies.MEDIA_TOO_LARGE
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"h" * 2000
+
+
+def test_a_photo_the_model_cannot_open_is_said_so_and_the_owner_is_not_bothered(bridge: Bridge):
+    """OpenAI's 400 invalid_image_format (a HEIC the CDN calls a JPEG) is the photo's fault:
+    the person is asked for a JPEG or PNG; no alert, not counted, photos stay on."""
+    bridge.say(ADMIN, "/help")
+    lying = bridge.graph.host_attachment(HEIC, "image/jpeg")
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", lying, text="What?")))
+    bridge.settle()
+    assert bridge.texts_to(ALICE)[-1] == replies.PHOTO_UNREADABLE
+    assert len(bridge.model.requests) == 1 and bridge.used_today(ALICE) == 0
+    heic = bridge.graph.host_attachment(HEIC, "image/heic")  # said by its type: not even asked
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", heic, text="And?")))
+    bridge.settle()
+    assert bridge.texts_to(ALICE)[-1] == replies.PHOTO_UNREADABLE
+    assert len(bridge.model.requests) == 1 and owner_alerts(bridge) == []
+    good = bridge.graph.host_attachment(JPEG, "image/jpeg")
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "image", good, text="This one?")))
+    bridge.settle()
+    assert bridge.texts_to(ALICE)[-1] == "The answer is 42."
 
 
 def test_a_voice_message_is_transcribed_and_answered_with_what_was_heard(bridge: Bridge):
@@ -264,6 +337,34 @@ def test_a_voice_message_is_transcribed_and_answered_with_what_was_heard(bridge:
     )
     assert bridge.used_today(ALICE) == 1
     assert page_today(bridge)["tokens"] > 0 and "/cdn/" not in everything_stored(bridge)
+
+
+def m4a(seconds: int) -> bytes:
+    """A voice clip as Messenger's CDN serves it: MP4 boxes, the length in moov/mvhd."""
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+    times = bytes(8) + (1000).to_bytes(4, "big") + (seconds * 1000).to_bytes(4, "big")
+    mvhd = box(b"mvhd", bytes(4) + times + bytes(80))
+    return box(b"ftyp", b"M4A \x00\x00\x00\x00") + box(b"mdat", b"\x17" * 4000) + box(b"moov", mvhd)
+
+
+def test_a_voice_message_too_long_is_refused_before_transcription(bridge: Bridge):
+    url = bridge.graph.host_attachment(m4a(MAX_VOICE_SECONDS + 30), "audio/mp4")
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "audio", url)))
+    bridge.settle()
+    assert bridge.texts_to(ALICE)[-1] == replies.voice_too_long(MAX_VOICE_SECONDS)
+    assert bridge.model.transcriptions == [] and bridge.used_today(ALICE) == 0
+
+
+def test_a_voice_message_the_cdn_serves_as_octet_stream_is_transcribed(bridge: Bridge):
+    url = bridge.graph.host_attachment(m4a(20), "application/octet-stream")
+    bridge.deliver(webhook_body(messaging_attachment(ALICE, "audio", url)))
+    bridge.settle()
+    [upload] = bridge.model.transcriptions
+    assert (upload.filename, upload.content_type) == ("voice.mp4", "audio/mp4")
+    assert bridge.texts_to(ALICE)[-1].endswith("The answer is 42.")
 
 
 def test_a_voice_message_with_no_words_gets_a_clear_reply(bridge: Bridge):

@@ -100,6 +100,28 @@ def test_an_owner_must_act_alert_is_emailed_without_words_or_secrets(bridge: Bri
     assert "mailed" not in json.loads(kept[f"notice:new_user:{ALICE}"])  # not (yet) e-mailed
 
 
+def test_a_refused_openai_key_is_emailed_with_what_to_do_and_the_person_apologised_to(
+    bridge: Bridge,
+):
+    bridge.model.fail_next(401, code="invalid_api_key", times=2)
+    bridge.say(ALICE, QUESTION)
+    bridge.say(BOB, "hello")
+    assert bridge.texts_to(ALICE)[-1] == replies.APOLOGY == bridge.texts_to(BOB)[-1]
+    assert bridge.used_today(ALICE) == 0
+    [mail] = bridge.emails()  # once: the alert is quiet for an hour
+    assert mail["subject"] == "Messenger bot: Owner alert: OpenAI refused the API key"
+    body = mail["body"]
+    assert "401" in body and "pulumi config set --secret openaiApiKey" in body
+    assert "pulumi up" in body and QUESTION not in body
+    assert not [secret for secret in SECRET_VALUES if secret in body]
+    [raised] = bridge.logs.named("alert.raised")
+    assert (raised["kind"], raised["queued"], raised["emailed"]) == (alerts.OPENAI_KEY, 1, 1)
+    bridge.say(ADMIN, "/help")  # and in Messenger, with the owner's next message
+    alert = bridge.texts_to(ADMIN)[0]
+    assert f"{alerts.PREFIX}OpenAI refused the API key (401" in alert
+    assert "pulumi config set --secret openaiApiKey" in alert
+
+
 KEEP_WARM = {
     "version": "0",
     "detail-type": "Scheduled Event",
@@ -145,6 +167,7 @@ def test_a_refused_page_token_is_emailed_with_what_to_do(bridge: Bridge):
 
 def test_a_message_going_to_the_dead_letter_queue_is_emailed(make_bridge):
     bridge = make_bridge(queue={"max_receives": 2})
+    bridge.say(ALICE, "hello")  # a known person: a new one's welcome is not in the way
     bridge.graph.fail_next(500, 2, times=50, only="message", psid=ALICE)
     bridge.say(ALICE, QUESTION)
     bridge.settle()

@@ -130,8 +130,8 @@ def test_forget_deletes_a_users_data(bridge: Bridge):
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("/block", "/block needs a page-scoped id (PSID): 16 digits expected"),
-        ("/block alice", "'alice' is not a page-scoped id: 16 digits expected"),
+        ("/block", "/block needs a page-scoped id (PSID): 5 to 32 digits expected"),
+        ("/block alice", "'alice' is not a page-scoped id: 5 to 32 digits expected"),
         (f"/limit {ALICE}", "/limit needs a PSID and a number of questions a day"),
         (f"/limit {ALICE} x", "'x' is not a number of questions: a whole number from 0 to"),
         (f"/pause {ALICE} later", "'later' is not a number of minutes"),

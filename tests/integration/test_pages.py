@@ -53,6 +53,28 @@ def test_the_privacy_page_says_what_this_stack_keeps_and_who_processes_it(make_b
     assert "kept 35 days after the day" in text and "kept 30 days" in text
     assert "the model provider at 127.0.0.1" in text  # the stand-in here; OpenAI when deployed
     assert "/delete" in text and "owner@example.com" in text
+    assert "stays until the pause ends (30 minutes after the page's last reply" in text
+    # /delete claims no more than forget_user does: the rest goes by itself, and says when.
+    assert "everything listed above about you is deleted at once" not in text
+    assert "Deleted at once: your record, your daily counts, the conversation" in text
+    deletion = text.split("Deleting your data", 1)[1]
+    assert "each message of yours being answered" in deletion and "48 hours after" in deletion
+    assert "could not be answered, with its text" in deletion and "at most 14 days" in deletion
+    assert "notices naming your page-scoped id" in deletion and "after 7 days" in deletion
+    assert "logs, which name your page-scoped id: kept 30 days" in deletion
+    assert "already received (in Messenger or by e-mail) are theirs" in deletion
+
+
+def test_the_privacy_page_uses_the_stacks_own_retention_times():
+    """The numbers the page gives are the stack's: its dead-letter queue's retention, and the
+    logs' when they are kept for good."""
+    from handler.privacy import DEAD_LETTER_RETENTION_DAYS, privacy_page
+    from handler.settings import Settings
+    from infra.queues import DEAD_LETTER_RETENTION_SECONDS
+
+    assert DEAD_LETTER_RETENTION_DAYS * 24 * 3600 == DEAD_LETTER_RETENTION_SECONDS
+    forever = privacy_page(Settings(table_name="t", log_retention_days=0), None)
+    assert "which name your page-scoped id: kept until the owner deletes them" in forever
 
 
 def test_the_owners_own_privacy_text_replaces_the_written_one(bridge: Bridge):
@@ -117,3 +139,27 @@ def test_a_deletion_request_matched_through_graph_deletes_what_the_bot_holds(bri
     kept = {item["pk"]["S"] for item in bridge.items()}
     assert schema.user_pk(ALICE) not in kept
     assert schema.user_pk("1000000000000002") in kept
+
+
+def test_a_deletion_request_while_someone_of_the_page_answers_keeps_the_pause(bridge: Bridge):
+    bridge.say(ALICE, "hello")
+    bridge.reply_as_page(ALICE, "Anna here, let me look.")
+    bridge.graph.link_app_user("5551234567890", ALICE)
+    bridge.harness.set("APP_ID", bridge.graph.app_id)
+    bridge.harness.set("PAGE_ID", bridge.graph.page_id)
+    app.reset()
+    deletion_request(signed_request(fresh("5551234567890")))
+    left = [i["sk"]["S"] for i in bridge.items() if i["pk"]["S"] == schema.user_pk(ALICE)]
+    assert left == [schema.PAUSE]  # only until when the bot keeps quiet: it ends by itself
+
+
+def test_the_privacy_page_says_how_long_a_photo_without_text_waits():
+    from handler.events import PHOTO_WAIT_SECONDS
+    from handler.privacy import privacy_page
+    from handler.settings import Settings
+
+    page = privacy_page(Settings(table_name="t"), None)
+    assert f"kept up to {PHOTO_WAIT_SECONDS // 60} minutes" in page
+    assert "Messenger link (not the picture)" in page and "/reset or /delete" in page
+    blind = privacy_page(Settings(table_name="t", vision=False, history_turns=0), None)
+    assert "Photos and voice messages are not kept" in blind and "Messenger link" not in blind

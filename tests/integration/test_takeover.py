@@ -94,7 +94,7 @@ def test_the_bots_own_echoes_never_pause(make_bridge):
     bridge.say(ALICE, "hi")
     bridge.tap(ALICE, "DELETE_CANCELLED")  # and a reply of the bot's own words
     bridge.graph.wait_echoes()
-    assert bridge.graph.echoes_delivered == 2
+    assert bridge.graph.echoes_delivered == 3  # the welcome (a new person), the answer, this
     # An echo carrying only our app id (no metadata) is ours too.
     ours = messaging_echo(ALICE, "The answer is 42.", app_id=100000000000002)
     bridge.deliver(webhook_body(ours))
@@ -104,7 +104,8 @@ def test_the_bots_own_echoes_never_pause(make_bridge):
     assert pause_item(bridge, ALICE) is None
     assert not bridge.logs.named("takeover.started")
     accepted = bridge.logs.named("webhook.accepted")
-    assert [a["events"] for a in accepted].count(0) == 4  # two echoes sent, two delivered
+    # Three echoes sent (the welcome, the answer, the cancel), two delivered by hand.
+    assert [a["events"] for a in accepted].count(0) == 5
     bridge.say(ALICE, "still there?")
     assert bridge.texts_to(ALICE)[-1] == "The answer is 42."
 
@@ -231,3 +232,57 @@ def test_with_takeover_off_replies_by_hand_change_nothing_and_human_only_tells(m
     assert "(30 min)" in bridge.texts_to(ADMIN)[-1]
     bridge.say(ALICE, "another")
     assert bridge.texts_to(ALICE)[-1] == "The answer is 42." and len(bridge.texts_to(ALICE)) == 2
+
+
+def test_a_reply_by_hand_delivered_after_its_pause_would_have_ended_pauses_nothing(make_bridge):
+    bridge = make_bridge(TAKEOVER_NOTICES="true")
+    bridge.say(ADMIN, "/help")  # inside the window: a notice would go at once
+    told = len(bridge.graph.messages_to(ADMIN))
+    late = messaging_echo(ALICE, "An hour-old reply by hand.")
+    late["timestamp"] = int((time.time() - 3600) * 1000)  # Meta delivers it an hour late
+    bridge.deliver(webhook_body(late))
+    bridge.settle()
+    assert pause_item(bridge, ALICE) is None
+    assert not bridge.logs.named("takeover.started")
+    assert bridge.metric_lines.total("HumanTakeovers") == 0
+    assert len(bridge.graph.messages_to(ADMIN)) == told  # no "keeps quiet until" in the past
+    bridge.say(ALICE, "Hello?")
+    assert bridge.texts_to(ALICE)[-1] == "The answer is 42."
+    assert ("assistant", "An hour-old reply by hand.") in conversation(bridge, ALICE)
+
+
+def test_human_with_nobody_to_tell_says_so_and_the_bot_keeps_answering(make_bridge):
+    bridge = make_bridge(ADMIN_PSIDS="", OWNER_TOPIC_ARN="")
+    bridge.say(ALICE, "/human")
+    assert bridge.texts_to(ALICE)[-1] == replies.HUMAN_NOBODY
+    assert pause_item(bridge, ALICE) is None and not bridge.logs.named("takeover.started")
+    bridge.say(ALICE, "anyone?")
+    assert bridge.texts_to(ALICE)[-1] == "The answer is 42."
+
+
+def test_human_is_emailed_at_once_when_no_owner_can_get_it_in_messenger(bridge: Bridge):
+    bridge.say(ALICE, "/human")  # the owner never wrote: outside their window
+    [mail] = bridge.emails()
+    assert mail["subject"] == f"Messenger bot: {ALICE} asks for a person"
+    assert "Page Inbox" in mail["body"]
+    [told] = [t for t in bridge.logs.named("notice.told") if t["kind"] == "human"]
+    assert (told["delivered"], told["queued"], told["emailed"]) == (0, 1, 1)
+    bridge.say(ADMIN, "/help")  # inside the window now, and it waited for them
+    [cards] = [m for m in bridge.graph.messages_to(ADMIN) if "attachment" in m]
+    titles = [e["title"] for e in cards["attachment"]["payload"]["elements"]]
+    assert f"{ALICE} asks for a person" in titles
+    bridge.say(BOB, "/human")  # an owner who can get it in Messenger: no e-mail
+    assert [m["subject"] for m in bridge.emails()] == []
+
+
+def test_deleting_ones_data_while_someone_of_the_page_answers_keeps_the_pause(bridge: Bridge):
+    bridge.say(ALICE, "Do you ship abroad?")
+    bridge.reply_as_page(ALICE, SHOP)
+    until = pause_item(bridge, ALICE)["until"]["N"]
+    bridge.tap(ALICE, "DELETE_CONFIRMED")
+    assert bridge.texts_to(ALICE)[-1].startswith("Deleted: ")
+    left = [i["sk"]["S"] for i in bridge.items() if i["pk"]["S"] == schema.user_pk(ALICE)]
+    assert left == [schema.PAUSE] and pause_item(bridge, ALICE)["until"]["N"] == until
+    told = len(bridge.texts_to(ALICE))
+    bridge.say(ALICE, "Thanks, and the price?")  # the human is still answering
+    assert len(bridge.texts_to(ALICE)) == told and len(bridge.model.requests) == 1

@@ -1,7 +1,8 @@
 """The chat page in headless Chromium, as a person uses it, at desktop and phone sizes.
 
-Get Started and the persistent menu come from the Messenger profile ``make local`` sets on
-the simulator; a chat goes over the limit and the owner lets the person in; the page reads as
+The welcome screen (the ice breakers, or Get Started when there are none, as on a real page)
+and the persistent menu come from the Messenger profile ``make local`` sets on the
+simulator; a chat goes over the limit and the owner lets the person in; the page reads as
 Messenger (grouped bubbles with the page's avatar, taps as the person's bubbles, one offline
 note); a phone keeps the count of questions left in sight; and "Not delivered" shows whole
 when the server is gone.
@@ -43,6 +44,9 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 ARTIFACTS = ROOT / ".cache" / "test-artifacts" / "browser"
 QUESTION = "What can you do?"  # the site's one ice breaker
+WELCOME = "automated assistant"  # in the bot's welcome, whatever the person did first
+GREETING = "Hi {{user_first_name}}! Ask us about opening hours."  # the plain site's
+LINK = ("Our site", "https://example.com/")  # the plain site's menu link
 BLUE = "rgb(8, 102, 255)"  # the person's bubbles (--blue)
 WHITE = "rgb(255, 255, 255)"
 
@@ -80,6 +84,15 @@ def site() -> Iterator[LocalProcess]:
     # which `make local` puts in the page's Messenger profile as the stack would.
     env = {"ICE_BREAKERS": f'["{QUESTION}"]'}
     with running_local(*FAST, "--daily-limit", "2", "--model-latency", "0.3", env=env) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def plain_site() -> Iterator[LocalProcess]:
+    """A page with no ice breakers: Messenger shows its Get Started button. Its greeting and
+    menu link are the stack's settings, which `make local` applies as `pulumi up` does."""
+    env = {"GREETING": GREETING, "MENU_LINKS": f'["{LINK[0]}={LINK[1]}"]'}
+    with running_local(*FAST, "--model-latency", "0.3", env=env) as process:
         yield process
 
 
@@ -211,12 +224,14 @@ def tapped(site: LocalProcess, psid: str) -> list[dict[str, Any]]:
 # -- first contact --------------------------------------------------------------------------
 
 
-def test_a_new_person_sees_get_started_and_tapping_it_sends_the_postback(
+def test_a_new_person_sees_the_ice_breakers_in_place_of_get_started_and_is_welcomed_first(
     page: Page, site: LocalProcess, artifacts: Path
 ):
+    """With ice breakers set, a real page shows them instead of the Get Started button (API
+    ice breakers take precedence): the first tap gets the welcome, then its answer."""
     psid = new_user(page)
     name = page.locator(f'.person[data-psid="{psid}"] .name').inner_text()
-    welcome = page.get_by_role("region", name="Get Started")
+    welcome = page.get_by_role("region", name="Welcome screen")
     expect(welcome).to_be_visible()
     # The page's name and avatar, and what the profile `make local` set on the simulator
     # holds: the stack's default greeting, for this person, and the ice breaker.
@@ -225,27 +240,54 @@ def test_a_new_person_sees_get_started_and_tapping_it_sends_the_postback(
     greeting = DEFAULT_GREETING.replace("{{user_first_name}}", name)
     expect(welcome.locator("#greeting")).to_have_text(greeting)
     expect(welcome.get_by_role("button", name=QUESTION)).to_be_visible()
+    expect(welcome.locator("#get-started")).to_be_hidden()
     expect(page.get_by_role("button", name="Menu")).to_be_visible()
-    page.screenshot(path=artifacts / "desktop-get-started.png")
+    page.screenshot(path=artifacts / "desktop-welcome-ice-breakers.png")
 
-    welcome.get_by_role("button", name="Get Started").click()
+    welcome.get_by_role("button", name=QUESTION).click()
     expect(welcome).to_be_hidden()
-    assert_persons_bubble(page.locator(".msg.me").first, "Get Started")
-    # Whatever the handler answers, it answers: a bubble of the page's after the person's.
-    expect(page.locator(".msg.me + .msg.bot").first).to_be_visible(timeout=REPLY_TIMEOUT_MS)
-    assert tapped(site, psid) == [
-        {"kind": "postback", "text": "Get Started", "payload": GET_STARTED, "status": 200}
-    ]
-
-
-def test_an_ice_breaker_asks_its_question(page: Page, site: LocalProcess):
-    psid = new_user(page)
-    page.get_by_role("region", name="Get Started").get_by_role("button", name=QUESTION).click()
     assert_persons_bubble(page.locator(".msg.me").first, QUESTION)
     expect(last_reply(page)).to_contain_text(QUESTION, timeout=REPLY_TIMEOUT_MS)
+    bot = page.locator(".msg.bot")
+    expect(bot.first).to_contain_text(WELCOME)  # first, and once
+    expect(bot.filter(has_text=WELCOME)).to_have_count(1)
     assert tapped(site, psid) == [
         {"kind": "postback", "text": QUESTION, "payload": ICE_BREAKER, "status": 200}
     ]
+
+
+def test_without_ice_breakers_a_new_person_sees_get_started_and_tapping_it_sends_the_postback(
+    browser: Browser, plain_site: LocalProcess, artifacts: Path, request: pytest.FixtureRequest
+):
+    with open_page(browser, plain_site.url, DESKTOP, artifacts, request.node.name) as page:
+        psid = new_user(page)
+        name = page.locator(f'.person[data-psid="{psid}"] .name').inner_text()
+        welcome = page.get_by_role("region", name="Welcome screen")
+        expect(welcome).to_be_visible()
+        # The stack's own greeting (GREETING), not the default one.
+        expect(welcome.locator("#greeting")).to_have_text(
+            GREETING.replace("{{user_first_name}}", name)
+        )
+        expect(welcome.locator("#ice-breakers")).to_be_hidden()
+        expect(welcome.get_by_role("button", name="Get Started")).to_be_visible()
+        page.screenshot(path=artifacts / "desktop-get-started.png")
+
+        welcome.get_by_role("button", name="Get Started").click()
+        expect(welcome).to_be_hidden()
+        assert_persons_bubble(page.locator(".msg.me").first, "Get Started")
+        expect(last_reply(page)).to_contain_text(WELCOME, timeout=REPLY_TIMEOUT_MS)
+        expect(page.locator(".msg.bot")).to_have_count(1)  # the welcome, once
+        assert tapped(plain_site, psid) == [
+            {"kind": "postback", "text": "Get Started", "payload": GET_STARTED, "status": 200}
+        ]
+        # The stack's menu link (MENU_LINKS) after the bot's own items, opening a new tab.
+        page.get_by_role("button", name="Menu").click()
+        expect(page.get_by_role("menuitem")).to_have_text(
+            ["Help", "Usage", "New conversation", "Talk to a person", LINK[0]]
+        )
+        link = page.get_by_role("menuitem", name=LINK[0])
+        expect(link).to_have_attribute("href", LINK[1])
+        expect(link).to_have_attribute("target", "_blank")
 
 
 # -- chatting ---------------------------------------------------------------------------------
@@ -265,9 +307,12 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
     say(page, "What is a PSID?")
     expect(last_reply(page)).to_contain_text("Echo: What is a PSID?", timeout=REPLY_TIMEOUT_MS)
     expect(page.locator("#quota")).to_have_text("0 questions left today (of 2)")
-    # The offline note once, under the first echo: not under every reply.
+    # The welcome first (they did not tap Get Started), once; the offline note once, under
+    # the first echo: not under every reply.
+    expect(page.locator(".msg.bot").first).to_contain_text(WELCOME)
+    expect(page.locator(".msg.bot").filter(has_text=WELCOME)).to_have_count(1)
     expect(page.locator(".msg.bot").filter(has_text=ECHO_NOTE)).to_have_count(1)
-    expect(page.locator(".msg.bot").first).to_contain_text(ECHO_NOTE)
+    expect(page.locator(".msg.bot").nth(1)).to_contain_text(ECHO_NOTE)
 
     say(page, "One more, please")
     expect(last_reply(page)).to_contain_text(
@@ -289,8 +334,8 @@ def test_chat_go_over_the_limit_and_the_owner_lets_the_user_in(page: Page):
 
     page.locator(f'.person[data-psid="{psid}"]').click()
     expect(page.locator(f'.person[data-psid="{psid}"] .badge')).to_have_text("Unlimited")
-    expect(page.locator(".msg.bot")).to_have_count(3)  # the conversation is still there
-    expect(page.get_by_role("region", name="Get Started")).to_be_hidden()
+    expect(page.locator(".msg.bot")).to_have_count(4)  # the conversation is still there
+    expect(page.get_by_role("region", name="Welcome screen")).to_be_hidden()
     say(page, "Am I back?")
     expect(last_reply(page)).to_contain_text("Echo: Am I back?", timeout=REPLY_TIMEOUT_MS)
 
@@ -311,7 +356,7 @@ def test_replying_as_the_page_by_hand_keeps_the_bot_quiet_for_that_person(page: 
     )
     expect(page.locator("#quota")).to_contain_text("the bot keeps quiet until")
     page.wait_for_timeout(1500)  # the echo model answers in 0.3 s: it would have by now
-    expect(page.locator(".msg.bot")).to_have_count(2)
+    expect(page.locator(".msg.bot")).to_have_count(3)  # the welcome, the echo, Anna
     expect(last_reply(page)).to_contain_text("Anna from the shop")
 
 
@@ -320,25 +365,28 @@ def test_bubbles_are_grouped_with_one_avatar_and_the_menu_sends_its_postbacks(
 ):
     psid = new_user(page)
     say(page, "Could I have a long answer?")
-    replies = page.locator(".msg.bot")
-    expect(replies).to_have_count(3, timeout=REPLY_TIMEOUT_MS)
-    expect(replies.nth(1)).to_contain_text("second bubble of three")
+    replies = page.locator(".msg.bot")  # the welcome (a new person), then three bubbles
+    expect(replies).to_have_count(4, timeout=REPLY_TIMEOUT_MS)
+    expect(replies.first).to_contain_text(WELCOME)
+    expect(replies.nth(2)).to_contain_text("second bubble of three")
 
-    # One group of three: the page's avatar by the last one only, tight corners between.
-    assert [classes(replies.nth(i)) & {"group-start", "group-end"} for i in range(3)] == [
+    # One group of four: the page's avatar by the last one only, tight corners between.
+    assert [classes(replies.nth(i)) & {"group-start", "group-end"} for i in range(4)] == [
         {"group-start"},
+        set(),
         set(),
         {"group-end"},
     ]
     expect(page.locator(".msg.bot .avatar:visible")).to_have_count(1)
-    expect(replies.nth(2).locator(".avatar")).to_be_visible()
-    expect(replies.nth(2).locator(".avatar")).to_have_text("LP")
+    expect(replies.nth(3).locator(".avatar")).to_be_visible()
+    expect(replies.nth(3).locator(".avatar")).to_have_text("LP")
     corners = [
         style(replies.nth(i).locator(".bubble"), "borderTopLeftRadius", "borderBottomLeftRadius")
-        for i in range(3)
+        for i in range(4)
     ]
     assert corners == [
         {"borderTopLeftRadius": "18px", "borderBottomLeftRadius": "4px"},
+        {"borderTopLeftRadius": "4px", "borderBottomLeftRadius": "4px"},
         {"borderTopLeftRadius": "4px", "borderBottomLeftRadius": "4px"},
         {"borderTopLeftRadius": "4px", "borderBottomLeftRadius": "18px"},
     ]
@@ -378,19 +426,21 @@ def test_on_a_phone_the_questions_left_stay_in_sight_and_the_people_take_little_
     expect(quota).to_be_visible()
     assert inside(box_of(quota), view)
     assert box_of(phone.locator(".people"))["height"] < view["height"] / 4
-    welcome = phone.get_by_role("region", name="Get Started")
-    expect(welcome.get_by_role("button", name="Get Started")).to_be_in_viewport()
+    welcome = phone.get_by_role("region", name="Welcome screen")
+    expect(welcome.get_by_role("button", name=QUESTION)).to_be_in_viewport()
+    expect(welcome.locator("#get-started")).to_be_hidden()  # the ice breaker in its place
     assert inside(box_of(phone.locator("#composer")), view)
-    phone.screenshot(path=artifacts / "phone-get-started.png")
+    phone.screenshot(path=artifacts / "phone-welcome.png")
 
-    welcome.get_by_role("button", name="Get Started").click()
-    expect(phone.locator(".msg.me + .msg.bot").first).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+    welcome.get_by_role("button", name=QUESTION).click()
+    expect(last_reply(phone)).to_contain_text(QUESTION, timeout=REPLY_TIMEOUT_MS)
+    expect(quota).to_have_text("1 question left today (of 2)")
     say(phone, "Could I have a long answer?")
     expect(phone.locator(".msg.bot").filter(has_text="second bubble of three")).to_have_count(
         1, timeout=REPLY_TIMEOUT_MS
     )
     expect(last_reply(phone)).to_contain_text("third bubble", timeout=REPLY_TIMEOUT_MS)
-    expect(quota).to_have_text("1 question left today (of 2)")
+    expect(quota).to_have_text("0 questions left today (of 2)")
     assert inside(box_of(quota), view)
     phone.screenshot(path=artifacts / "phone-conversation.png")
     phone.get_by_role("button", name="Menu").click()
@@ -410,7 +460,8 @@ def test_not_delivered_shows_whole_when_the_server_is_gone(browser: Browser, art
             )
             new_user(page)
             say(page, "Could I have a long answer?")  # more than a screen of bubbles
-            expect(page.locator(".msg.bot")).to_have_count(3, timeout=REPLY_TIMEOUT_MS)
+            # The welcome (a new person) and the answer's three bubbles.
+            expect(page.locator(".msg.bot")).to_have_count(4, timeout=REPLY_TIMEOUT_MS)
             opened[size] = page
         gone.stop()
         for size, page in opened.items():

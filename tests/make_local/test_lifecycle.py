@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from handler.replies import WELCOME_OPENING
 from handler.signature import sign
 from local.graph import MessengerSimulator
 from tests.make_local.conftest import FAST, ChatApi, LocalProcess, listening
@@ -136,7 +137,8 @@ def test_with_real_secrets_a_tunnelled_delivery_is_answered_through_the_graph_ap
         signed = {**tunnel, "X-Hub-Signature-256": sign(body, secrets["APP_SECRET"])}
         delivered = requests.post(f"{local.base}/webhook", data=body, headers=signed, timeout=5)
         assert (delivered.status_code, delivered.text) == (200, "EVENT_RECEIVED")
-        [reply] = graph.wait_for_texts(psid, 1, timeout=10)
+        welcome, reply = graph.wait_for_texts(psid, 2, timeout=10)  # a new person: welcomed
+        assert welcome.startswith(WELCOME_OPENING)
         assert reply.startswith("Echo: hello")
 
         # The chat page would sign as anyone and reply to real people: it is off.

@@ -9,6 +9,7 @@ from unittest.mock import ANY
 import requests
 
 from handler.profile import messenger_profile
+from handler.replies import WELCOME_OPENING
 from handler.signature import sign
 from tests.make_local.conftest import OWNER, ChatApi, LocalProcess, listening
 
@@ -76,7 +77,8 @@ def test_a_message_gets_mark_seen_typing_and_the_echo(api: ChatApi):
     psid = api.new_user()
     sent = api.send(psid, "Hello, bridge")
     assert sent["ok"] is True and sent["status"] == 200
-    [reply] = api.wait_texts(psid, 1)
+    welcome, reply = api.wait_texts(psid, 2)  # a new person: the welcome first
+    assert welcome.startswith(WELCOME_OPENING)
     assert reply.startswith("Echo: Hello, bridge")
     actions = [i["action"] for i in api.get("poll", psid=psid, timeout=0)["items"] if i["action"]]
     assert actions[:2] == ["mark_seen", "typing_on"]
@@ -100,10 +102,10 @@ def test_going_over_the_limit_gets_the_polite_message(api: ChatApi):
     psid = api.new_user()
     for text in ("one", "two"):
         api.send(psid, text)
-    api.wait_texts(psid, 2)
+    api.wait_texts(psid, 3)  # the welcome, two echoes
     api.send(psid, "three")
-    texts = api.wait_texts(psid, 3)
-    assert texts[2].startswith("You've used your 2 questions for today.")
+    texts = api.wait_texts(psid, 4)
+    assert texts[3].startswith("You've used your 2 questions for today.")
     assert api.user(psid)["left"] == 0
 
 
@@ -145,16 +147,18 @@ def _notices_about(api: ChatApi, psid: str) -> list[dict]:
 def test_quick_replies_and_menu_postbacks_reach_the_handler(api: ChatApi):
     psid = api.new_user()
     api.tap(psid, "USAGE", "Usage", kind="quick_reply")
-    assert "left" in api.wait_texts(psid, 1)[0]
+    welcome, usage = api.wait_texts(psid, 2)  # a new person: the welcome first
+    assert welcome.startswith(WELCOME_OPENING) and "left" in usage
     api.tap(psid, "HELP", "Help")
-    assert "/usage" in api.wait_texts(psid, 2)[1]
+    assert "/usage" in api.wait_texts(psid, 3)[2]
     assert api.user(psid)["used"] == 0  # commands are not questions
 
 
 def test_a_long_answer_arrives_as_several_bubbles(api: ChatApi):
     psid = api.new_user()
     api.send(psid, "Please give me a long answer")
-    bubbles = api.wait_texts(psid, 3)
+    welcome, *bubbles = api.wait_texts(psid, 4)  # a new person: the welcome first
+    assert welcome.startswith(WELCOME_OPENING)
     assert all(len(b) <= 2000 for b in bubbles)
     assert "second bubble of three" in bubbles[1]
 

@@ -20,6 +20,7 @@ import pytest
 
 import local.stack
 from handler.profile import messenger_profile
+from handler.replies import WELCOME_OPENING
 from local.harness import PAGE_ID
 from local.stack import LocalStack, Options, StackError
 from tests.make_local.conftest import CLEARED, OWNER
@@ -113,7 +114,8 @@ def test_a_message_goes_through_the_queue_and_the_poller_to_the_worker(
     assert stack.chat is not None and stack.graph is not None and stack.poller is not None
     psid = stack.chat.add_person()["psid"]
     assert stack.chat.send(psid, "Hello, queue")["status"] == 200
-    [reply] = stack.graph.wait_for_texts(psid, 1, timeout=10)
+    welcome, reply = stack.graph.wait_for_texts(psid, 2, timeout=10)  # a new person
+    assert welcome.startswith(WELCOME_OPENING)
     assert reply.startswith("Echo: Hello, queue")
     stack.poller.wait_idle(10)
     [record] = [r for i in stack.poller.invocations for r in i.records]
@@ -130,16 +132,19 @@ def test_a_failed_send_is_tried_again_a_second_later_without_asking_the_model_tw
     assert stack.chat is not None and stack.graph is not None and stack.poller is not None
     assert stack.model is not None
     psid = stack.chat.add_person()["psid"]
+    stack.chat.send(psid, "Hello")  # a known person from here: their welcome is behind them
+    stack.graph.wait_for_texts(psid, 2, timeout=10)
+    stack.poller.wait_idle(10)
     stack.graph.fail_next(400, 190, only="message", psid=psid)  # the page token, say
     sent = time.monotonic()
     stack.chat.send(psid, "Try me twice")
-    [reply] = stack.graph.wait_for_texts(psid, 1, timeout=10)
+    [reply] = stack.graph.wait_for_texts(psid, 3, timeout=10)[2:]
     assert reply.startswith("Echo: Try me twice")
     assert 1.0 <= time.monotonic() - sent < 5  # RETRY_DELAY_SECONDS, not Lambda's minutes
     stack.poller.wait_idle(10)
     outcomes = [i.outcome for i in stack.poller.invocations]
-    assert outcomes == ["partial", "succeeded"]
-    again = stack.poller.invocations[1].records[0]
+    assert outcomes == ["succeeded", "partial", "succeeded"]
+    again = stack.poller.invocations[2].records[0]
     assert again["attributes"]["ApproximateReceiveCount"] == "2"
     asked = [r for r in stack.model.requests if "Try me twice" in json.dumps(r)]
     assert len(asked) == 1  # the answer was recorded before sending: the retry resends it
@@ -242,14 +247,62 @@ def test_the_pages_messenger_profile_is_set_on_the_simulator_as_the_stack_sets_i
     # One POST /me/messenger_profile with the page token (the simulator refuses any other).
     assert stack.graph.profile_calls == [{"method": "POST", **expected}]
     assert (
-        "  Page profile: Get Started, greeting, 1 ice breaker, menu (Help, Usage, New "
-        "conversation, Talk to a person): the stack's, set on the simulator"
+        "  Page profile: Get Started, greeting, 1 ice breaker (shown instead of Get Started), "
+        "menu (Help, Usage, New conversation, Talk to a person): the stack's, set on the "
+        "simulator"
     ) in stack.summary()
     # The page reads it back from the simulator, over HTTP: not a copy of its own.
     page = {"id": PAGE_ID, "name": "Local Page"}
     assert stack.chat.profile() == {"page": page, "profile": expected}
     stack.graph.clear()
     assert stack.chat.profile() == {"page": page, "profile": {}}
+
+
+def test_the_greetings_and_menu_links_are_the_stacks_settings_too(
+    start_stack: Callable[..., LocalStack], monkeypatch: pytest.MonkeyPatch
+):
+    """What `pulumi up` gives a real page from greeting, greetings and menuLinks, `make local`
+    gives the simulator from GREETING, GREETINGS and MENU_LINKS (the same shapes)."""
+    monkeypatch.setenv("GREETING", "Hi {{user_first_name}}! Ask about our opening hours.")
+    monkeypatch.setenv("GREETINGS", '["fr_FR=Bonjour ! Posez vos questions."]')
+    monkeypatch.setenv("MENU_LINKS", '["Our site=https://example.com/a=b"]')
+    stack = start_stack()
+    assert stack.graph is not None and stack.chat is not None
+    expected = messenger_profile(
+        {
+            "default": "Hi {{user_first_name}}! Ask about our opening hours.",
+            "fr_FR": "Bonjour ! Posez vos questions.",
+        },
+        (),
+        [("Our site", "https://example.com/a=b")],
+    )
+    assert stack.graph.profile_calls == [{"method": "POST", **expected}]
+    assert stack.chat.profile()["profile"] == expected  # what the page shows
+    assert (
+        "  Page profile: Get Started, greeting (2 locales), menu (Help, Usage, New conversation, "
+        "Talk to a person, Our site): the stack's, set on the simulator"
+    ) in stack.summary()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("GREETING", "x" * 161, "GREETING: greeting for default is 161 characters, over 160"),
+        ("GREETINGS", '["Bonjour"]', "GREETINGS: each item is locale=text; got 'Bonjour'"),
+        ("GREETINGS", '["french=Bonjour"]', "GREETINGS: 'french' is not a Messenger locale"),
+        ("GREETINGS", "fr_FR=Bonjour", "GREETINGS must be a JSON list of locale=text items"),
+        ("MENU_LINKS", '["Site=http://example.com"]', "must be https"),
+    ],
+)
+def test_greetings_or_menu_links_messenger_would_refuse_stop_the_start(
+    clean_env: dict[str, str], name: str, value: str, said: str
+):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(name, value)
+        with pytest.raises(StackError) as raised:
+            LocalStack(QUIET).start()
+    assert said in str(raised.value)
+    assert environment() == clean_env
 
 
 def test_a_profile_messenger_would_refuse_stops_the_start(clean_env: dict[str, str]):

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from handler.store import Store
 from tests.reliability import report
 from tests.reliability.harness import echo_answers, ledger
 from tests.support import log_audit
@@ -45,6 +47,11 @@ QUEUE = {
 # worker keeps 2 s to report the batch and 10 s to send the answer, so 20 s leaves the model
 # call 8 s (a loaded machine needs some of them).
 DYING = {"function_timeout": 20, "visibility_timeout": 21}
+# ALICE and BOB, for the scenarios whose faults hit the Send API: as people who have written
+# before (``make_bridge(known=KNOWN)``), their first message's faults hit its own sends, not
+# the welcome a new person gets once before their first answer (tests/unit/test_bot.py and
+# tests/integration cover that one).
+KNOWN = ("1000000000000001", "1000000000000002")
 
 settings.register_profile(
     QUICK,
@@ -104,15 +111,24 @@ def make_bridge(bridges: Callable[..., Bridge]) -> Callable[..., Bridge]:
     bridge on loopback, with ``QUEUE`` as its queue unless ``queue`` says otherwise.
 
     The model answers ``Answer to: <question>``, and its billed answers are kept
-    (``harness.ledger``). ``engine="dynamodb-local"`` puts the table
-    in DynamoDB Local, AWS's own engine, whose conditional writes are atomic under
-    concurrency as DynamoDB's are (moto's are not guaranteed to be).
+    (``harness.ledger``). The people of ``known`` have written before (none unless said).
+    ``engine="dynamodb-local"`` puts the table in DynamoDB Local, AWS's own engine, whose
+    conditional writes are atomic under concurrency as DynamoDB's are (moto's are not
+    guaranteed to be).
     """
 
-    def make(engine: str = "moto", queue: dict[str, Any] | None = None, **env: str) -> Bridge:
+    def make(
+        engine: str = "moto",
+        queue: dict[str, Any] | None = None,
+        known: tuple[str, ...] = (),
+        **env: str,
+    ) -> Bridge:
         bridge = bridges(engine, queue={**QUEUE, **(queue or {})}, **env)
         bridge.model.responder = echo_answers
         ledger(bridge)
+        store = Store(bridge.dynamodb, bridge.table)
+        for psid in known:  # as if they had written before: no welcome, no new-user notice
+            store.create_user(psid, datetime.now(UTC))
         return bridge
 
     return make

@@ -38,6 +38,7 @@ ANSWER_PREFIX = "Answer to: "
 ANSWER_QUOTES = 200  # characters of the question an answer repeats
 # botocore's ``max_attempts`` counts retries, not tries: the handler's clients try 4 times.
 BOTO3_TRIES = clients._AWS_CONFIG.retries["max_attempts"] + 1
+WEBHOOK_TRIES = clients._WEBHOOK_CONFIG.retries["max_attempts"] + 1  # the webhook's own calls
 SEND_TRIES = 3  # the Send API client's tries per message (handler/messenger.py)
 UNREACHABLE_CODES = {551, 10}  # Graph: the person cannot be messaged (for good)
 
@@ -416,7 +417,8 @@ class AwsFaults:
     ) -> AwsFaults:
         """Hook the handler's own client for ``service``; botocore's waits are scaled down."""
         faults = cls(service=service, event_kind=event_kind)
-        clients.aws(service).meta.events.register(f"before-send.{service}", faults._before_send)
+        for client in (clients.aws(service), clients.webhook_aws(service)):
+            client.meta.events.register(f"before-send.{service}", faults._before_send)
         quick_aws_backoff(monkeypatch)
         return faults
 

@@ -11,6 +11,7 @@ import pytest
 
 from handler import app, replies
 from local.graph import MessengerSimulator, graph_error
+from tests.reliability.conftest import KNOWN
 from tests.reliability.harness import (
     ANSWER_PREFIX,
     SEND_TRIES,
@@ -146,7 +147,7 @@ FAULTS = {
 def test_a_send_api_fault_ends_in_one_answer_or_the_dlq(make_bridge, scenario, fault: SendFault):
     env = dict(fault.env)
     send_timeout = env.pop("SEND_TIMEOUT", None)
-    bridge = make_bridge(**env)
+    bridge = make_bridge(known=KNOWN, **env)
     quick_send_retries(bridge)
     if send_timeout:
         app.runtime().bot.messenger._timeout = float(send_timeout)
@@ -171,7 +172,8 @@ def test_a_send_api_fault_ends_in_one_answer_or_the_dlq(make_bridge, scenario, f
     assert len(receives(bridge, ALICE)) == fault.receives
 
 
-def test_an_unreachable_person_does_not_hold_up_the_others_in_the_batch(bridge: Bridge, scenario):
+def test_an_unreachable_person_does_not_hold_up_the_others_in_the_batch(make_bridge, scenario):
+    bridge = make_bridge(known=KNOWN)
     quick_send_retries(bridge)
     scenario.tried(
         "551 for Alice's reply, in a delivery (and a batch) that also carries Bob's message",
@@ -192,7 +194,7 @@ def test_an_unreachable_person_does_not_hold_up_the_others_in_the_batch(bridge: 
 
 
 def test_a_long_answer_cut_off_by_the_send_api_never_repeats_what_was_sent(make_bridge, scenario):
-    bridge = make_bridge(OPENAI_MAX_TOKENS="4000")
+    bridge = make_bridge(known=KNOWN, OPENAI_MAX_TOKENS="4000")
     quick_send_retries(bridge)
     words = "All work and no play makes a dull answer. " * 28
     parts = [f"Part {n}. {words.strip()}" for n in range(4)]

@@ -246,7 +246,7 @@ class Webhook:
         self.batches: list[list[dict[str, Any]]] = []
         self.new_batches: list[list[dict[str, Any]]] = []
         self.outside_sqs_characters = 0
-        clients.aws("sqs").meta.events.register(
+        clients.webhook_aws("sqs").meta.events.register(
             "before-send.sqs.SendMessageBatch", self._send_message_batch
         )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
+from tests.reliability.conftest import KNOWN
 from tests.reliability.harness import (
     ANSWER_PREFIX,
     AwsFaults,
@@ -75,7 +76,7 @@ def test_concurrent_deliveries_of_one_message_are_answered_once(make_bridge, sce
 
 
 def test_concurrent_questions_at_the_limit_get_exactly_the_last_question(make_bridge, scenario):
-    bridge = make_bridge(engine="dynamodb-local", DAILY_LIMIT="3")
+    bridge = make_bridge(engine="dynamodb-local", known=KNOWN, DAILY_LIMIT="3")
     at_once = 10
     bridge.say(ALICE, question(ALICE, "one"))
     bridge.say(ALICE, question(ALICE, "two"))

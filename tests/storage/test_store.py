@@ -302,6 +302,25 @@ def test_the_summary_is_kept_with_the_conversation(storage: Storage):
     assert storage.store.load_conversation(ALICE) == ([], "")
 
 
+def test_photos_wait_on_the_conversation_until_it_is_written_without_them(storage: Storage):
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    photos = ("https://cdn.test/1.jpg", "https://cdn.test/2.jpg")
+    kept = storage.store.history_item(ALICE, turns, FAR, "s", photos, FAR - 60)
+    storage.claims.finish(claim(storage), "photo_kept", [kept])
+    snapshot = storage.store.snapshot(ALICE, DAY)
+    assert (snapshot.photos, snapshot.photos_until) == (photos, FAR - 60)
+    assert (snapshot.history, snapshot.summary) == (turns, "s")
+    used = storage.store.history_item(ALICE, turns, FAR, "s")
+    storage.claims.finish(claim(storage, event="m2"), "answered", [used])
+    assert storage.store.snapshot(ALICE, DAY).photos == ()
+    storage.claims.finish(claim(storage, event="m3"), "photo_kept", [kept])
+    storage.store.clear_history(ALICE)  # /reset
+    assert storage.store.snapshot(ALICE, DAY).photos == ()
+    storage.claims.finish(claim(storage, event="m4"), "photo_kept", [kept])
+    assert storage.store.forget_user(ALICE) == 1  # /delete
+    assert storage.store.snapshot(ALICE, DAY).photos == ()
+
+
 def test_concurrent_answers_add_up_exactly_on_the_pages_day(atomic: Storage):
     """Every answer's transaction writes the one page item: conflicts are tried again."""
     people = [f"10000000000001{n:02d}" for n in range(12)]
@@ -443,6 +462,18 @@ def test_an_owners_pause_may_be_shorter_and_ending_it_says_what_there_was(storag
     store.set_pause(ALICE, 1_000, "owner")
     store.forget_user(ALICE)
     assert store.get_pause(ALICE) is None
+
+
+def test_a_persons_own_deletion_keeps_a_running_pause_and_nothing_else(storage: Storage):
+    store, at = storage.store, int(NOW.timestamp())
+    store.create_user(ALICE, NOW)
+    store.extend_pause(ALICE, at + 1800, "human", at)
+    assert store.forget_user(ALICE, keep_pause=True, now=at) == 1  # the profile
+    assert store.get_user(ALICE) is None and store.get_pause(ALICE) == Pause(at + 1800, "human")
+    assert store.forget_user(ALICE, keep_pause=True, now=at + 1800) == 1  # ended: it goes
+    assert store.get_pause(ALICE) is None
+    store.extend_pause(ALICE, at + 1800, "human", at)
+    assert store.forget_user(ALICE, now=at) == 1  # an owner's /forget takes it too
 
 
 def test_a_new_user_waits_for_a_decision_until_an_owner_makes_one(storage: Storage):

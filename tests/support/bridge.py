@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from handler import app, metrics, schema, signature
+from handler import app, metrics, replies, schema, signature
 from handler.logs import JsonFormatter
 from local.harness import FUNCTION_NAME, Harness, HarnessOptions
 from local.model import FakeOpenAI
@@ -308,8 +308,20 @@ class Bridge:
 
     # -- what we look at ------------------------------------------------------------------
 
-    def texts_to(self, psid: str) -> list[str]:
-        return self.graph.texts_to(psid)
+    def texts_to(self, psid: str, welcome: bool = False) -> list[str]:
+        """The texts delivered to ``psid``. A new person's first message that is not Get
+        Started is answered after the welcome (``user.welcomed``): that welcome, their first
+        message from the page, is left out unless ``welcome``; any other stays, so a second
+        welcome would show. Tests of the welcome itself say ``welcome=True``."""
+        messages = self.graph.messages_to(psid)
+        first = str(messages[0].get("text", "")) if messages else ""
+        if not welcome and first.startswith(replies.WELCOME_OPENING) and self.welcomed(psid):
+            messages = messages[1:]
+        return [m["text"] for m in messages if isinstance(m.get("text"), str)]
+
+    def welcomed(self, psid: str) -> bool:
+        """Whether the handler sent ``psid`` the welcome before an answer."""
+        return any(line.get("psid") == psid for line in self.logs.named("user.welcomed"))
 
     def used_today(self, psid: str) -> int:
         from datetime import UTC, datetime

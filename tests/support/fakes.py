@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 from handler.claims import DONE, WORKING, Claim, ClaimLost, ClaimState, GuardFailed, Reply
 from handler.llm import Completion, ModelError, Transcript
-from handler.media import Media, MediaError
+from handler.media import Media, MediaError, accepts
 from handler.messenger import SendError
 from handler.quota import STATUS_DEFAULT, STATUSES, Usage, effective_limit
 from handler.store import (
@@ -48,6 +49,7 @@ class MemoryStore:
     quiet: dict[str, int] = field(default_factory=dict)  # alert kind -> quiet until
     outboxes: dict[str, dict[str, Notice]] = field(default_factory=dict)  # psid -> key -> it
     pauses: dict[str, Pause] = field(default_factory=dict)
+    photos: dict[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)  # urls, until
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def snapshot(self, psid: str, day: str, outbox: bool = False) -> Snapshot:
@@ -61,6 +63,7 @@ class MemoryStore:
                 self.page_day(day),
                 self._outbox(psid) if outbox else [],
                 self.pauses.get(psid),
+                *self.photos.get(psid, ((), 0)),
             )
 
     def _outbox(self, psid: str) -> list[Notice]:
@@ -196,8 +199,16 @@ class MemoryStore:
         return ("count", (psid, day))
 
     def history_item(
-        self, psid: str, turns: list[Turn], expires_at: int, summary: str = ""
+        self,
+        psid: str,
+        turns: list[Turn],
+        expires_at: int,
+        summary: str = "",
+        photos: tuple[str, ...] = (),
+        photos_until: int = 0,
     ) -> tuple[str, Any]:
+        if photos:
+            return ("history", (psid, list(turns), summary, tuple(photos), photos_until))
         return ("history", (psid, list(turns), summary))
 
     def apply(self, item: tuple[str, Any]) -> None:
@@ -216,12 +227,16 @@ class MemoryStore:
         elif kind == "count":
             self.counters[args] = self.counters.get(args, 0) + 1
         elif kind == "history":
-            psid, turns, summary = args
+            psid, turns, summary, *photos = args
             self.histories[psid] = turns
             if summary:
                 self.summaries[psid] = summary
             else:
                 self.summaries.pop(psid, None)
+            if photos:  # the item is written whole: without photos, none wait any more
+                self.photos[psid] = (photos[0], photos[1])
+            else:
+                self.photos.pop(psid, None)
         elif kind == "user_usage":
             psid, day, question, tokens, cost = args
             if question:
@@ -253,12 +268,17 @@ class MemoryStore:
     def recent_users(self, limit: int = 20) -> list[User]:
         return sorted(self.users.values(), key=lambda u: u.active_at, reverse=True)[:limit]
 
-    def forget_user(self, psid: str) -> int:
+    def forget_user(self, psid: str, keep_pause: bool = False, now: float | None = None) -> int:
         gone = int(self.users.pop(psid, None) is not None)
-        gone += int(self.histories.pop(psid, None) is not None)
+        had_photos = self.photos.pop(psid, None) is not None
+        gone += int(self.histories.pop(psid, None) is not None or had_photos)
         self.summaries.pop(psid, None)
         gone += int(self.outboxes.pop(psid, None) is not None)
-        gone += int(self.pauses.pop(psid, None) is not None)
+        pause = self.pauses.get(psid)
+        moment = int(time.time() if now is None else now)
+        if pause is not None and not (keep_pause and pause.active(moment)):
+            del self.pauses[psid]
+            gone += 1
         for name in [n for n in self.quiet if n.startswith(f"{psid}:")]:
             del self.quiet[name]
             gone += 1
@@ -287,6 +307,7 @@ class MemoryStore:
     def clear_history(self, psid: str) -> None:
         self.histories.pop(psid, None)
         self.summaries.pop(psid, None)
+        self.photos.pop(psid, None)
 
 
 @dataclass
@@ -476,7 +497,7 @@ class FakeCdn:
         found = self.files.get(url, MediaError("status_404"))
         if isinstance(found, MediaError):
             raise found
-        if not found.content_type.startswith(accepted):
+        if not accepts(found.content_type, accepted):
             raise MediaError("wrong_type")
         if len(found.data) > max_bytes:
             raise MediaError("too_large")

@@ -178,6 +178,91 @@ def test_a_referral_alone_is_noted_on_the_record_not_answered(world: World):
     assert (world.store.users[ALICE].ref_source, world.store.users[ALICE].ref) == ("ADS", "ad-42")
 
 
+# -- a new person who did not tap Get Started -------------------------------------------------
+# With ice breakers set, a real page shows no Get Started button (ice breakers take
+# precedence), and anyone may type first: the welcome comes with their first answer.
+
+QUESTIONS = ("What can you do?",)
+
+
+def welcome_of(world: World, limit: int = 3) -> dict:
+    return replies.welcome(
+        None, limit, world.bot.settings.ice_breakers, photos=world.bot.settings.vision, voice=True
+    )
+
+
+def test_a_new_persons_first_question_gets_the_welcome_first_then_the_answer(world: World):
+    world.bot.settings = replace(world.bot.settings, ice_breakers=QUESTIONS)
+    assert world.handle(message("What is it?", psid=BOB)) == "answered"
+    welcome, answer = world.messenger.messages_to(BOB)
+    assert welcome == welcome_of(world)  # Get Started's, quick replies included
+    assert "automated assistant" in welcome["text"] and "3 questions a day" in welcome["text"]
+    assert answer == {"text": "The answer is 42."}
+    assert world.store.counters == {(BOB, DAY): 1}  # the question, not the welcome
+    assert world.handle(message("And then?", psid=BOB)) == "answered"
+    assert world.texts(BOB)[2:] == ["The answer is 42."]  # once, not again
+
+
+def test_a_new_persons_ice_breaker_tap_is_welcomed_then_asked(world: World):
+    world.bot.settings = replace(world.bot.settings, ice_breakers=QUESTIONS)
+    assert world.handle(postback("ICE_BREAKER", "What can you do?", psid=BOB)) == "answered"
+    assert world.texts(BOB) == [welcome_of(world)["text"], "The answer is 42."]
+    assert world.model.asked[0][-1]["content"] == "What can you do?"
+
+
+def test_a_new_persons_get_started_gets_one_welcome_not_two(world: World):
+    assert world.handle(postback("GET_STARTED", "Get Started", psid=BOB)) == "command:start"
+    assert world.texts(BOB) == [welcome_of(world)["text"]]
+
+
+def test_the_welcome_before_an_answer_is_not_sent_again_when_the_event_is_retried(world: World):
+    first = message("hi", psid=BOB)
+    world.model.script = [model_error("timeout", True)]
+    with pytest.raises(RetryLater):
+        world.handle(first)
+    assert world.handle(first, receive=2) == "answered"
+    texts = world.texts(BOB)
+    assert texts == [welcome_of(world)["text"], replies.MODEL_TROUBLE, "The answer is 42."]
+
+
+def test_a_welcome_that_cannot_be_sent_does_not_cost_the_answer(world: World):
+    world.messenger.fail(send_error("rate_limited"))
+    assert world.handle(message("hi", psid=BOB)) == "answered"
+    assert world.texts(BOB) == ["The answer is 42."]
+
+
+def test_a_new_persons_command_and_referral_are_welcomed_too(world: World):
+    assert world.handle(message("/usage", psid=BOB)) == "command:usage"
+    assert world.texts(BOB)[0] == welcome_of(world)["text"] and len(world.texts(BOB)) == 2
+    carol = "1000000000000003"
+    link = replace(message("", psid=carol), kind="referral", ref_source="SHORTLINK", ref="x")
+    assert world.handle(link) == "referral"  # the chat opened from a link: greeted, no answer
+    assert world.texts(carol) == [welcome_of(world)["text"]]
+
+
+def test_an_owners_first_message_gets_no_welcome(world: World):
+    """The owners set the bot up: a welcome telling them what it is would be noise."""
+    assert world.handle(message("/help", psid=ADMIN)) == "command:help"
+    assert world.texts(ADMIN) == [replies.USER_HELP + replies.ADMIN_HELP]
+
+
+def test_a_new_person_someone_of_the_page_is_answering_gets_no_welcome(world: World):
+    world.store.set_pause(BOB, int(NOW.timestamp()) + 600, "owner")
+    assert world.handle(message("hello?", psid=BOB)) == "paused"
+    assert world.texts(BOB) == []
+
+
+def test_the_welcome_says_what_the_bot_can_take(world: World):
+    world.handle(message("hi", psid=BOB))
+    assert "You can also send me a photo or a voice message." in world.texts(BOB)[0]
+    world.bot.settings = replace(world.bot.settings, vision=False)
+    world.handle(postback("GET_STARTED", "Get Started"))
+    assert "You can also send me a voice message." in world.texts()[-1]
+    world.bot.transcribe = None
+    world.handle(postback("GET_STARTED", "Get Started"))
+    assert "send me" not in world.texts()[-1]
+
+
 def test_a_person_deletes_their_own_data_after_confirming(world: World):
     world.handle(message("remember me"))
     assert world.handle(message("/delete")) == "command:delete"
@@ -228,7 +313,7 @@ def test_a_billing_problem_is_apologised_for_at_once(world: World):
 
 
 def test_an_empty_answer_was_paid_for_so_it_counts_and_the_person_is_told_why(world: World):
-    world.model.script = [Completion("", "length")]
+    world.model.script = [Completion("", "stop")]
     assert world.handle(message("q")) == "empty_answer"
     assert world.texts() == [replies.EMPTY_ANSWER]
     assert world.store.counters == {(ALICE, DAY): 1}

@@ -100,13 +100,51 @@ def test_tapping_continue_asks_for_the_rest_with_the_shortened_answer_remembered
     assert asked[-2] == {"role": "assistant", "content": "Part one."}
 
 
-def test_an_empty_answer_cut_for_length_is_billed_counted_and_explained(world: World):
-    world.model.script = [Completion("", "length", used(50, 2000))]
-    assert world.handle(message("A hard question")) == "empty_answer"
-    assert world.texts() == [replies.EMPTY_ANSWER]
+def test_an_empty_answer_cut_for_length_gets_the_note_with_continue_and_is_counted(
+    world: World,
+):
+    """A reasoning model that spent the whole cap thinking: billed, so counted, and the person
+    can go on with Continue, which asks again after the question."""
+    world.model.script = [Completion("", "length", used(50, 2000)), "The real answer."]
+    assert world.handle(message("A hard question")) == "shortened"
+    [note] = world.messenger.messages_to(ALICE)
+    assert note["text"] == replies.CUT_BEFORE_ANSWER
+    assert note["quick_replies"] == [
+        {"content_type": "text", "title": "Continue", "payload": "ASK:Please continue."}
+    ]
     assert world.store.counters == {(ALICE, DAY): 1}
     assert world.store.spent[(ALICE, DAY)][0] == 2050
     assert len(world.model.asked) == 1  # nothing to continue from
+    tap = replace(
+        message("Continue"), kind="quick_reply", payload=note["quick_replies"][0]["payload"]
+    )
+    assert world.handle(tap) == "answered"
+    asked = world.model.asked[-1]
+    assert asked[-3:] == [
+        {"role": "user", "content": "A hard question"},
+        {"role": "assistant", "content": replies.CUT_MARK},
+        {"role": "user", "content": "Please continue."},
+    ]
+
+
+@pytest.mark.parametrize("partial", ["", "It starts like this. And then"])
+def test_an_answer_the_providers_filter_stopped_says_so_and_is_never_whole(
+    world: World, partial: str
+):
+    world.model.script = [Completion(partial, "content_filter", used(50, 20))]
+    assert world.handle(message("q")) == "filtered"
+    if partial:
+        assert world.texts() == ["It starts like this.", replies.FILTERED_NOTE]
+    else:
+        assert world.texts() == [replies.FILTERED]
+    assert world.store.counters == {(ALICE, DAY): 1}  # billed: an answer, if not a whole one
+    assert all(m.get("quick_replies") is None for m in world.messenger.messages_to(ALICE))
+
+
+def test_an_empty_answer_for_no_given_reason_is_not_called_cut(world: World):
+    world.model.script = [Completion("", "stop", used(50, 0))]
+    assert world.handle(message("q")) == "empty_answer"
+    assert world.texts() == [replies.EMPTY_ANSWER] and "cut" not in replies.EMPTY_ANSWER
 
 
 def test_a_recorded_shortened_answer_round_trips_with_its_button():

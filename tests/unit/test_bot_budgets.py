@@ -96,11 +96,24 @@ def test_a_cap_of_zero_means_none(world: World):
     assert world.handle(message("q")) == "answered"
 
 
-def test_a_model_missing_from_the_price_table_is_priced_as_the_default_model(world: World):
-    world.model.script = [Completion("ok", "stop", billed(1000, 1000, model="mystery-1"))]
-    world.handle(message("q"))
-    expected = budget.cost_nusd(Usage("gpt-5-mini", 1000, 0, 1000), world.bot.settings.model_prices)
-    assert world.store.spent[(ALICE, DAY)][1] == expected
+def test_a_model_missing_from_the_price_table_is_priced_high_and_the_owner_told_once(
+    world: World,
+):
+    """Priced at the dearest listed row, never under: the cap errs on the safe side."""
+    prices = world.bot.settings.model_prices
+    world.model.script = [Completion("ok", "stop", billed(1000, 1000, model="mystery-1"))] * 3
+    for psid in (ALICE, BOB, ALICE):
+        assert world.handle(message("q", psid=psid)) == "answered"
+    priced_as, price = budget.dearest(prices)
+    assert world.store.spent[(ALICE, DAY)][1] == 2 * round(
+        (1000 * price.input + 1000 * price.output) / 1_000_000 * budget.NANO
+    )
+    for listed in prices.values():  # at least what any listed model would cost
+        assert price.input >= listed.input and price.output >= listed.output
+    [alert] = owner_alerts(world)
+    assert "no price for the model mystery-1" in alert and priced_as in alert
+    assert "modelPrices" in alert and "mystery-1=input/cached/output" in alert
+    assert world.texts() == ["ok", "ok"]  # people see nothing of it
 
 
 # -- billing refusals, refused parameters ------------------------------------------------------
@@ -124,6 +137,25 @@ def test_insufficient_quota_is_apologised_for_counted_in_stats_and_told_once_an_
     alerts.forget_container_state()
     world.handle(message("q"))
     assert len(owner_alerts(world)) == 2
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [("authentication", "refused the API key (401"), ("status_403", "access (403")],
+)
+def test_a_refused_openai_key_is_apologised_for_and_the_owner_told_what_to_do_once_an_hour(
+    world: World, reason: str, said: str
+):
+    world.model.script = [model_error(reason, False)] * 2
+    assert world.handle(message("q")) == "model_failed"
+    assert world.handle(message("q", psid=BOB)) == "model_failed"
+    assert world.texts() == [replies.APOLOGY] and world.store.counters == {}
+    [alert] = owner_alerts(world)
+    assert said in alert and "pulumi config set --secret openaiApiKey" in alert
+    assert "pulumi up" in alert and "sk-" not in alert
+    hour = int((NOW + timedelta(hours=1)).timestamp())
+    assert world.store.quiet[alerts.OPENAI_KEY] == hour
+    assert world.store.page_day(DAY).failures == {"model": 2}
 
 
 def test_a_parameter_the_model_refused_is_reported_to_the_owner_and_counted(world: World):

@@ -9,7 +9,7 @@ import pytest
 
 from handler import budget
 from handler.llm import Usage
-from handler.settings import Price, SettingsError, parse_model_prices
+from handler.settings import Price, Settings, SettingsError, parse_model_prices
 
 PRICES = parse_model_prices(["gpt-5-mini=0.25/0.025/2.00", "gpt-5-nano=0.05/0.005/0.40"])
 
@@ -38,8 +38,12 @@ def test_a_dated_snapshot_is_priced_as_its_model():
     assert budget.price_of("gpt-5-nano-2025-08-07", PRICES) == PRICES["gpt-5-nano"]
 
 
-def test_a_model_not_in_the_table_is_priced_as_the_default_and_warned_about_once():
+def test_a_model_not_in_the_table_is_priced_at_the_dearest_row_and_warned_about_once():
+    """Never under-priced: the spend cap errs on the safe side until the owner adds a price."""
     seen: list[str] = []
+    table = parse_model_prices(
+        ["gpt-5-mini=0.25/0.025/2.00", "gpt-5.4-mini=0.75/0.075/4.50", "gpt-5-nano=0.05/0.005/0.40"]
+    )
 
     class Catch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -49,10 +53,25 @@ def test_a_model_not_in_the_table_is_priced_as_the_default_and_warned_about_once
     logging.getLogger("bridge").addHandler(handler)
     try:
         for _ in range(3):
-            assert budget.price_of("o9-ultra", PRICES) == PRICES["gpt-5-mini"]
+            assert budget.price_of("o9-ultra", table) == table["gpt-5.4-mini"]
     finally:
         logging.getLogger("bridge").removeHandler(handler)
     assert seen == ["budget.model_unpriced"]
+    assert budget.dearest(table) == ("gpt-5.4-mini", Price(0.75, 0.075, 4.5))
+    assert budget.unpriced([Usage("o9-ultra", 5), Usage("gpt-5-mini-2025-08-07", 5)], table) == [
+        "o9-ultra"
+    ]
+    assert budget.unpriced([Usage("whisper-1", audio_seconds=9.0)], table) == []  # by minute
+
+
+def test_the_default_table_prices_the_current_small_models():
+    """OpenAI's prices per million tokens (input/cached/output), as of 2026."""
+    prices = Settings(table_name="t").model_prices
+    assert prices["gpt-5.4-mini"] == Price(0.75, 0.075, 4.50)
+    assert prices["gpt-5.4-nano"] == Price(0.20, 0.02, 1.25)
+    assert prices["gpt-5-mini"] == Price(0.25, 0.025, 2.00)
+    for name, price in prices.items():  # sane: cached never dearer than fresh input
+        assert 0 < price.cached <= price.input and price.output > 0, name
 
 
 def test_a_typical_exchange_costs_a_fraction_of_a_cent():

@@ -39,9 +39,9 @@ def test_admin_commands_with_their_arguments():
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("/block", "/block needs a page-scoped id (PSID): 16 digits expected"),
-        ("/block alice", "'alice' is not a page-scoped id: 16 digits expected"),
-        ("/block 12", "'12' is not a page-scoped id: 16 digits expected"),
+        ("/block", "/block needs a page-scoped id (PSID): 5 to 32 digits expected"),
+        ("/block alice", "'alice' is not a page-scoped id: 5 to 32 digits expected"),
+        ("/block 12", "'12' is not a page-scoped id: 5 to 32 digits expected"),
         (f"/block {PSID} {PSID}", "/block takes one PSID, got 2 words"),
         (f"/limit {PSID}", "/limit needs a PSID and a number of questions a day"),
         (f"/limit {PSID} -2", "'-2' is not a number of questions: a whole number from 0 to"),

@@ -212,12 +212,47 @@ def test_photos_voice_messages_stickers_and_other_attachments_are_told_apart():
         ("m2", "image", "", (("image", "https://cdn.test/1.jpg"), ("image", "https://x/2.png"))),
         ("m3", "image", "what is it?", (("image", "https://cdn.test/b.jpg"),)),
         ("m4", "audio", "", (("audio", "https://cdn.test/v.mp4"),)),
-        ("m5", "image", "", (("image", "https://cdn.test/s.png"),)),
+        ("m5", "image", "", (("sticker", "https://cdn.test/s.png"),)),
         ("m6", "like", "", ()),
         ("m7", "attachments", "", ()),
         ("m8", "attachments", "", ()),
         ("m9", "attachments", "", ()),
     ]
+
+
+def sticker(psid: str, mid: str, sticker_id: int, url: str, *also: dict) -> dict:
+    """A sticker as Meta sends it now: a ``sticker`` attachment with its id in the payload."""
+    payload = {"url": url, "sticker_id": sticker_id}
+    return {
+        "sender": {"id": psid},
+        "timestamp": 1764000000000,
+        "message": {"mid": mid, "attachments": [{"type": "sticker", "payload": payload}, *also]},
+    }
+
+
+def test_stickers_sent_as_sticker_attachments_are_looked_at_and_the_like_is_acknowledged():
+    url = "https://cdn.test/sticker.png"
+    both = {"type": "image", "payload": {"url": url, "sticker_id": 144884852352448}}
+    events = parse_webhook(
+        body(
+            entry(
+                sticker(ALICE, "m1", 144884852352448, url),
+                sticker(ALICE, "m2", 369239263222822, "https://cdn.test/like.png"),
+                sticker(ALICE, "m3", 369239383222810, "https://cdn.test/big-like.png"),
+                sticker(ALICE, "m4", 144884852352448, url, both),  # during the changeover
+            )
+        )
+    )
+    assert [(e.event_id, e.kind, e.media) for e in events] == [
+        ("m1", "image", (("sticker", url),)),
+        ("m2", "like", ()),
+        ("m3", "like", ()),
+        ("m4", "image", (("sticker", url),)),
+    ]
+    like_in_payload = attached(BOB, "m6", ("image", "https://cdn.test/like.png"))
+    like_in_payload["message"]["attachments"][0]["payload"]["sticker_id"] = "369239343222814"
+    [like] = parse_webhook(body(entry(like_in_payload)))
+    assert (like.kind, like.media) == ("like", ())
 
 
 def test_at_most_four_photos_of_a_message_go_to_the_model():

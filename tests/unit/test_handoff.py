@@ -141,6 +141,9 @@ def test_a_photo_and_the_text_sent_after_it_are_one_question():
 
 
 def test_a_photo_stays_alone_when_the_text_is_late_someone_elses_or_already_captioned():
+    """In the hand-off only: the worker keeps a photo that came alone waiting for the person's
+    next message (``events.PHOTO_WAIT_SECONDS``; ``tests/unit/test_bot_media.py``), so a late
+    text is still asked with it, as one question."""
     start = 1_800_000_000_000
     late = [photo(ALICE, 1, start), event(ALICE, 2, "later", start + 61_000)]
     other = [photo(ALICE, 1, start), event(BOB, 2, "mine", start + 1)]

@@ -163,11 +163,30 @@ def test_the_responses_api_is_asked_in_its_own_format() -> None:
 
 def test_the_responses_api_incomplete_status_is_a_cut_answer_and_refusals_drop_params() -> None:
     with FakeOpenAI(api_key=KEY, answer="word " * 100, profile="classic") as server:
-        completion = ask(settings_for(server, openai_api="responses", max_tokens=10))
+        completion = ask(settings_for(server, openai_api="responses", max_tokens=16))
         bodies = server.requests
-    assert completion.finish_reason == "length" and completion.text == ("word " * 8)
+    assert completion.finish_reason == "length" and completion.text == ("word " * 13)[:64]
     assert completion.dropped == ("reasoning_effort",)
     assert ["reasoning" in b for b in bodies] == [True, False]
+
+
+def test_the_responses_api_is_never_sent_a_cap_below_its_minimum() -> None:
+    """OpenAI answers 400 integer_below_min_value for max_output_tokens under 16."""
+    with FakeOpenAI(api_key=KEY, answer="Fine.") as server:
+        completion = ask(settings_for(server, openai_api="responses", max_tokens=5))
+        chat = ask(settings_for(server, max_tokens=5))
+        responses_body, chat_body = server.requests
+    assert completion.text == "Fine." and responses_body["max_output_tokens"] == 16
+    assert chat.text == "Fine." and chat_body["max_completion_tokens"] == 5
+
+
+def test_a_photo_the_provider_cannot_open_is_not_a_model_without_vision() -> None:
+    heic = "data:image/jpeg;base64,AAAAGGZ0eXBoZWljAAAAAG1pZjFoZWlj"  # HEIC bytes, mislabelled
+    image = {"type": "image_url", "image_url": {"url": heic}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "?"}, image]}]
+    with FakeOpenAI(api_key=KEY) as server, pytest.raises(ModelError) as caught:
+        ask(settings_for(server), messages)
+    assert (caught.value.reason, caught.value.retryable) == ("image_invalid", False)
 
 
 def test_a_model_without_vision_refuses_a_photo_for_good() -> None:
@@ -252,3 +271,45 @@ SENT = ("temperature", "reasoning_effort", "max_completion_tokens")
 )
 def test_which_parameter_a_provider_refused(error: Exception, found: str | None) -> None:
     assert llm.refused_parameter(error, SENT) == found
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (refusal(400, "You uploaded an unsupported image.", "invalid_image_format"), "invalid"),
+        (refusal(400, "Could not parse the image.", "image_parse_error"), "invalid"),
+        (refusal(400, "Image exceeds the 20 MB limit.", "image_too_large"), "invalid"),
+        (refusal(400, "Invalid image.", "invalid_image"), "invalid"),
+        (refusal(400, "Bad image data.", "invalid_image_data"), "invalid"),  # a code like them
+        (refusal(400, "Invalid image: cannot identify image file"), "invalid"),
+        (
+            refusal(
+                400,
+                "Invalid content type. image_url is only supported by certain models.",
+                "invalid_value",
+                "messages.[1].content.[1].type",
+            ),
+            "unsupported",
+        ),
+        (refusal(400, "This model does not support image input."), "unsupported"),
+    ],
+)
+def test_a_bad_photo_and_a_model_without_vision_are_told_apart(error: Exception, reason: str):
+    assert llm._bad_image(error) == (reason == "invalid")
+    assert llm._refuses_images(error) == (reason == "unsupported")
+
+
+def test_a_responses_answer_stopped_by_the_filter_is_not_a_whole_answer():
+    def response(status: str, reason: str | None, text: str) -> SimpleNamespace:
+        part = SimpleNamespace(type="output_text", text=text)
+        return SimpleNamespace(
+            status=status,
+            incomplete_details=SimpleNamespace(reason=reason) if reason else None,
+            output=[SimpleNamespace(type="message", content=[part] if text else [])],
+            usage=None,
+        )
+
+    filtered = llm.responses_answer(response("incomplete", "content_filter", "It beg"), "m")
+    assert (filtered.text, filtered.finish_reason) == ("It beg", "content_filter")
+    cut = llm.responses_answer(response("incomplete", "max_output_tokens", ""), "m")
+    assert (cut.text, cut.finish_reason) == ("", "length")

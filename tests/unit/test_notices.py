@@ -178,6 +178,22 @@ def test_an_urgent_notice_is_emailed_at_once_and_not_again(world: World):
     assert telling(world, sns, 90).mail_overdue() == 0 and len(sns.published) == 1
 
 
+def test_a_pressing_notice_is_emailed_at_once_unless_an_owner_got_it_in_messenger(world: World):
+    sns = FakeSns()
+    human = replies.human_notice(ALICE, AT + 1800, UTC)
+    told = telling(world, sns).tell(human, 0, pressing=True)  # the owner is outside the window
+    assert (told.delivered, told.queued, told.emailed) == (0, 1, 1)
+    [mail] = sns.published
+    assert mail["Subject"] == f"Messenger bot: {ALICE} asks for a person"
+    assert world.store.outboxes[ADMIN][f"human:{ALICE}"].mailed  # not e-mailed again later
+    world.store.quiet.clear()
+    notices.forget_container_state()
+    assert telling(world, sns, 90).mail_overdue() == 0 and len(sns.published) == 1
+    world.store.create_user(ADMIN, NOW)  # inside the window: Messenger takes it
+    told = telling(world, sns).tell(human, 0, pressing=True)
+    assert (told.delivered, told.emailed) == (1, 0) and len(sns.published) == 1
+
+
 def test_without_owners_notices_are_emailed_at_once_but_not_each_new_user():
     world = make_world(admin_psids=frozenset())
     sns = FakeSns()

@@ -14,7 +14,17 @@ from handler.events import Inbound
 from handler.llm import ModelError
 from handler.takeover import BY_HUMAN, STARTED, take_over
 from tests.support.fakes import MemoryStore
-from tests.support.world import ADMIN, ALICE, BOB, NOW, World, make_world, message, photo
+from tests.support.world import (
+    ADMIN,
+    ALICE,
+    BOB,
+    NOW,
+    World,
+    make_world,
+    message,
+    photo,
+    postback,
+)
 
 AT = int(NOW.timestamp())
 
@@ -48,6 +58,14 @@ def test_a_late_redelivery_pauses_from_when_the_page_wrote():
     late = replace(echo(ALICE), timestamp=(AT - 600) * 1000)  # written ten minutes ago
     take_over([late], Pauses(store), 30, frozenset(), AT)  # type: ignore[arg-type]
     assert store.get_pause(ALICE).until == AT + 1200
+
+
+def test_a_reply_by_hand_whose_pause_would_be_over_pauses_nothing():
+    store = MemoryStore()
+    late = replace(echo(ALICE), timestamp=(AT - 1800) * 1000)  # its half hour ends now
+    kept = take_over([late], Pauses(store), 30, frozenset(), AT)  # type: ignore[arg-type]
+    assert [(e.kind, e.payload) for e in kept] == [("echo", "")]  # for the conversation only
+    assert store.pauses == {}
 
 
 def test_with_takeover_off_or_to_an_owner_a_reply_by_hand_is_dropped():
@@ -140,6 +158,37 @@ def test_a_paused_person_may_still_delete_their_data():
     paused(world)
     assert world.handle(message("/delete")) == "command:delete"
     assert world.messenger.messages_to(ALICE)[-1]["attachment"]["payload"]["buttons"]
+
+
+def test_a_paused_persons_delete_keeps_the_pause_but_an_ended_one_goes():
+    world = make_world()
+    paused(world)
+    world.handle(postback("DELETE_CONFIRMED", "Delete my data"))
+    assert world.texts()[-1] == replies.deleted(1)  # the profile; the pause is no record of them
+    assert world.store.get_pause(ALICE).until == AT + 1800
+    assert world.handle(message("still there?")) == "paused"  # the page's person answers
+    world.store.extend_pause(BOB, AT, BY_HUMAN, AT - 1800)  # over
+    world.handle(postback("DELETE_CONFIRMED", "Delete my data", psid=BOB))
+    assert world.store.get_pause(BOB) is None
+
+
+def test_human_with_nobody_to_tell_says_so_and_keeps_answering():
+    world = make_world(admin_psids=frozenset())
+    assert world.handle(message("/human")) == "command:human"
+    assert world.texts() == [replies.HUMAN_NOBODY]
+    assert world.store.pauses == {} and world.store.quiet == {}
+    assert world.handle(message("anyone?")) == "answered"
+
+
+def test_human_whose_notice_reached_nobody_says_so_and_keeps_answering():
+    world = make_world()  # an owner outside the window, and their outbox cannot be written
+
+    def broken(psid: str, notice: object) -> None:
+        raise ConnectionError("DynamoDB is down")
+
+    world.store.keep_notice = broken  # type: ignore[method-assign]
+    assert world.handle(message("/human")) == "command:human"
+    assert world.texts() == [replies.HUMAN_NOBODY] and world.store.pauses == {}
 
 
 def test_human_pauses_once_and_tells_the_owners_once_per_half_hour():
