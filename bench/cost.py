@@ -231,7 +231,7 @@ def openai_costs() -> dict[str, Any]:
     model, transcriber = DEFAULTS["model"], DEFAULTS["transcriptionModel"]
 
     def dollars(usages: list[Any]) -> float:
-        return budget.spend(usages, prices, model).cost_nusd / budget.NANO
+        return budget.spend(usages, prices).cost_nusd / budget.NANO
 
     day = conversation_day()
     n = len(day)
@@ -254,7 +254,7 @@ def openai_costs() -> dict[str, Any]:
     cap = float(DEFAULTS["dailySpendLimitUsd"])
 
     def price(name: str) -> dict[str, float]:
-        found = budget.price_of(name, prices, model)
+        found = budget.price_of(name, prices)
         return {"input": found.input, "cached": found.cached, "output": found.output}
 
     return {

@@ -54,6 +54,7 @@ from bench.common import (
 from bench.cost import typical_exchange
 from bench.warm import handler_logs_to
 from bench.wire import AwsCall, by_operation, item_kind, item_size, record_aws, request_units
+from handler import replies as replies_text
 from handler.defaults import DEFAULTS
 
 _TOKEN = re.compile(r"\[(\w+)\]")
@@ -436,13 +437,17 @@ def _burst_figures(
     replies: dict[str, list[float]] = defaultdict(list)
     order: dict[str, list[str]] = defaultdict(list)  # psid -> reply tokens, as they arrived
     stray = 0
+    welcomes: dict[str, int] = defaultdict(int)  # a new person's welcome, before the answer
     for psid, text, at in texts:
         token = _token_of(text)
         if token in owner and owner[token] == psid:
             replies[token].append(at)
             order[psid].append(token)
+        elif text.startswith(replies_text.WELCOME_OPENING) and not order[psid]:
+            welcomes[psid] += 1
         elif psid in owner.values():
             stray += 1
+    stray += sum(n - 1 for n in welcomes.values() if n > 1)  # a second welcome is one too many
     exactly_once = all(len(replies[s.token]) == 1 for s in sent) and not stray
     in_order = all(
         order[psid] == [s.token for s in sorted(sent, key=lambda s: s.posted) if s.psid == psid]
@@ -483,6 +488,7 @@ def _burst_figures(
         "in_order_per_person": in_order,
         "duplicates": sum(max(0, len(replies[s.token]) - 1) for s in sent),
         "stray_texts": stray,
+        "welcomed": len(welcomes),
         "wall_s": end - start,
         "messages_per_s": len(sent) / (end - start) if end > start else math.nan,
         "webhooks_per_s": len(sent) / (webhooks_done - start),

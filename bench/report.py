@@ -717,7 +717,9 @@ def _e2e(e: dict[str, Any], add: Any) -> None:
     add(
         f"**Exactly one reply per message, each person's in the order sent: "
         f"{'yes' if ok else 'NO'}**: {b['replied']} of {b['messages']} messages answered, "
-        f"{b['duplicates']} duplicates, {b['stray_texts']} other texts, in order for every "
+        f"{b['duplicates']} duplicates, {b['stray_texts']} other texts (besides the welcome "
+        f"each new person gets once before their first answer: {b.get('welcomed', 0)}), in "
+        "order for every "
         f"person: {b['in_order_per_person']}, every webhook answered 200: {b['all_200']}; "
         f"{b['invocations']} worker invocations ({b['records_per_invocation']['mean']:.1f} "
         f"messages per batch on average, at most {b['most_invocations_at_once']} at once), "
